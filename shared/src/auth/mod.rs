@@ -1,0 +1,199 @@
+//! Where credentials come from and which registry they belong to.
+//!
+//! A [`CredentialStore`] answers one question: "what credential do I present to registry
+//! host H?". It consults, in order: credentials given explicitly for that host (flags,
+//! environment, config), Amazon ECR's `GetAuthorizationToken` for ECR hosts, the docker and
+//! containers auth files, and finally anonymous access. Credentials are keyed by host, so a
+//! credential can only ever be presented to the registry it was given for.
+//!
+//! Secrets are wrapped in [`Secret`], whose `Debug` and `Display` print `***`, so neither a
+//! log line nor an error can show one.
+
+pub mod challenge;
+pub mod docker_config;
+pub mod ecr;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// A secret string whose formatting never reveals it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself: call only where it is put on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What to present to a registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    Anonymous,
+    Basic { username: String, password: Secret },
+}
+
+impl Credential {
+    pub fn basic(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credential::Basic {
+            username: username.into(),
+            password: Secret::new(password),
+        }
+    }
+
+    /// Parse `USER:PASSWORD` as given on the command line or in an environment variable.
+    pub fn from_user_colon_password(text: &str) -> Result<Self> {
+        match text.split_once(':') {
+            Some((user, pass)) if !user.is_empty() => Ok(Credential::basic(user, pass)),
+            _ => Err(Error::Credentials(
+                "credentials must be USER:PASSWORD (the password may contain ':')".into(),
+            )),
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, Credential::Anonymous)
+    }
+}
+
+/// Looks up the credential for a registry host.
+pub struct CredentialStore {
+    explicit: HashMap<String, Credential>,
+    files: Vec<docker_config::AuthFile>,
+    ecr: Option<Arc<ecr::EcrTokenProvider>>,
+}
+
+impl CredentialStore {
+    /// A store with no credentials at all: everything is anonymous.
+    pub fn anonymous() -> Self {
+        CredentialStore {
+            explicit: HashMap::new(),
+            files: Vec::new(),
+            ecr: None,
+        }
+    }
+
+    /// A store that reads the user's docker/containers auth files and asks ECR for tokens.
+    pub fn from_environment() -> Result<Self> {
+        Ok(CredentialStore {
+            explicit: HashMap::new(),
+            files: docker_config::AuthFile::load_default_locations()?,
+            ecr: Some(Arc::new(ecr::EcrTokenProvider::new())),
+        })
+    }
+
+    /// Use `credential` for `registry` ahead of every other source.
+    pub fn insert(&mut self, registry: &str, credential: Credential) {
+        self.explicit.insert(normalize_host(registry), credential);
+    }
+
+    pub fn add_file(&mut self, file: docker_config::AuthFile) {
+        self.files.insert(0, file);
+    }
+
+    pub fn set_ecr(&mut self, provider: Option<Arc<ecr::EcrTokenProvider>>) {
+        self.ecr = provider;
+    }
+
+    /// The credential for `registry` (a registry name as written in references, e.g.
+    /// `docker.io` or `127.0.0.1:5000`) and, for files that key by path, `repository`.
+    pub async fn lookup(&self, registry: &str, repository: &str) -> Result<Credential> {
+        let host = normalize_host(registry);
+        if let Some(c) = self.explicit.get(&host) {
+            return Ok(c.clone());
+        }
+        if let (Some(provider), Some(ecr_host)) = (&self.ecr, ecr::EcrHost::parse(&host)) {
+            match provider.credential(&ecr_host).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    // Fall back to a `docker login` the user may have done, but say why.
+                    tracing::warn!(registry = %host, error = %e, "ECR token unavailable; trying docker config");
+                    if let Some(c) = self.from_files(&host, repository).await? {
+                        return Ok(c);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self
+            .from_files(&host, repository)
+            .await?
+            .unwrap_or(Credential::Anonymous))
+    }
+
+    async fn from_files(&self, host: &str, repository: &str) -> Result<Option<Credential>> {
+        for file in &self.files {
+            if let Some(c) = file.lookup(host, repository).await? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Docker Hub goes by several names in auth files; everything else is its host.
+pub fn normalize_host(registry: &str) -> String {
+    let host = registry
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".into(),
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_format() {
+        let c = Credential::basic("alice", "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(Secret::new("x").to_string(), "***");
+    }
+
+    #[test]
+    fn parses_user_colon_password() {
+        assert_eq!(
+            Credential::from_user_colon_password("u:p:q").unwrap(),
+            Credential::basic("u", "p:q")
+        );
+        assert!(Credential::from_user_colon_password("nouser").is_err());
+        assert!(Credential::from_user_colon_password(":p").is_err());
+    }
+
+    #[tokio::test]
+    async fn explicit_credentials_are_bound_to_their_host() {
+        let mut store = CredentialStore::anonymous();
+        store.insert("src.example.com", Credential::basic("u", "p"));
+        assert_eq!(store.lookup("src.example.com", "a").await.unwrap(), Credential::basic("u", "p"));
+        assert!(store.lookup("dst.example.com", "a").await.unwrap().is_anonymous());
+        store.insert("https://index.docker.io/v1/", Credential::basic("d", "h"));
+        assert_eq!(store.lookup("docker.io", "library/alpine").await.unwrap(), Credential::basic("d", "h"));
+    }
+}

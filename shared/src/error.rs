@@ -1,0 +1,214 @@
+//! The library's error type: one variant per thing a caller can act on, each carrying the
+//! registry, repository and reference it is about, and one place ([`Error::is_retryable`])
+//! that decides whether trying again can help.
+//!
+//! Messages never contain credentials: nothing in this module is given a secret.
+
+use std::time::Duration;
+
+use crate::digest::Digest;
+use crate::manifest::ManifestError;
+
+/// What ferry was doing when a registry said no. Used to name the permission that is
+/// missing (for ECR, the IAM action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    ReadManifest,
+    ReadBlob,
+    CheckBlob,
+    ListTags,
+    ListRepositories,
+    StartUpload,
+    UploadBlob,
+    MountBlob,
+    PushManifest,
+}
+
+impl Operation {
+    pub fn is_push(self) -> bool {
+        matches!(
+            self,
+            Operation::StartUpload | Operation::UploadBlob | Operation::MountBlob | Operation::PushManifest
+        )
+    }
+
+    /// The ECR IAM action this operation needs.
+    pub fn ecr_action(self) -> &'static str {
+        match self {
+            Operation::ReadManifest => "ecr:BatchGetImage",
+            Operation::ReadBlob => "ecr:GetDownloadUrlForLayer",
+            Operation::CheckBlob => "ecr:BatchCheckLayerAvailability",
+            Operation::ListTags => "ecr:ListImages",
+            Operation::ListRepositories => "ecr:DescribeRepositories",
+            Operation::StartUpload | Operation::MountBlob => "ecr:InitiateLayerUpload",
+            Operation::UploadBlob => "ecr:UploadLayerPart and ecr:CompleteLayerUpload",
+            Operation::PushManifest => "ecr:PutImage",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        if self.is_push() {
+            "push to"
+        } else {
+            "pull from"
+        }
+    }
+}
+
+/// Where an error happened: `registry/repository` and what was asked of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub registry: String,
+    pub repository: String,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.repository.is_empty() {
+            f.write_str(&self.registry)
+        } else {
+            write!(f, "{}/{}", self.registry, self.repository)
+        }
+    }
+}
+
+fn is_ecr(registry: &str) -> bool {
+    crate::auth::ecr::EcrHost::parse(registry).is_some()
+}
+
+fn denied_hint(at: &Location, op: &Operation) -> String {
+    if is_ecr(&at.registry) {
+        format!("the AWS identity needs {} on that repository", op.ecr_action())
+    } else if op.is_push() {
+        "check that the destination credentials may push to that repository".to_string()
+    } else {
+        "check that the source credentials may pull that repository".to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    InvalidReference(#[from] crate::reference::InvalidReference),
+
+    #[error("{at}: manifest {reference} not found (check the tag or digest exists; `ferry` lists tags with --all-tags)")]
+    ManifestNotFound { at: Location, reference: String },
+
+    #[error("{at}: blob {digest} not found at the source")]
+    BlobNotFound { at: Location, digest: Digest },
+
+    #[error("{} {at} needs credentials: no basic auth credentials were found for {}. Log in (docker login {}), pass --{}-creds USER:PASSWORD, or set them in the docker config file{}", op.verb(), at.registry, at.registry, if op.is_push() { "dest" } else { "src" }, if is_ecr(&at.registry) { "; for ECR, make AWS credentials available to ferry" } else { "" })]
+    NoCredentials { at: Location, op: Operation },
+
+    #[error("{} {at} denied ({op:?}): {message}; {}", op.verb(), denied_hint(at, op))]
+    Denied { at: Location, op: Operation, message: String },
+
+    #[error("{at}: tag {tag} is immutable and already points at another image{}; ferry will not overwrite it. Push under a new tag, or delete the old image first", existing.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    ImmutableTag { at: Location, tag: String, existing: Option<Digest> },
+
+    #[error("{at}: digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch { at: Location, what: String, expected: Digest, actual: String },
+
+    #[error("{at}: rate limited by the registry{}", retry_after.map(|d| format!(" (asked to wait {}s)", d.as_secs())).unwrap_or_default())]
+    RateLimited { at: Location, retry_after: Option<Duration> },
+
+    #[error("{at}: {op:?} failed: {detail}")]
+    Transient { at: Location, op: Operation, detail: String },
+
+    #[error("{at}: {op:?}: unexpected registry response: {detail}")]
+    Protocol { at: Location, op: Operation, detail: String },
+
+    #[error("{at}: {source}")]
+    Manifest { at: Location, #[source] source: ManifestError },
+
+    #[error("{at}: manifest is larger than {limit} bytes; refusing to read it")]
+    ManifestTooLarge { at: Location, limit: usize },
+
+    #[error("credentials: {0}")]
+    Credentials(String),
+
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Whether the same request, repeated later, may succeed. Everything not listed as
+    /// transient is permanent: retrying a denied push or an immutable tag only burns time.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Transient { .. } | Error::RateLimited { .. })
+    }
+
+    /// How long the registry asked us to wait, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A short stable name for reports and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidReference(_) => "invalid_reference",
+            Error::ManifestNotFound { .. } => "manifest_not_found",
+            Error::BlobNotFound { .. } => "blob_not_found",
+            Error::NoCredentials { .. } => "no_credentials",
+            Error::Denied { .. } => "denied",
+            Error::ImmutableTag { .. } => "immutable_tag",
+            Error::DigestMismatch { .. } => "digest_mismatch",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Transient { .. } => "transient",
+            Error::Protocol { .. } => "protocol",
+            Error::Manifest { .. } => "bad_manifest",
+            Error::ManifestTooLarge { .. } => "manifest_too_large",
+            Error::Credentials(_) => "credentials",
+            Error::Config(_) => "config",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(registry: &str) -> Location {
+        Location { registry: registry.into(), repository: "app".into() }
+    }
+
+    #[test]
+    fn ecr_denials_name_the_missing_iam_action() {
+        let e = Error::Denied {
+            at: at("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            op: Operation::StartUpload,
+            message: "not authorized".into(),
+        };
+        let text = e.to_string();
+        assert!(text.contains("push to 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"), "{text}");
+        assert!(text.contains("ecr:InitiateLayerUpload"), "{text}");
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn only_transient_and_rate_limited_errors_are_retryable() {
+        let cases: Vec<(Error, bool)> = vec![
+            (Error::Transient { at: at("r"), op: Operation::ReadBlob, detail: "reset".into() }, true),
+            (Error::RateLimited { at: at("r"), retry_after: Some(Duration::from_secs(3)) }, true),
+            (Error::ImmutableTag { at: at("r"), tag: "1".into(), existing: None }, false),
+            (Error::ManifestNotFound { at: at("r"), reference: "x".into() }, false),
+            (Error::NoCredentials { at: at("r"), op: Operation::ReadManifest }, false),
+        ];
+        for (e, retryable) in cases {
+            assert_eq!(e.is_retryable(), retryable, "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_credentials_message_says_what_to_do() {
+        let e = Error::NoCredentials { at: at("registry.gitlab.com"), op: Operation::PushManifest };
+        let t = e.to_string();
+        assert!(t.contains("no basic auth credentials"), "{t}");
+        assert!(t.contains("--dest-creds"), "{t}");
+    }
+}

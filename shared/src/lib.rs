@@ -1,0 +1,17 @@
+//! ferry's engine: everything that can run without AWS Lambda.
+//!
+//! - [`reference`], [`digest`], [`manifest`]: the types copied images are described with;
+//! - [`auth`]: where credentials come from, bound to the registry they are for;
+//! - [`registry`]: the distribution API client;
+//! - [`copy`]: the byte-exact, streaming copy engine and its [`report`].
+
+pub mod auth;
+pub mod copy;
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod reference;
+pub mod registry;
+pub mod report;
+
+pub use error::{Error, Result};

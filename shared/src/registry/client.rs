@@ -1,0 +1,464 @@
+//! [`RegistryClient`]: the distribution API calls ferry makes, with authentication, bounded
+//! retries and error mapping applied uniformly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use url::Url;
+
+use super::endpoint::Endpoints;
+use super::response::Failure;
+use super::retry::RetryPolicy;
+use super::session::{without_url, Scope, Session};
+use crate::auth::{challenge, CredentialStore};
+use crate::digest::Digest;
+use crate::error::{Error, Location, Operation, Result};
+use crate::manifest::{Manifest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES};
+use crate::reference::ImageRef;
+
+const DIGEST_HEADER: &str = "docker-content-digest";
+
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    pub endpoints: Endpoints,
+    pub retry: RetryPolicy,
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response; a stalled blob download fails after this.
+    pub read_timeout: Duration,
+    pub user_agent: String,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            endpoints: Endpoints::new(),
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            user_agent: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// What a manifest HEAD says about a tag or digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    pub digest: Digest,
+    pub media_type: Option<String>,
+}
+
+/// The answer to starting an upload: either the registry mounted the blob from another
+/// repository (nothing to send), or it opened an upload session at this URL.
+#[derive(Debug, Clone)]
+pub enum UploadStart {
+    Mounted,
+    Session(Url),
+}
+
+/// Who a request is for and what it needs: the registry, repository, token scopes and the
+/// operation (for error messages and IAM hints).
+struct Call<'a> {
+    image: &'a ImageRef,
+    scopes: Vec<Scope>,
+    op: Operation,
+    reference: &'a str,
+}
+
+impl Call<'_> {
+    fn location(&self) -> Location {
+        Location { registry: self.image.registry().to_string(), repository: self.image.repository().to_string() }
+    }
+
+    fn transient(&self, e: reqwest::Error) -> Error {
+        Error::Transient { at: self.location(), op: self.op, detail: without_url(&e) }
+    }
+}
+
+pub struct RegistryClient {
+    http: reqwest::Client,
+    options: RegistryOptions,
+    credentials: CredentialStore,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl RegistryClient {
+    pub fn new(options: RegistryOptions, credentials: CredentialStore) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(options.user_agent.clone())
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(64)
+            // reqwest strips Authorization when a redirect leaves the host (presigned
+            // storage URLs); that default is what keeps credentials on their registry.
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(RegistryClient { http, options, credentials, sessions: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.options.retry
+    }
+
+    /// Whether two references are served by the same registry endpoint (so blobs can be
+    /// mounted across their repositories).
+    pub fn same_registry(&self, a: &ImageRef, b: &ImageRef) -> bool {
+        self.options.endpoints.base_url(a.registry()) == self.options.endpoints.base_url(b.registry())
+    }
+
+    fn session(&self, registry: &str) -> Arc<Session> {
+        let mut sessions = self.sessions.lock().expect("session map poisoned");
+        sessions
+            .entry(registry.to_string())
+            .or_insert_with(|| Arc::new(Session::new(registry.to_string(), self.options.endpoints.base_url(registry))))
+            .clone()
+    }
+
+    /// Send a request built by `build`, authenticating as the registry asks. A 401 teaches
+    /// the session the scheme (or that its token expired) and the request is sent once more,
+    /// if `replayable`. Returns the response whatever its status, and whether it went out
+    /// without credentials.
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        replayable: bool,
+        mut build: impl FnMut(&reqwest::Client, &Url) -> RequestBuilder,
+    ) -> Result<(Response, bool)> {
+        let session = self.session(call.image.registry());
+        let credential = session.credential(&self.credentials, call.image.repository()).await?;
+        let mut auth = session.authorization(&self.http, &credential, &call.scopes, false).await?;
+        let mut attempt = 0;
+        loop {
+            let mut req = build(&self.http, &session.base);
+            if let Some(h) = &auth {
+                req = req.header(AUTHORIZATION, h.clone());
+            }
+            let resp = req.send().await.map_err(|e| call.transient(e))?;
+            if resp.status() != StatusCode::UNAUTHORIZED || attempt > 0 {
+                return Ok((resp, credential.is_anonymous()));
+            }
+            attempt += 1;
+            let challenge = resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(challenge::parse);
+            if !session.learn(challenge, &self.options.endpoints).await? {
+                return Ok((resp, credential.is_anonymous()));
+            }
+            auth = session.authorization(&self.http, &credential, &call.scopes, true).await?;
+            if auth.is_none() {
+                return Ok((resp, credential.is_anonymous()));
+            }
+            if !replayable {
+                // The body is gone; the fresh token is cached for the caller's retry.
+                return Err(Error::Transient {
+                    at: call.location(),
+                    op: call.op,
+                    detail: "authorization expired during the upload; retrying with a new token".into(),
+                });
+            }
+        }
+    }
+
+    async fn fail(&self, call: &Call<'_>, resp: Response, anonymous: bool) -> Error {
+        Failure::read(resp).await.into_error(call.location(), call.op, call.reference, anonymous)
+    }
+
+    fn url(base: &Url, image: &ImageRef, tail: &str) -> Url {
+        base.join(&format!("v2/{}/{tail}", image.repository())).expect("repository names are URL-safe")
+    }
+
+    /// HEAD a manifest: its digest, or `None` when the tag or digest does not exist.
+    pub async fn head_manifest(&self, image: &ImageRef, reference: &str) -> Result<Option<ManifestHead>> {
+        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::ReadManifest, reference };
+        self.options
+            .retry
+            .run("HEAD manifest", || async {
+                let (resp, anon) = self
+                    .send(&call, true, |http, base| {
+                        http.head(Self::url(base, image, &format!("manifests/{reference}"))).header(ACCEPT, ACCEPT_MANIFESTS)
+                    })
+                    .await?;
+                if resp.status() == StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                if !resp.status().is_success() {
+                    return Err(self.fail(&call, resp, anon).await);
+                }
+                let media_type = header_str(&resp, CONTENT_TYPE.as_str());
+                match header_str(&resp, DIGEST_HEADER).and_then(|d| d.parse::<Digest>().ok()) {
+                    Some(digest) => Ok(Some(ManifestHead { digest, media_type })),
+                    // Some registries omit the digest on HEAD; only a GET can tell.
+                    None => {
+                        let m = self.get_manifest_once(&call).await?;
+                        Ok(Some(ManifestHead { digest: m.digest, media_type: Some(m.media_type) }))
+                    }
+                }
+            })
+            .await
+    }
+
+    /// GET a manifest's exact bytes, verified against the digest asked for (or the one the
+    /// registry reports).
+    pub async fn get_manifest(&self, image: &ImageRef, reference: &str) -> Result<Manifest> {
+        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::ReadManifest, reference };
+        self.options.retry.run("GET manifest", || self.get_manifest_once(&call)).await
+    }
+
+    async fn get_manifest_once(&self, call: &Call<'_>) -> Result<Manifest> {
+        let image = call.image;
+        let reference = call.reference;
+        let (mut resp, anon) = self
+            .send(call, true, |http, base| {
+                http.get(Self::url(base, image, &format!("manifests/{reference}"))).header(ACCEPT, ACCEPT_MANIFESTS)
+            })
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.fail(call, resp, anon).await);
+        }
+        let content_type = header_str(&resp, CONTENT_TYPE.as_str());
+        let header_digest = header_str(&resp, DIGEST_HEADER);
+        let too_large = || Error::ManifestTooLarge { at: call.location(), limit: MAX_MANIFEST_BYTES };
+        if resp.content_length().is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+            return Err(too_large());
+        }
+        let mut raw = BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| call.transient(e))? {
+            if raw.len() + chunk.len() > MAX_MANIFEST_BYTES {
+                return Err(too_large());
+            }
+            raw.extend_from_slice(&chunk);
+        }
+        let raw: Bytes = raw.freeze();
+        // The digest to hold the bytes to: the one asked for, else the registry's claim,
+        // else what they hash to.
+        let expected = match reference.parse::<Digest>() {
+            Ok(d) => Some(d),
+            Err(_) => header_digest.as_deref().and_then(|d| d.parse().ok()),
+        };
+        let digest = match expected {
+            Some(d) if d.matches(&raw) => d,
+            Some(d) => {
+                return Err(Error::DigestMismatch {
+                    at: call.location(),
+                    what: format!("manifest {reference}"),
+                    actual: Digest::sha256_of(&raw).to_string(),
+                    expected: d,
+                })
+            }
+            None => Digest::sha256_of(&raw),
+        };
+        Manifest::parse(raw, digest, content_type.as_deref())
+            .map_err(|source| Error::Manifest { at: call.location(), source })
+    }
+
+    /// PUT a manifest's exact bytes under `reference` (a tag or its digest). Returns the
+    /// digest the registry stored, which must be the manifest's own.
+    pub async fn put_manifest(&self, image: &ImageRef, reference: &str, manifest: &Manifest) -> Result<()> {
+        let call = Call { image, scopes: vec![Scope::push(image.repository())], op: Operation::PushManifest, reference };
+        self.options
+            .retry
+            .run("PUT manifest", || async {
+                let (resp, anon) = self
+                    .send(&call, true, |http, base| {
+                        http.put(Self::url(base, image, &format!("manifests/{reference}")))
+                            .header(CONTENT_TYPE, manifest.media_type.as_str())
+                            .body(manifest.raw.clone())
+                    })
+                    .await?;
+                if !resp.status().is_success() {
+                    return Err(self.fail(&call, resp, anon).await);
+                }
+                if let Some(stored) = header_str(&resp, DIGEST_HEADER) {
+                    if stored != manifest.digest.as_str() {
+                        return Err(Error::DigestMismatch {
+                            at: call.location(),
+                            what: format!("pushed manifest {reference}"),
+                            expected: manifest.digest.clone(),
+                            actual: stored,
+                        });
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Whether the repository has the blob.
+    pub async fn blob_exists(&self, image: &ImageRef, digest: &Digest) -> Result<bool> {
+        let reference = digest.as_str();
+        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::CheckBlob, reference };
+        self.options
+            .retry
+            .run("HEAD blob", || async {
+                let (resp, anon) = self
+                    .send(&call, true, |http, base| http.head(Self::url(base, image, &format!("blobs/{reference}"))))
+                    .await?;
+                match resp.status() {
+                    s if s.is_success() => Ok(true),
+                    StatusCode::NOT_FOUND => Ok(false),
+                    _ => Err(self.fail(&call, resp, anon).await),
+                }
+            })
+            .await
+    }
+
+    /// Start streaming a blob. The caller reads the body (and retries on failure: a stream
+    /// cannot be resumed here).
+    pub async fn get_blob(&self, image: &ImageRef, digest: &Digest) -> Result<Response> {
+        let reference = digest.as_str();
+        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::ReadBlob, reference };
+        let (resp, anon) = self
+            .send(&call, true, |http, base| http.get(Self::url(base, image, &format!("blobs/{reference}"))))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.fail(&call, resp, anon).await);
+        }
+        Ok(resp)
+    }
+
+    /// Open an upload session in `image`'s repository, first asking the registry to mount
+    /// `mount.1` from repository `mount.0` when given.
+    pub async fn start_upload(&self, image: &ImageRef, mount: Option<(&str, &Digest)>) -> Result<UploadStart> {
+        let mut scopes = vec![Scope::push(image.repository())];
+        if let Some((from, _)) = mount {
+            scopes.push(Scope::pull(from));
+        }
+        let op = if mount.is_some() { Operation::MountBlob } else { Operation::StartUpload };
+        let call = Call { image, scopes, op, reference: "" };
+        self.options
+            .retry
+            .run("start upload", || async {
+                let (resp, anon) = self
+                    .send(&call, true, |http, base| {
+                        let mut url = Self::url(base, image, "blobs/uploads/");
+                        if let Some((from, digest)) = mount {
+                            url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", from);
+                        }
+                        http.request(Method::POST, url).header(CONTENT_LENGTH, "0")
+                    })
+                    .await?;
+                let status = resp.status();
+                if status == StatusCode::CREATED && mount.is_some() {
+                    return Ok(UploadStart::Mounted);
+                }
+                if status != StatusCode::ACCEPTED {
+                    return Err(self.fail(&call, resp, anon).await);
+                }
+                let location = header_str(&resp, LOCATION.as_str()).ok_or_else(|| Error::Protocol {
+                    at: call.location(),
+                    op: call.op,
+                    detail: "upload started without a Location header".into(),
+                })?;
+                let session = self.session(image.registry());
+                let url = session.base.join(&location).map_err(|_| Error::Protocol {
+                    at: call.location(),
+                    op: call.op,
+                    detail: "upload Location is not a URL".into(),
+                })?;
+                Ok(UploadStart::Session(url))
+            })
+            .await
+    }
+
+    /// Finish an upload session with the whole blob in one streamed PUT. Not retried here:
+    /// the body is a stream; the caller restarts the blob.
+    pub async fn finish_upload(
+        &self,
+        image: &ImageRef,
+        session_url: &Url,
+        digest: &Digest,
+        size: u64,
+        body: reqwest::Body,
+    ) -> Result<()> {
+        let call = Call { image, scopes: vec![Scope::push(image.repository())], op: Operation::UploadBlob, reference: digest.as_str() };
+        let mut url = session_url.clone();
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let mut body = Some(body);
+        let (resp, anon) = self
+            .send(&call, false, |http, _| {
+                http.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, HeaderValue::from(size))
+                    .body(body.take().unwrap_or_else(|| reqwest::Body::from(Vec::new())))
+            })
+            .await?;
+        if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
+            return Err(self.fail(&call, resp, anon).await);
+        }
+        Ok(())
+    }
+
+    /// Every tag of `image`'s repository, following `Link` pagination.
+    pub async fn list_tags(&self, image: &ImageRef) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::ListTags, reference: "tags/list" };
+        let mut tags = Vec::new();
+        let mut next: Option<String> = Some(format!("v2/{}/tags/list?n=1000", image.repository()));
+        while let Some(path) = next.take() {
+            let (resp, anon) = self
+                .options
+                .retry
+                .run("list tags", || self.send(&call, true, |http, base| http.get(base.join(&path).expect("relative path"))))
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Err(Error::ManifestNotFound { at: call.location(), reference: "(repository has no tags)".into() });
+            }
+            if !resp.status().is_success() {
+                return Err(self.fail(&call, resp, anon).await);
+            }
+            next = header_str(&resp, LINK.as_str()).and_then(|l| parse_next_link(&l));
+            let page: TagList = resp.json().await.map_err(|e| Error::Protocol {
+                at: call.location(),
+                op: call.op,
+                detail: format!("tag list is not JSON: {}", without_url(&e)),
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+        }
+        Ok(tags)
+    }
+}
+
+fn header_str(resp: &Response, name: &str) -> Option<String> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// `<…/tags/list?n=1000&last=x>; rel="next"` → the path-and-query to fetch next.
+fn parse_next_link(link: &str) -> Option<String> {
+    link.split(',').find(|part| part.contains("rel=\"next\"") || part.contains("rel=next")).and_then(|part| {
+        let target = part.split(';').next()?.trim().trim_start_matches('<').trim_end_matches('>');
+        let path = match Url::parse(target) {
+            Ok(u) => format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default()),
+            Err(_) => target.to_string(),
+        };
+        Some(path.trim_start_matches('/').to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pagination_links() {
+        assert_eq!(
+            parse_next_link(r#"</v2/app/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("v2/app/tags/list?n=2&last=b")
+        );
+        assert_eq!(
+            parse_next_link(r#"<https://r.io/v2/app/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("v2/app/tags/list?last=b&n=2")
+        );
+        assert_eq!(parse_next_link(r#"</x>; rel="prev""#), None);
+    }
+}
