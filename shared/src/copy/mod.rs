@@ -1,1 +1,302 @@
+//! The copy engine: one source image to one or more destinations, byte-exact.
+//!
+//! For each image: one manifest HEAD per registry decides whether there is anything to do;
+//! then the manifest tree is read, every blob is made present at every destination
+//! ([`blob`]), child manifests are pushed before their parents, and the tag goes last. A tag
+//! therefore never points at something incomplete, and an interrupted copy is finished by
+//! running it again.
 
+pub mod blob;
+pub mod ledger;
+pub mod progress;
+pub mod tree;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{stream, StreamExt};
+
+use crate::digest::Digest;
+use crate::error::{Error, Location, Result};
+use crate::manifest::Platform;
+use crate::reference::ImageRef;
+use crate::registry::RegistryClient;
+use crate::report::{BlobStats, DestinationReport, ErrorInfo, ImageReport, RunReport, Status};
+use blob::{BlobCopy, BlobOutcome};
+use ledger::BlobLedger;
+use progress::{Progress, Silent};
+
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Images copied at the same time.
+    pub image_concurrency: usize,
+    /// Blobs of one image copied at the same time.
+    pub blob_concurrency: usize,
+    /// Copy only these platforms of a multi-platform image; empty copies everything exactly.
+    pub platforms: Vec<Platform>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions { image_concurrency: 4, blob_concurrency: 6, platforms: Vec::new() }
+    }
+}
+
+/// One image and where it goes. A destination without a tag takes the source's tag (or, for
+/// a source named by digest only, is pushed by digest).
+#[derive(Debug, Clone)]
+pub struct CopyRequest {
+    pub source: ImageRef,
+    pub destinations: Vec<ImageRef>,
+}
+
+pub struct Copier {
+    client: Arc<RegistryClient>,
+    options: CopyOptions,
+    ledger: BlobLedger,
+    progress: Arc<dyn Progress>,
+}
+
+/// Per-destination state while an image is copied.
+struct Target {
+    dest: ImageRef,
+    /// What the manifest is pushed under: a tag, or the digest.
+    reference: String,
+    existing: Option<Digest>,
+    status: Status,
+    error: Option<Error>,
+}
+
+impl Copier {
+    pub fn new(client: Arc<RegistryClient>, options: CopyOptions) -> Self {
+        Copier { client, options, ledger: BlobLedger::new(), progress: Arc::new(Silent) }
+    }
+
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    pub fn client(&self) -> &RegistryClient {
+        &self.client
+    }
+
+    /// Copy every request, `image_concurrency` at a time; reports come back in request order.
+    pub async fn copy_all(&self, requests: Vec<CopyRequest>) -> RunReport {
+        let started = Instant::now();
+        let mut reports: Vec<(usize, ImageReport)> = stream::iter(requests.into_iter().enumerate())
+            .map(|(i, r)| async move { (i, self.copy_image(&r).await) })
+            .buffer_unordered(self.options.image_concurrency.max(1))
+            .collect()
+            .await;
+        reports.sort_by_key(|(i, _)| *i);
+        RunReport::from_images(reports.into_iter().map(|(_, r)| r).collect(), started.elapsed().as_millis() as u64)
+    }
+
+    /// Copy one image to all its destinations.
+    pub async fn copy_image(&self, request: &CopyRequest) -> ImageReport {
+        let started = Instant::now();
+        let mut stats = BlobStats::default();
+        let mut targets: Vec<Target> = Vec::new();
+        let outcome = self.copy_image_inner(request, &mut targets, &mut stats).await;
+        let (digest, error) = match outcome {
+            Ok(d) => (Some(d.to_string()), None),
+            Err(e) => (None, Some(ErrorInfo::from(&e))),
+        };
+        let destinations: Vec<DestinationReport> = if targets.is_empty() {
+            request
+                .destinations
+                .iter()
+                .map(|d| DestinationReport { reference: d.to_string(), status: Status::Failed, error: None })
+                .collect()
+        } else {
+            targets
+                .iter()
+                .map(|t| DestinationReport {
+                    reference: format!("{}{}", t.dest.repo_name(), display_suffix(&t.reference)),
+                    status: t.status,
+                    error: t.error.as_ref().map(ErrorInfo::from),
+                })
+                .collect()
+        };
+        let status = if error.is_some() || destinations.iter().any(|d| d.status == Status::Failed) {
+            Status::Failed
+        } else if destinations.iter().any(|d| d.status == Status::Copied) {
+            Status::Copied
+        } else {
+            Status::UpToDate
+        };
+        let report = ImageReport {
+            source: request.source.to_string(),
+            digest,
+            status,
+            destinations,
+            stats,
+            duration_ms: started.elapsed().as_millis() as u64,
+            error,
+        };
+        match report.status {
+            Status::Failed => tracing::warn!(source = %report.source, error = ?report.first_error().map(|e| &e.message), "image failed"),
+            _ => tracing::info!(source = %report.source, status = ?report.status, bytes = report.stats.bytes_uploaded, "image done"),
+        }
+        self.progress.image_finished(&report);
+        report
+    }
+
+    async fn copy_image_inner(&self, request: &CopyRequest, targets: &mut Vec<Target>, stats: &mut BlobStats) -> Result<Digest> {
+        let source = &request.source;
+        let source_ref = source.manifest_reference().ok_or_else(|| {
+            Error::Config(format!("{source} names no tag or digest; add :TAG, or use --all-tags to copy every tag"))
+        })?;
+        if request.destinations.is_empty() {
+            return Err(Error::Config(format!("no destination given for {source}")));
+        }
+
+        // Decide what the destinations should end up with, as cheaply as possible: without a
+        // platform filter that is the source digest (a HEAD, which registries such as Docker
+        // Hub do not count as a pull).
+        let (want, mut root) = if self.options.platforms.is_empty() {
+            let digest = match source.digest() {
+                Some(d) => d.clone(),
+                None => self
+                    .client
+                    .head_manifest(source, &source_ref)
+                    .await?
+                    .ok_or_else(|| Error::ManifestNotFound { at: location(source), reference: source_ref.clone() })?
+                    .digest,
+            };
+            (digest, None)
+        } else {
+            let fetched = self.client.get_manifest(source, &source_ref).await?;
+            let selected = tree::select_platforms(&self.client, source, fetched, &self.options.platforms).await?;
+            (selected.digest.clone(), Some(selected))
+        };
+
+        for dest in &request.destinations {
+            let reference = dest
+                .tag()
+                .or(source.tag())
+                .map(str::to_string)
+                .unwrap_or_else(|| want.to_string());
+            targets.push(Target { dest: dest.repo_only(), reference, existing: None, status: Status::Copied, error: None });
+        }
+        let heads = futures::future::join_all(targets.iter().map(|t| self.client.head_manifest(&t.dest, &t.reference))).await;
+        for (t, head) in targets.iter_mut().zip(heads) {
+            match head {
+                Ok(Some(h)) if h.digest == want => t.status = Status::UpToDate,
+                Ok(h) => t.existing = h.map(|h| h.digest),
+                Err(e) => fail(t, e),
+            }
+        }
+        if !targets.iter().any(|t| t.status == Status::Copied) {
+            return Ok(want);
+        }
+
+        let root = match root.take() {
+            Some(r) => r,
+            None => self.client.get_manifest(source, want.as_str()).await?,
+        };
+        let image = tree::fetch(&self.client, source, root, self.options.blob_concurrency).await?;
+        for skipped in &image.skipped_foreign {
+            tracing::info!(digest = %skipped.digest, "foreign layer not served by the source; left to its URLs");
+        }
+        self.progress.image_started(source, image.total_bytes());
+
+        // Blobs, all of them, before any manifest.
+        let active: Vec<usize> = active_indexes(targets);
+        let dests: Vec<ImageRef> = active.iter().map(|&i| targets[i].dest.clone()).collect();
+        let per_blob: Vec<(u64, Vec<Result<BlobOutcome>>)> = stream::iter(image.blobs.iter())
+            .map(|blob| {
+                let dests = &dests;
+                async move {
+                    let copy = BlobCopy { client: &self.client, ledger: &self.ledger, progress: &self.progress, source, blob };
+                    (blob.size, copy.run(dests).await)
+                }
+            })
+            .buffer_unordered(self.options.blob_concurrency.max(1))
+            .collect()
+            .await;
+        for (size, outcomes) in per_blob {
+            for (&ti, outcome) in active.iter().zip(outcomes) {
+                match outcome {
+                    Ok(BlobOutcome::Uploaded) => {
+                        stats.blobs_uploaded += 1;
+                        stats.bytes_uploaded += size;
+                    }
+                    Ok(BlobOutcome::Mounted) => stats.blobs_mounted += 1,
+                    Ok(BlobOutcome::Present) => stats.blobs_skipped += 1,
+                    Err(e) => {
+                        if targets[ti].error.is_none() {
+                            fail(&mut targets[ti], e);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Then manifests, children first, and the tag last.
+        let pushing = active_indexes(targets);
+        let pushes = futures::future::join_all(active_targets(targets).into_iter().map(|t| async {
+            let mut pushed = 0u64;
+            let (children, root) = image.manifests.split_at(image.manifests.len() - 1);
+            for child in children {
+                self.client.put_manifest(&t.dest, child.digest.as_str(), child).await?;
+                pushed += 1;
+            }
+            self.client
+                .put_manifest(&t.dest, &t.reference, &root[0])
+                .await
+                .map_err(|e| match e {
+                    Error::ImmutableTag { at, tag, existing: None } => Error::ImmutableTag { at, tag, existing: t.existing.clone() },
+                    other => other,
+                })?;
+            Ok::<u64, Error>(pushed + 1)
+        }))
+        .await;
+        for (ti, result) in pushing.into_iter().zip(pushes) {
+            match result {
+                Ok(n) => stats.manifests_pushed += n,
+                Err(e) => fail(&mut targets[ti], e),
+            }
+        }
+        Ok(want)
+    }
+}
+
+fn display_suffix(reference: &str) -> String {
+    if reference.contains(':') {
+        format!("@{reference}")
+    } else {
+        format!(":{reference}")
+    }
+}
+
+fn fail(t: &mut Target, e: Error) {
+    t.status = Status::Failed;
+    t.error = Some(e);
+}
+
+fn active_indexes(targets: &[Target]) -> Vec<usize> {
+    (0..targets.len()).filter(|&i| targets[i].status == Status::Copied).collect()
+}
+
+fn active_targets(targets: &[Target]) -> Vec<&Target> {
+    targets.iter().filter(|t| t.status == Status::Copied).collect()
+}
+
+fn location(image: &ImageRef) -> Location {
+    Location { registry: image.registry().into(), repository: image.repository().into() }
+}
+
+/// Expand `source` (a repository) into one request per tag, each to the same tag in every
+/// destination repository.
+pub async fn all_tags(client: &RegistryClient, source: &ImageRef, destinations: &[ImageRef]) -> Result<Vec<CopyRequest>> {
+    let tags = client.list_tags(&source.repo_only()).await?;
+    Ok(tags
+        .into_iter()
+        .map(|tag| CopyRequest {
+            source: source.with_tag(&tag),
+            destinations: destinations.iter().map(|d| d.with_tag(&tag)).collect(),
+        })
+        .collect())
+}

@@ -1,0 +1,279 @@
+//! Copying one blob to one or more destinations: skip what is there, mount what the same
+//! registry has elsewhere, and stream the rest from the source once, to every destination
+//! at the same time.
+//!
+//! Memory stays flat: the source body is read chunk by chunk into small bounded channels,
+//! one per destination upload, and nothing waits for the whole blob. The sha256 is checked
+//! as bytes pass; the last chunk is held back until the digest is verified, so a corrupt
+//! source blob never reaches a destination in full (and the destination, which checks the
+//! digest too, discards the partial upload).
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::progress::Progress;
+use crate::digest::Digest;
+use crate::error::{Error, Location, Result};
+use crate::manifest::Descriptor;
+use crate::reference::ImageRef;
+use crate::registry::{RegistryClient, UploadStart};
+
+/// Chunks buffered per destination upload. With reqwest's ~8–64 KiB chunks this bounds a
+/// transfer to a few MiB at most whatever the blob size.
+const CHANNEL_CHUNKS: usize = 32;
+
+/// What happened to a blob at one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// Already there (known this run, or answered a HEAD).
+    Present,
+    Mounted,
+    Uploaded,
+}
+
+pub struct BlobCopy<'a> {
+    pub client: &'a RegistryClient,
+    pub ledger: &'a super::ledger::BlobLedger,
+    pub progress: &'a Arc<dyn Progress>,
+    pub source: &'a ImageRef,
+    pub blob: &'a Descriptor,
+}
+
+impl BlobCopy<'_> {
+    /// Make the blob present in every destination; one result per destination, in order.
+    pub async fn run(&self, destinations: &[ImageRef]) -> Vec<Result<BlobOutcome>> {
+        let digest = &self.blob.digest;
+        let mut results: Vec<Option<Result<BlobOutcome>>> = destinations.iter().map(|_| None).collect();
+        let mut guards = self.ledger.lock(digest, destinations.iter().map(|d| d.registry().to_string())).await;
+
+        // Per registry, the first destination that needs the bytes gets them from the source;
+        // the others of that registry mount from it afterwards.
+        let mut uploads: Vec<usize> = Vec::new();
+        let mut deferred: Vec<usize> = Vec::new();
+        for (i, dest) in destinations.iter().enumerate() {
+            let known = guards.get_mut(dest.registry()).expect("locked above");
+            match self.settle_without_source(dest, known).await {
+                Ok(Some(outcome)) => {
+                    known.insert(dest.repository().to_string());
+                    results[i] = Some(Ok(outcome));
+                }
+                Ok(None) if uploads.iter().any(|&u| destinations[u].registry() == dest.registry()) => deferred.push(i),
+                Ok(None) => uploads.push(i),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+
+        if !uploads.is_empty() {
+            let targets: Vec<&ImageRef> = uploads.iter().map(|&i| &destinations[i]).collect();
+            let outcomes = self.upload_with_retry(&targets).await;
+            for (&i, outcome) in uploads.iter().zip(outcomes) {
+                if outcome.is_ok() {
+                    guards.get_mut(destinations[i].registry()).expect("locked").insert(destinations[i].repository().to_string());
+                }
+                results[i] = Some(outcome.map(|_| BlobOutcome::Uploaded));
+            }
+        }
+
+        for i in deferred {
+            let dest = &destinations[i];
+            let known = guards.get_mut(dest.registry()).expect("locked");
+            let outcome = match self.settle_without_source(dest, known).await {
+                Ok(Some(o)) => Ok(o),
+                // Mount unsupported or the upload above failed: send the bytes here too.
+                Ok(None) => self.upload_with_retry(&[dest]).await.pop().expect("one result").map(|_| BlobOutcome::Uploaded),
+                Err(e) => Err(e),
+            };
+            if outcome.is_ok() {
+                known.insert(dest.repository().to_string());
+            }
+            results[i] = Some(outcome);
+        }
+        results.into_iter().map(|r| r.expect("every destination settled")).collect()
+    }
+
+    /// Settle the blob at `dest` without reading the source: known this run, present
+    /// (HEAD), or mountable from a repository of the same registry that has it.
+    async fn settle_without_source(&self, dest: &ImageRef, known: &super::ledger::KnownRepos) -> Result<Option<BlobOutcome>> {
+        let digest = &self.blob.digest;
+        if known.contains(dest.repository()) {
+            return Ok(Some(BlobOutcome::Present));
+        }
+        if self.client.blob_exists(dest, digest).await? {
+            return Ok(Some(BlobOutcome::Present));
+        }
+        let mount_from = known
+            .iter()
+            .find(|r| r.as_str() != dest.repository())
+            .cloned()
+            .or_else(|| {
+                (self.client.same_registry(self.source, dest) && self.source.repository() != dest.repository())
+                    .then(|| self.source.repository().to_string())
+            });
+        if let Some(from) = mount_from {
+            if let UploadStart::Mounted = self.client.start_upload(dest, Some((&from, digest))).await? {
+                return Ok(Some(BlobOutcome::Mounted));
+            }
+            // The registry opened an upload session instead; it is abandoned (registries
+            // expire idle sessions) and a fresh one is opened for the streamed upload.
+        }
+        Ok(None)
+    }
+
+    /// Stream the blob to `targets`, retrying the ones whose failure was transient.
+    async fn upload_with_retry(&self, targets: &[&ImageRef]) -> Vec<Result<()>> {
+        let policy = self.client.retry_policy();
+        let mut results: Vec<Option<Result<()>>> = targets.iter().map(|_| None).collect();
+        let mut attempt = 0;
+        loop {
+            let pending: Vec<usize> = (0..targets.len())
+                .filter(|&i| match &results[i] {
+                    None => true,
+                    Some(Err(e)) => e.is_retryable(),
+                    Some(Ok(())) => false,
+                })
+                .collect();
+            let pending_refs: Vec<&ImageRef> = pending.iter().map(|&i| targets[i]).collect();
+            let outcomes = self.upload_once(&pending_refs).await;
+            for (&i, r) in pending.iter().zip(outcomes) {
+                results[i] = Some(r);
+            }
+            attempt += 1;
+            let retry: Vec<&Error> = results.iter().filter_map(|r| r.as_ref()?.as_ref().err()).filter(|e| e.is_retryable()).collect();
+            if retry.is_empty() || attempt >= policy.max_attempts {
+                break;
+            }
+            let pause = policy.delay(attempt - 1, retry[0]);
+            tracing::warn!(digest = %self.blob.digest, attempt, error = %retry[0], pause_ms = pause.as_millis() as u64, "retrying blob");
+            tokio::time::sleep(pause).await;
+        }
+        results.into_iter().map(|r| r.expect("attempted")).collect()
+    }
+
+    /// One pass: open an upload session per target, then pump the source body into all of
+    /// them at once.
+    async fn upload_once(&self, targets: &[&ImageRef]) -> Vec<Result<()>> {
+        let digest = &self.blob.digest;
+        let size = self.blob.size;
+        let mut results: Vec<Option<Result<()>>> = targets.iter().map(|_| None).collect();
+        let mut open: Vec<(usize, Url)> = Vec::new();
+        for (i, dest) in targets.iter().enumerate() {
+            match self.client.start_upload(dest, None).await {
+                Ok(UploadStart::Session(url)) => open.push((i, url)),
+                Ok(UploadStart::Mounted) => results[i] = Some(Ok(())),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        if open.is_empty() {
+            return results.into_iter().map(|r| r.expect("settled")).collect();
+        }
+
+        let mut senders = Vec::new();
+        let mut uploads = Vec::new();
+        for (i, url) in open {
+            let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+            let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
+            let dest = targets[i];
+            let client = self.client;
+            uploads.push(async move { (i, client.finish_upload(dest, &url, digest, size, body).await) });
+            senders.push(Some(tx));
+        }
+        let (pumped, uploaded) = tokio::join!(self.pump(senders), futures::future::join_all(uploads));
+        for (i, r) in uploaded {
+            results[i] = Some(match (&pumped, r) {
+                // A source-side failure explains every destination's failure better than the
+                // truncated upload it caused.
+                (Err(e), _) => Err(clone_error(e)),
+                (Ok(()), r) => r,
+            });
+        }
+        results.into_iter().map(|r| r.expect("settled")).collect()
+    }
+
+    /// Read the source blob once and feed every live sender; verify size and digest before
+    /// the final chunk goes out.
+    async fn pump(&self, mut senders: Vec<Option<mpsc::Sender<io::Result<Bytes>>>>) -> Result<()> {
+        let result = self.pump_inner(&mut senders).await;
+        if let Err(e) = &result {
+            for tx in senders.iter_mut().filter_map(Option::take) {
+                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+            }
+        }
+        result
+    }
+
+    async fn pump_inner(&self, senders: &mut [Option<mpsc::Sender<io::Result<Bytes>>>]) -> Result<()> {
+        let digest = &self.blob.digest;
+        let at = Location { registry: self.source.registry().into(), repository: self.source.repository().into() };
+        let response = self.client.get_blob(self.source, digest).await?;
+        let mut body = response.bytes_stream();
+        let mut verifier = digest.verifier();
+        let mut held: Option<Bytes> = None;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Error::Transient {
+                at: at.clone(),
+                op: crate::error::Operation::ReadBlob,
+                detail: format!("reading blob {digest}: {}", e.without_url()),
+            })?;
+            verifier.update(&chunk);
+            if verifier.bytes_seen() > self.blob.size {
+                return Err(mismatch(&at, digest, format!("more than the {} bytes the manifest declares", self.blob.size)));
+            }
+            self.progress.advanced(self.source, chunk.len() as u64);
+            if let Some(previous) = held.replace(chunk) {
+                send_all(senders, previous).await;
+            }
+        }
+        let seen = verifier.bytes_seen();
+        if seen != self.blob.size {
+            return Err(mismatch(&at, digest, format!("{seen} bytes where the manifest declares {}", self.blob.size)));
+        }
+        if let Err(actual) = verifier.finish() {
+            return Err(mismatch(&at, digest, actual.to_string()));
+        }
+        if let Some(last) = held {
+            send_all(senders, last).await;
+        }
+        for tx in senders.iter_mut() {
+            tx.take();
+        }
+        Ok(())
+    }
+}
+
+fn mismatch(at: &Location, digest: &Digest, actual: String) -> Error {
+    Error::DigestMismatch { at: at.clone(), what: format!("blob {digest}"), expected: digest.clone(), actual }
+}
+
+/// Send a chunk to every upload still running; an upload that ended (failed) is dropped.
+async fn send_all(senders: &mut [Option<mpsc::Sender<io::Result<Bytes>>>], chunk: Bytes) {
+    for slot in senders.iter_mut() {
+        if let Some(tx) = slot {
+            if tx.send(Ok(chunk.clone())).await.is_err() {
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// Errors are not `Clone` (they may wrap sources); a source-side failure is reported to
+/// every destination with the same kind and message.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Transient { at, op, detail } => Error::Transient { at: at.clone(), op: *op, detail: detail.clone() },
+        Error::RateLimited { at, retry_after } => Error::RateLimited { at: at.clone(), retry_after: *retry_after },
+        Error::DigestMismatch { at, what, expected, actual } => Error::DigestMismatch { at: at.clone(), what: what.clone(), expected: expected.clone(), actual: actual.clone() },
+        Error::BlobNotFound { at, digest } => Error::BlobNotFound { at: at.clone(), digest: digest.clone() },
+        Error::NoCredentials { at, op } => Error::NoCredentials { at: at.clone(), op: *op },
+        Error::Denied { at, op, message } => Error::Denied { at: at.clone(), op: *op, message: message.clone() },
+        other => Error::Protocol {
+            at: Location { registry: String::new(), repository: String::new() },
+            op: crate::error::Operation::ReadBlob,
+            detail: other.to_string(),
+        },
+    }
+}
