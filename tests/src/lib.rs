@@ -1,1 +1,19 @@
+//! ferry's test bed: real `docker-registry` (CNCF distribution) processes on free loopback
+//! ports, in the three authentication flavours registries use (none, htpasswd basic, bearer
+//! token from a token server), and helpers that seed them with images over the distribution
+//! API. Everything started here stops when its handle is dropped.
 
+pub mod fixtures;
+pub mod registry;
+pub mod token;
+
+pub use fixtures::{Blob, Seeder};
+pub use registry::{Auth, DockerRegistry};
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}

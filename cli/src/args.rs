@@ -1,0 +1,113 @@
+//! Command-line arguments. Every flag that takes a secret also reads an environment
+//! variable, so passwords need not appear in shell history or `ps`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Copy and mirror container images between registries, byte-exact",
+    long_about = "ferry copies container images between OCI/Docker registries without a Docker daemon. \
+Copies are byte-exact: manifests keep their digests, every platform of a multi-arch image is copied, \
+and blobs stream registry to registry without touching disk.\n\n\
+Credentials come from --src-creds/--dest-creds, the docker config (~/.docker/config.json or $DOCKER_CONFIG), \
+containers' auth.json ($REGISTRY_AUTH_FILE), credential helpers, and for Amazon ECR from the AWS credential chain."
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Copy one image (or every tag of a repository) to one or more destinations.
+    #[command(after_help = "\
+Examples:
+  # Leave ECR for GitLab: one tag, digest preserved
+  ferry copy 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.4 registry.gitlab.com/acme/platform/app
+
+  # Every tag of a repository
+  ferry copy --all-tags 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app registry.gitlab.com/acme/platform/app
+
+  # Docker Hub into ECR, to stop hitting pull rate limits (all platforms)
+  ferry copy nginx:1.27 123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/nginx
+
+  # One source, several destinations: each blob is read from the source once
+  ferry copy alpine:3.20 quay.io/acme/alpine ghcr.io/acme/alpine
+
+  # A local registry over plain HTTP
+  ferry copy --insecure-loopback 127.0.0.1:5000/app:dev 127.0.0.1:5001/app
+
+Exit status: 0 when every image was copied or already up to date, 1 when any failed,
+2 for bad arguments or configuration.")]
+    Copy(CopyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Source image: host[:port]/repo[:tag][@sha256:digest]; Docker Hub names like alpine:3 work.
+    #[arg(value_name = "SRC")]
+    pub source: String,
+
+    /// Destination(s). Without a tag, the source's tag is used.
+    #[arg(value_name = "DST", required = true)]
+    pub destinations: Vec<String>,
+
+    /// Copy every tag of the source repository (SRC and DST name repositories, without tags).
+    #[arg(long)]
+    pub all_tags: bool,
+
+    /// Copy only this platform of a multi-platform image (os/arch[/variant]); repeatable.
+    /// One platform copies that platform's manifest (its own digest); several build a
+    /// smaller index (a new digest). Default: every platform, exactly.
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    pub platforms: Vec<String>,
+
+    /// Source credentials as USER:PASSWORD (or a token as the password).
+    #[arg(long, env = "FERRY_SRC_CREDS", hide_env_values = true, value_name = "USER:PASSWORD")]
+    pub src_creds: Option<String>,
+
+    /// Destination credentials as USER:PASSWORD, used for every destination registry.
+    #[arg(long, env = "FERRY_DEST_CREDS", hide_env_values = true, value_name = "USER:PASSWORD")]
+    pub dest_creds: Option<String>,
+
+    /// An extra docker config.json / auth.json to read credentials from, ahead of the defaults.
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+
+    /// Use plain HTTP (no TLS) for this registry host[:port]; repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST", env = "FERRY_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+
+    /// Use plain HTTP for loopback registries (127.0.0.0/8, [::1], localhost).
+    #[arg(long)]
+    pub insecure_loopback: bool,
+
+    /// Send requests for registry NAME to TARGET (host:port or URL), e.g. to reach an ECR name
+    /// through a proxy or a local test registry; repeatable.
+    #[arg(long = "registry-endpoint", value_name = "NAME=TARGET", env = "FERRY_REGISTRY_ENDPOINTS", value_delimiter = ',')]
+    pub registry_endpoints: Vec<String>,
+
+    /// Images copied at the same time (with --all-tags).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub image_concurrency: u16,
+
+    /// Blobs of one image copied at the same time.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub blob_concurrency: u16,
+
+    /// Attempts per request for transient failures (5xx, resets, 429), with backoff.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+
+    /// Print one JSON report on stdout instead of progress and a summary.
+    #[arg(long)]
+    pub json: bool,
+}

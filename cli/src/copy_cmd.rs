@@ -1,0 +1,107 @@
+//! `ferry copy`: turn arguments into a registry client and copy requests, run them, report.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use ferry::auth::docker_config::AuthFile;
+use ferry::auth::{Credential, CredentialStore};
+use ferry::copy::{all_tags, CopyOptions, CopyRequest, Copier};
+use ferry::manifest::Platform;
+use ferry::reference::ImageRef;
+use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
+
+use crate::args::CopyArgs;
+use crate::output;
+
+pub async fn run(args: CopyArgs) -> Result<ExitCode> {
+    let source: ImageRef = args.source.parse()?;
+    let destinations: Vec<ImageRef> = args.destinations.iter().map(|d| d.parse()).collect::<Result<_, _>>()?;
+    let platforms: Vec<Platform> = args
+        .platforms
+        .iter()
+        .map(|p| p.parse::<Platform>().map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    if args.all_tags {
+        if source.tag().is_some() || source.digest().is_some() {
+            bail!("--all-tags copies every tag of a repository: give SRC without a tag or digest (got {source})");
+        }
+        if let Some(d) = destinations.iter().find(|d| d.tag().is_some() || d.digest().is_some()) {
+            bail!("--all-tags keeps each tag's name: give DST without a tag (got {d})");
+        }
+    } else if source.tag().is_none() && source.digest().is_none() {
+        bail!("{source} names no tag or digest: add :TAG (e.g. {}:latest), or pass --all-tags to copy every tag", source.repo_name());
+    }
+
+    let client = Arc::new(build_client(&args, &source, &destinations)?);
+    let requests = if args.all_tags {
+        let requests = all_tags(&client, &source, &destinations).await.context("listing the source's tags")?;
+        if requests.is_empty() {
+            bail!("{source} has no tags");
+        }
+        requests
+    } else {
+        vec![CopyRequest { source, destinations }]
+    };
+
+    let options = CopyOptions {
+        image_concurrency: args.image_concurrency.into(),
+        blob_concurrency: args.blob_concurrency.into(),
+        platforms,
+    };
+    let show_bars = !args.json && std::io::stderr().is_terminal();
+    let bars = show_bars.then(|| Arc::new(crate::progress::Bars::new()));
+    let mut copier = Copier::new(client, options);
+    if let Some(b) = &bars {
+        copier = copier.with_progress(b.clone());
+    }
+    let run = copier.copy_all(requests).await;
+    if let Some(b) = &bars {
+        b.finish();
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        if !show_bars {
+            for image in &run.images {
+                eprintln!("{}", output::image_line(image));
+            }
+        }
+        eprintln!("{}", output::summary(&run));
+    }
+    Ok(if run.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn build_client(args: &CopyArgs, source: &ImageRef, destinations: &[ImageRef]) -> Result<RegistryClient> {
+    let mut endpoints = Endpoints::new().insecure_loopback(args.insecure_loopback);
+    for host in args.insecure_registries.iter().filter(|h| !h.is_empty()) {
+        endpoints = endpoints.insecure_host(host);
+    }
+    for route in args.registry_endpoints.iter().filter(|r| !r.is_empty()) {
+        endpoints = endpoints.routes_from_list(route)?;
+    }
+    let mut credentials = CredentialStore::from_environment()?;
+    if let Some(path) = &args.authfile {
+        credentials.add_file(AuthFile::load(path)?);
+    }
+    if let Some(c) = &args.src_creds {
+        credentials.insert(source.registry(), Credential::from_user_colon_password(c).context("--src-creds")?);
+    }
+    if let Some(c) = &args.dest_creds {
+        let credential = Credential::from_user_colon_password(c).context("--dest-creds")?;
+        for d in destinations {
+            if d.registry() == source.registry() && args.src_creds.is_some() && args.src_creds != args.dest_creds {
+                bail!("source and destination are both on {}: one registry takes one credential; use the same for --src-creds and --dest-creds", d.registry());
+            }
+            credentials.insert(d.registry(), credential.clone());
+        }
+    }
+    let options = RegistryOptions {
+        endpoints,
+        retry: RetryPolicy { max_attempts: args.retries, ..RetryPolicy::default() },
+        ..RegistryOptions::default()
+    };
+    Ok(RegistryClient::new(options, credentials)?)
+}

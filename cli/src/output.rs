@@ -1,0 +1,69 @@
+//! Human-readable lines and the closing summary.
+
+use ferry::report::{ImageReport, RunReport, Status};
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn image_line(r: &ImageReport) -> String {
+    let dests: Vec<&str> = r.destinations.iter().map(|d| d.reference.as_str()).collect();
+    match r.status {
+        Status::Copied => format!(
+            "copied      {} -> {} ({} uploaded in {} blobs, {} mounted, {} already there)",
+            r.source,
+            dests.join(", "),
+            human_bytes(r.stats.bytes_uploaded),
+            r.stats.blobs_uploaded,
+            r.stats.blobs_mounted,
+            r.stats.blobs_skipped
+        ),
+        Status::UpToDate => format!("up to date  {} -> {}", r.source, dests.join(", ")),
+        Status::Failed => {
+            let mut line = format!("FAILED      {}", r.source);
+            if let Some(e) = &r.error {
+                line.push_str(&format!("\n    {}", e.message));
+            }
+            for d in &r.destinations {
+                if let Some(e) = &d.error {
+                    line.push_str(&format!("\n    -> {}: {}", d.reference, e.message));
+                }
+            }
+            line
+        }
+    }
+}
+
+pub fn summary(run: &RunReport) -> String {
+    format!(
+        "{} copied, {} up to date, {} failed; {} uploaded in {:.1}s",
+        run.copied,
+        run.up_to_date,
+        run.failed,
+        human_bytes(run.bytes_uploaded),
+        run.duration_ms as f64 / 1000.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_bytes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

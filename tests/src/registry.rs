@@ -1,0 +1,126 @@
+//! A `docker-registry` process with its own storage, config and port.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::token::TokenServer;
+
+pub const BINARY: &str = "/usr/bin/docker-registry";
+
+pub enum Auth {
+    None,
+    /// htpasswd basic auth with one user.
+    Basic { username: String, password: String },
+    /// Bearer tokens from this token server.
+    Token(std::sync::Arc<TokenServer>),
+}
+
+pub struct DockerRegistry {
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+    pub auth: Auth,
+}
+
+impl DockerRegistry {
+    pub fn start(auth: Auth) -> Self {
+        assert!(
+            std::path::Path::new(BINARY).exists(),
+            "{BINARY} is missing: install the Debian package docker-registry (the README's test command does)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = crate::free_port();
+        let storage = dir.path().join("storage");
+        std::fs::create_dir_all(&storage).unwrap();
+        let auth_yaml = match &auth {
+            Auth::None => String::new(),
+            Auth::Basic { username, password } => {
+                let hash = bcrypt::hash(password, 5).expect("bcrypt");
+                let path = dir.path().join("htpasswd");
+                std::fs::write(&path, format!("{username}:{hash}\n")).unwrap();
+                format!("auth:\n  htpasswd:\n    realm: ferry-test\n    path: {}\n", path.display())
+            }
+            Auth::Token(server) => {
+                let cert = dir.path().join("token-ca.pem");
+                std::fs::write(&cert, &server.cert_pem).unwrap();
+                format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    server.realm(),
+                    crate::token::SERVICE,
+                    crate::token::ISSUER,
+                    cert.display()
+                )
+            }
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{auth_yaml}",
+            storage.display()
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::File::create(&config_path).unwrap().write_all(config.as_bytes()).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let mut registry = DockerRegistry { port, child, dir, auth };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("docker-registry exited with {status}: {}", self.log());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("docker-registry did not listen on {} within 20s: {}", self.port, self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// `127.0.0.1:PORT`, the registry's name in references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    /// A seeder with full access to this registry.
+    pub fn seeder(&self) -> crate::Seeder {
+        let auth = match &self.auth {
+            Auth::None => crate::fixtures::SeedAuth::None,
+            Auth::Basic { username, password } => crate::fixtures::SeedAuth::Header(format!(
+                "Basic {}",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{username}:{password}"))
+            )),
+            Auth::Token(server) => crate::fixtures::SeedAuth::Token(server.clone()),
+        };
+        crate::Seeder::new(self.url(), auth)
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
