@@ -9,6 +9,10 @@ use crate::token::TokenServer;
 
 pub const BINARY: &str = "/usr/bin/docker-registry";
 
+/// distribution refuses foreign-layer URLs unless an allow-list is configured; public
+/// registries (Docker Hub for Windows images) accept them, so the test registries do too.
+const VALIDATION: &str = "validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n";
+
 pub enum Auth {
     None,
     /// htpasswd basic auth with one user.
@@ -55,7 +59,7 @@ impl DockerRegistry {
             }
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{VALIDATION}{auth_yaml}",
             storage.display()
         );
         let config_path = dir.path().join("config.yml");

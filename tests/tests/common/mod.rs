@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests: a client and copier for loopback registries.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ferry::auth::{Credential, CredentialStore};
+use ferry::copy::progress::Progress;
+use ferry::copy::{CopyOptions, CopyRequest, Copier};
+use ferry::reference::ImageRef;
+use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
+
+pub fn client_with(creds: &[(&str, Credential)]) -> Arc<RegistryClient> {
+    let mut store = CredentialStore::anonymous();
+    for (host, c) in creds {
+        store.insert(host, c.clone());
+    }
+    let options = RegistryOptions {
+        endpoints: Endpoints::new().insecure_loopback(true),
+        retry: RetryPolicy { max_attempts: 2, base_delay: std::time::Duration::from_millis(10), ..RetryPolicy::default() },
+        ..RegistryOptions::default()
+    };
+    Arc::new(RegistryClient::new(options, store).unwrap())
+}
+
+pub fn copier() -> Copier {
+    Copier::new(client_with(&[]), CopyOptions::default())
+}
+
+pub fn image(s: &str) -> ImageRef {
+    s.parse().unwrap()
+}
+
+pub fn request(src: &str, dsts: &[&str]) -> CopyRequest {
+    CopyRequest { source: image(src), destinations: dsts.iter().map(|d| image(d)).collect() }
+}
+
+/// Counts bytes read from sources.
+#[derive(Default)]
+pub struct ReadCounter(pub AtomicU64);
+
+impl Progress for ReadCounter {
+    fn advanced(&self, _source: &ImageRef, bytes: u64) {
+        self.0.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
