@@ -71,11 +71,21 @@ pub struct CopyArgs {
     pub platforms: Vec<String>,
 
     /// Source credentials as USER:PASSWORD (or a token as the password).
-    #[arg(long, env = "FERRY_SRC_CREDS", hide_env_values = true, value_name = "USER:PASSWORD")]
+    #[arg(
+        long,
+        env = "FERRY_SRC_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
     pub src_creds: Option<String>,
 
     /// Destination credentials as USER:PASSWORD, used for every destination registry.
-    #[arg(long, env = "FERRY_DEST_CREDS", hide_env_values = true, value_name = "USER:PASSWORD")]
+    #[arg(
+        long,
+        env = "FERRY_DEST_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
     pub dest_creds: Option<String>,
 
     /// An extra docker config.json / auth.json to read credentials from, ahead of the defaults.
@@ -83,7 +93,12 @@ pub struct CopyArgs {
     pub authfile: Option<PathBuf>,
 
     /// Use plain HTTP (no TLS) for this registry host[:port]; repeatable.
-    #[arg(long = "insecure-registry", value_name = "HOST", env = "FERRY_INSECURE_REGISTRIES", value_delimiter = ',')]
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        env = "FERRY_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
     pub insecure_registries: Vec<String>,
 
     /// Use plain HTTP for loopback registries (127.0.0.0/8, [::1], localhost).
@@ -92,7 +107,12 @@ pub struct CopyArgs {
 
     /// Send requests for registry NAME to TARGET (host:port or URL), e.g. to reach an ECR name
     /// through a proxy or a local test registry; repeatable.
-    #[arg(long = "registry-endpoint", value_name = "NAME=TARGET", env = "FERRY_REGISTRY_ENDPOINTS", value_delimiter = ',')]
+    #[arg(
+        long = "registry-endpoint",
+        value_name = "NAME=TARGET",
+        env = "FERRY_REGISTRY_ENDPOINTS",
+        value_delimiter = ','
+    )]
     pub registry_endpoints: Vec<String>,
 
     /// Images copied at the same time (with --all-tags).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use ferry::auth::docker_config::AuthFile;
 use ferry::auth::{Credential, CredentialStore};
-use ferry::copy::{all_tags, CopyOptions, CopyRequest, Copier};
+use ferry::copy::{all_tags, Copier, CopyOptions, CopyRequest};
 use ferry::manifest::Platform;
 use ferry::reference::ImageRef;
 use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
@@ -17,7 +17,11 @@ use crate::output;
 
 pub async fn run(args: CopyArgs) -> Result<ExitCode> {
     let source: ImageRef = args.source.parse()?;
-    let destinations: Vec<ImageRef> = args.destinations.iter().map(|d| d.parse()).collect::<Result<_, _>>()?;
+    let destinations: Vec<ImageRef> = args
+        .destinations
+        .iter()
+        .map(|d| d.parse())
+        .collect::<Result<_, _>>()?;
     let platforms: Vec<Platform> = args
         .platforms
         .iter()
@@ -27,7 +31,10 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode> {
         if source.tag().is_some() || source.digest().is_some() {
             bail!("--all-tags copies every tag of a repository: give SRC without a tag or digest (got {source})");
         }
-        if let Some(d) = destinations.iter().find(|d| d.tag().is_some() || d.digest().is_some()) {
+        if let Some(d) = destinations
+            .iter()
+            .find(|d| d.tag().is_some() || d.digest().is_some())
+        {
             bail!("--all-tags keeps each tag's name: give DST without a tag (got {d})");
         }
     } else if source.tag().is_none() && source.digest().is_none() {
@@ -36,13 +43,18 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode> {
 
     let client = Arc::new(build_client(&args, &source, &destinations)?);
     let requests = if args.all_tags {
-        let requests = all_tags(&client, &source, &destinations).await.context("listing the source's tags")?;
+        let requests = all_tags(&client, &source, &destinations)
+            .await
+            .context("listing the source's tags")?;
         if requests.is_empty() {
             bail!("{source} has no tags");
         }
         requests
     } else {
-        vec![CopyRequest { source, destinations }]
+        vec![CopyRequest {
+            source,
+            destinations,
+        }]
     };
 
     let options = CopyOptions {
@@ -71,10 +83,18 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode> {
         }
         eprintln!("{}", output::summary(&run));
     }
-    Ok(if run.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if run.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-fn build_client(args: &CopyArgs, source: &ImageRef, destinations: &[ImageRef]) -> Result<RegistryClient> {
+fn build_client(
+    args: &CopyArgs,
+    source: &ImageRef,
+    destinations: &[ImageRef],
+) -> Result<RegistryClient> {
     let mut endpoints = Endpoints::new().insecure_loopback(args.insecure_loopback);
     for host in args.insecure_registries.iter().filter(|h| !h.is_empty()) {
         endpoints = endpoints.insecure_host(host);
@@ -87,12 +107,18 @@ fn build_client(args: &CopyArgs, source: &ImageRef, destinations: &[ImageRef]) -
         credentials.add_file(AuthFile::load(path)?);
     }
     if let Some(c) = &args.src_creds {
-        credentials.insert(source.registry(), Credential::from_user_colon_password(c).context("--src-creds")?);
+        credentials.insert(
+            source.registry(),
+            Credential::from_user_colon_password(c).context("--src-creds")?,
+        );
     }
     if let Some(c) = &args.dest_creds {
         let credential = Credential::from_user_colon_password(c).context("--dest-creds")?;
         for d in destinations {
-            if d.registry() == source.registry() && args.src_creds.is_some() && args.src_creds != args.dest_creds {
+            if d.registry() == source.registry()
+                && args.src_creds.is_some()
+                && args.src_creds != args.dest_creds
+            {
                 bail!("source and destination are both on {}: one registry takes one credential; use the same for --src-creds and --dest-creds", d.registry());
             }
             credentials.insert(d.registry(), credential.clone());
@@ -100,7 +126,10 @@ fn build_client(args: &CopyArgs, source: &ImageRef, destinations: &[ImageRef]) -
     }
     let options = RegistryOptions {
         endpoints,
-        retry: RetryPolicy { max_attempts: args.retries, ..RetryPolicy::default() },
+        retry: RetryPolicy {
+            max_attempts: args.retries,
+            ..RetryPolicy::default()
+        },
         ..RegistryOptions::default()
     };
     Ok(RegistryClient::new(options, credentials)?)

@@ -18,7 +18,11 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 pub fn image_line(r: &ImageReport) -> String {
-    let dests: Vec<&str> = r.destinations.iter().map(|d| d.reference.as_str()).collect();
+    let dests: Vec<&str> = r
+        .destinations
+        .iter()
+        .map(|d| d.reference.as_str())
+        .collect();
     match r.status {
         Status::Copied => format!(
             "copied      {} -> {} ({} uploaded in {} blobs, {} mounted, {} already there)",

@@ -24,7 +24,11 @@ impl Bars {
                 .progress_chars("=> "),
         );
         total.set_prefix("total");
-        Bars { multi, total, images: Mutex::new(HashMap::new()) }
+        Bars {
+            multi,
+            total,
+            images: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn finish(&self) {
@@ -34,7 +38,9 @@ impl Bars {
 
 impl Progress for Bars {
     fn image_started(&self, source: &ImageRef, total_bytes: u64) {
-        let bar = self.multi.insert_before(&self.total, ProgressBar::new(total_bytes));
+        let bar = self
+            .multi
+            .insert_before(&self.total, ProgressBar::new(total_bytes));
         bar.set_style(
             ProgressStyle::with_template("{prefix:>8} {bar:30} {bytes}/{total_bytes} {wide_msg}")
                 .expect("valid template")
@@ -43,7 +49,10 @@ impl Progress for Bars {
         bar.set_prefix("copying");
         bar.set_message(source.to_string());
         self.total.inc_length(total_bytes);
-        self.images.lock().expect("bars").insert(source.to_string(), bar);
+        self.images
+            .lock()
+            .expect("bars")
+            .insert(source.to_string(), bar);
     }
 
     fn advanced(&self, source: &ImageRef, bytes: u64) {

@@ -10,7 +10,10 @@ use ferry_testbed::{Auth, DockerRegistry};
 fn ferry() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
     // Keep the user's own docker config out of the tests.
-    c.env("HOME", std::env::temp_dir()).env_remove("DOCKER_CONFIG").env_remove("REGISTRY_AUTH_FILE").env_remove("RUST_LOG");
+    c.env("HOME", std::env::temp_dir())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("RUST_LOG");
     c
 }
 
@@ -20,28 +23,54 @@ fn run(cmd: &mut Command) -> Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn copies_with_credentials_from_a_docker_config_and_prints_a_json_report() {
-    let src = DockerRegistry::start(Auth::Basic { username: "ci".into(), password: "pa:ss".into() });
+    let src = DockerRegistry::start(Auth::Basic {
+        username: "ci".into(),
+        password: "pa:ss".into(),
+    });
     let dst = DockerRegistry::start(Auth::None);
-    let pushed = src.seeder().push_image("app", "1.0", Style::Docker, &[1000, 2000], 1).await;
+    let pushed = src
+        .seeder()
+        .push_image("app", "1.0", Style::Docker, &[1000, 2000], 1)
+        .await;
     let config_dir = tempfile::tempdir().unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode("ci:pa:ss");
-    std::fs::write(config_dir.path().join("config.json"), format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, src.host())).unwrap();
+    std::fs::write(
+        config_dir.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, src.host()),
+    )
+    .unwrap();
 
     let out = tokio::task::spawn_blocking({
         let (s, d) = (src.host(), dst.host());
         let dir = config_dir.path().to_owned();
-        move || run(ferry().env("DOCKER_CONFIG", dir).args(["copy", "--insecure-loopback", "--json", &format!("{s}/app:1.0"), &format!("{d}/mirror/app")]))
+        move || {
+            run(ferry().env("DOCKER_CONFIG", dir).args([
+                "copy",
+                "--insecure-loopback",
+                "--json",
+                &format!("{s}/app:1.0"),
+                &format!("{d}/mirror/app"),
+            ]))
+        }
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report on stdout");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON report on stdout");
     assert_eq!(report["copied"], 1);
     assert_eq!(report["failed"], 0);
     let image = &report["images"][0];
     assert_eq!(image["digest"], pushed.digest.as_str());
     assert_eq!(image["blobs_uploaded"], 3);
-    assert_eq!(image["destinations"][0]["reference"], format!("{}/mirror/app:1.0", dst.host()));
+    assert_eq!(
+        image["destinations"][0]["reference"],
+        format!("{}/mirror/app:1.0", dst.host())
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("pa:ss"));
     let (_, _, digest) = dst.seeder().manifest("mirror/app", "1.0").await.unwrap();
     assert_eq!(digest, pushed.digest);
@@ -49,12 +78,24 @@ async fn copies_with_credentials_from_a_docker_config_and_prints_a_json_report()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_codes_distinguish_failures_from_bad_arguments() {
-    let src = DockerRegistry::start(Auth::Basic { username: "u".into(), password: "hunter2-secret".into() });
+    let src = DockerRegistry::start(Auth::Basic {
+        username: "u".into(),
+        password: "hunter2-secret".into(),
+    });
     let dst = DockerRegistry::start(Auth::None);
-    src.seeder().push_image("app", "1", Style::Oci, &[10], 1).await;
+    src.seeder()
+        .push_image("app", "1", Style::Oci, &[10], 1)
+        .await;
     let (s, d) = (src.host(), dst.host());
     let out = tokio::task::spawn_blocking(move || {
-        let failed = run(ferry().args(["copy", "--insecure-loopback", "--src-creds", "u:wrong-hunter", &format!("{s}/app:1"), &format!("{d}/app")]));
+        let failed = run(ferry().args([
+            "copy",
+            "--insecure-loopback",
+            "--src-creds",
+            "u:wrong-hunter",
+            &format!("{s}/app:1"),
+            &format!("{d}/app"),
+        ]));
         let bad_ref = run(ferry().args(["copy", "Not A Reference", "x/y"]));
         let no_tag = run(ferry().args(["copy", &format!("{s}/app"), &format!("{d}/app")]));
         (failed, bad_ref, no_tag)
@@ -64,8 +105,14 @@ async fn exit_codes_distinguish_failures_from_bad_arguments() {
     let (failed, bad_ref, no_tag) = out;
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("FAILED") && stderr.contains("denied"), "{stderr}");
-    assert!(!stderr.contains("wrong-hunter"), "secret in output: {stderr}");
+    assert!(
+        stderr.contains("FAILED") && stderr.contains("denied"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-hunter"),
+        "secret in output: {stderr}"
+    );
     assert_eq!(bad_ref.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_ref.stderr).contains("invalid image reference"));
     assert_eq!(no_tag.status.code(), Some(2));
@@ -76,14 +123,26 @@ async fn exit_codes_distinguish_failures_from_bad_arguments() {
 fn help_teaches_with_examples() {
     let out = run(ferry().args(["copy", "--help"]));
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["--all-tags", "--platform", "--src-creds", "Examples:", "Exit status"] {
+    for needle in [
+        "--all-tags",
+        "--platform",
+        "--src-creds",
+        "Examples:",
+        "Exit status",
+    ] {
         assert!(text.contains(needle), "missing {needle} in help");
     }
 }
 
 /// Peak RSS of a finished child, from wait4 (std's Child does not expose rusage).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also yields its rusage
 fn run_measuring_rss(cmd: &mut Command) -> (i32, u64) {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waiting on our own child pid with valid pointers.
@@ -99,12 +158,27 @@ async fn copying_a_256_mib_blob_keeps_memory_flat() {
     let dst = DockerRegistry::start(Auth::None);
     let s = src.seeder();
     let layer = s.push_large_blob("big", SIZE, 77).await;
-    let config = s.push_blob("big", ferry_testbed::fixtures::OCI_CONFIG, b"{}").await;
-    let pushed = s.push_manifest_of("big", "v1", ferry_testbed::fixtures::OCI_MANIFEST, &config, &[layer.clone()]).await;
+    let config = s
+        .push_blob("big", ferry_testbed::fixtures::OCI_CONFIG, b"{}")
+        .await;
+    let pushed = s
+        .push_manifest_of(
+            "big",
+            "v1",
+            ferry_testbed::fixtures::OCI_MANIFEST,
+            &config,
+            std::slice::from_ref(&layer),
+        )
+        .await;
 
     let (sh, dh) = (src.host(), dst.host());
     let (code, rss) = tokio::task::spawn_blocking(move || {
-        run_measuring_rss(ferry().args(["copy", "--insecure-loopback", &format!("{sh}/big:v1"), &format!("{dh}/big")]))
+        run_measuring_rss(ferry().args([
+            "copy",
+            "--insecure-loopback",
+            &format!("{sh}/big:v1"),
+            &format!("{dh}/big"),
+        ]))
     })
     .await
     .unwrap();
@@ -112,6 +186,13 @@ async fn copying_a_256_mib_blob_keeps_memory_flat() {
     let (_, _, digest) = dst.seeder().manifest("big", "v1").await.unwrap();
     assert_eq!(digest, pushed.digest);
     assert!(dst.seeder().blob_exists("big", &layer.digest).await);
-    eprintln!("peak RSS copying a 256 MiB blob: {} MiB", rss / (1024 * 1024));
-    assert!(rss < 64 * 1024 * 1024, "peak RSS {} MiB grows with the blob", rss / (1024 * 1024));
+    eprintln!(
+        "peak RSS copying a 256 MiB blob: {} MiB",
+        rss / (1024 * 1024)
+    );
+    assert!(
+        rss < 64 * 1024 * 1024,
+        "peak RSS {} MiB grows with the blob",
+        rss / (1024 * 1024)
+    );
 }

@@ -164,7 +164,10 @@ mod tests {
             ("sha256:abc", false),
             (&format!("sha256:{}", "A".repeat(64)), false),
             (&format!("md5:{}", "a".repeat(32)), false),
-            ("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", false),
+            (
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                false,
+            ),
             (&format!("sha256:{}/../x", "a".repeat(58)), false),
         ];
         for (input, ok) in cases {

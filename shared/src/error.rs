@@ -28,7 +28,10 @@ impl Operation {
     pub fn is_push(self) -> bool {
         matches!(
             self,
-            Operation::StartUpload | Operation::UploadBlob | Operation::MountBlob | Operation::PushManifest
+            Operation::StartUpload
+                | Operation::UploadBlob
+                | Operation::MountBlob
+                | Operation::PushManifest
         )
     }
 
@@ -78,7 +81,10 @@ fn is_ecr(registry: &str) -> bool {
 
 fn denied_hint(at: &Location, op: &Operation) -> String {
     if is_ecr(&at.registry) {
-        format!("the AWS identity needs {} on that repository", op.ecr_action())
+        format!(
+            "the AWS identity needs {} on that repository",
+            op.ecr_action()
+        )
     } else if op.is_push() {
         "check that the destination credentials may push to that repository".to_string()
     } else {
@@ -101,25 +107,53 @@ pub enum Error {
     NoCredentials { at: Location, op: Operation },
 
     #[error("{} {at} denied ({op:?}): {message}; {}", op.verb(), denied_hint(at, op))]
-    Denied { at: Location, op: Operation, message: String },
+    Denied {
+        at: Location,
+        op: Operation,
+        message: String,
+    },
 
     #[error("{at}: tag {tag} is immutable and already points at another image{}; ferry will not overwrite it. Push under a new tag, or delete the old image first", existing.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    ImmutableTag { at: Location, tag: String, existing: Option<Digest> },
+    ImmutableTag {
+        at: Location,
+        tag: String,
+        existing: Option<Digest>,
+    },
 
     #[error("{at}: digest mismatch for {what}: expected {expected}, got {actual}")]
-    DigestMismatch { at: Location, what: String, expected: Digest, actual: String },
+    DigestMismatch {
+        at: Location,
+        what: String,
+        expected: Digest,
+        actual: String,
+    },
 
     #[error("{at}: rate limited by the registry{}", retry_after.map(|d| format!(" (asked to wait {}s)", d.as_secs())).unwrap_or_default())]
-    RateLimited { at: Location, retry_after: Option<Duration> },
+    RateLimited {
+        at: Location,
+        retry_after: Option<Duration>,
+    },
 
     #[error("{at}: {op:?} failed: {detail}")]
-    Transient { at: Location, op: Operation, detail: String },
+    Transient {
+        at: Location,
+        op: Operation,
+        detail: String,
+    },
 
     #[error("{at}: {op:?}: unexpected registry response: {detail}")]
-    Protocol { at: Location, op: Operation, detail: String },
+    Protocol {
+        at: Location,
+        op: Operation,
+        detail: String,
+    },
 
     #[error("{at}: {source}")]
-    Manifest { at: Location, #[source] source: ManifestError },
+    Manifest {
+        at: Location,
+        #[source]
+        source: ManifestError,
+    },
 
     #[error("{at}: manifest is larger than {limit} bytes; refusing to read it")]
     ManifestTooLarge { at: Location, limit: usize },
@@ -174,7 +208,10 @@ mod tests {
     use super::*;
 
     fn at(registry: &str) -> Location {
-        Location { registry: registry.into(), repository: "app".into() }
+        Location {
+            registry: registry.into(),
+            repository: "app".into(),
+        }
     }
 
     #[test]
@@ -185,7 +222,10 @@ mod tests {
             message: "not authorized".into(),
         };
         let text = e.to_string();
-        assert!(text.contains("push to 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"), "{text}");
+        assert!(
+            text.contains("push to 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"),
+            "{text}"
+        );
         assert!(text.contains("ecr:InitiateLayerUpload"), "{text}");
         assert!(!e.is_retryable());
     }
@@ -193,11 +233,43 @@ mod tests {
     #[test]
     fn only_transient_and_rate_limited_errors_are_retryable() {
         let cases: Vec<(Error, bool)> = vec![
-            (Error::Transient { at: at("r"), op: Operation::ReadBlob, detail: "reset".into() }, true),
-            (Error::RateLimited { at: at("r"), retry_after: Some(Duration::from_secs(3)) }, true),
-            (Error::ImmutableTag { at: at("r"), tag: "1".into(), existing: None }, false),
-            (Error::ManifestNotFound { at: at("r"), reference: "x".into() }, false),
-            (Error::NoCredentials { at: at("r"), op: Operation::ReadManifest }, false),
+            (
+                Error::Transient {
+                    at: at("r"),
+                    op: Operation::ReadBlob,
+                    detail: "reset".into(),
+                },
+                true,
+            ),
+            (
+                Error::RateLimited {
+                    at: at("r"),
+                    retry_after: Some(Duration::from_secs(3)),
+                },
+                true,
+            ),
+            (
+                Error::ImmutableTag {
+                    at: at("r"),
+                    tag: "1".into(),
+                    existing: None,
+                },
+                false,
+            ),
+            (
+                Error::ManifestNotFound {
+                    at: at("r"),
+                    reference: "x".into(),
+                },
+                false,
+            ),
+            (
+                Error::NoCredentials {
+                    at: at("r"),
+                    op: Operation::ReadManifest,
+                },
+                false,
+            ),
         ];
         for (e, retryable) in cases {
             assert_eq!(e.is_retryable(), retryable, "{e}");
@@ -206,7 +278,10 @@ mod tests {
 
     #[test]
     fn missing_credentials_message_says_what_to_do() {
-        let e = Error::NoCredentials { at: at("registry.gitlab.com"), op: Operation::PushManifest };
+        let e = Error::NoCredentials {
+            at: at("registry.gitlab.com"),
+            op: Operation::PushManifest,
+        };
         let t = e.to_string();
         assert!(t.contains("no basic auth credentials"), "{t}");
         assert!(t.contains("--dest-creds"), "{t}");

@@ -162,7 +162,11 @@ struct RawManifest {
 impl Manifest {
     /// Parse `raw` (already verified to hash to `digest`). `content_type` is the registry's
     /// `Content-Type`, used only when the document does not name its own media type.
-    pub fn parse(raw: Bytes, digest: Digest, content_type: Option<&str>) -> Result<Self, ManifestError> {
+    pub fn parse(
+        raw: Bytes,
+        digest: Digest,
+        content_type: Option<&str>,
+    ) -> Result<Self, ManifestError> {
         let doc: RawManifest =
             serde_json::from_slice(&raw).map_err(|e| ManifestError::NotJson(e.to_string()))?;
         let declared = doc
@@ -170,9 +174,13 @@ impl Manifest {
             .clone()
             .filter(|m| !m.is_empty())
             .or_else(|| content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_string()))
-            .filter(|m| !m.is_empty() && m != "application/json" && m != "application/octet-stream");
+            .filter(|m| {
+                !m.is_empty() && m != "application/json" && m != "application/octet-stream"
+            });
         if doc.schema_version == Some(1) {
-            return Err(ManifestError::Schema1(declared.unwrap_or_else(|| DOCKER_SCHEMA1.into())));
+            return Err(ManifestError::Schema1(
+                declared.unwrap_or_else(|| DOCKER_SCHEMA1.into()),
+            ));
         }
         let media_type = match declared {
             Some(m) => m,
@@ -185,7 +193,9 @@ impl Manifest {
         let kind = match media_type.as_str() {
             OCI_INDEX | DOCKER_MANIFEST_LIST => ManifestKind::Index,
             OCI_MANIFEST | DOCKER_MANIFEST | OCI_ARTIFACT_MANIFEST => ManifestKind::Image,
-            DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => return Err(ManifestError::Schema1(media_type)),
+            DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => {
+                return Err(ManifestError::Schema1(media_type))
+            }
             other => return Err(ManifestError::UnsupportedMediaType(other.to_string())),
         };
         let mut blobs = Vec::new();
@@ -226,7 +236,10 @@ mod tests {
             d(2)
         );
         let m = parse(&image, None).unwrap();
-        assert_eq!((m.kind, m.blobs.len(), m.children.len()), (ManifestKind::Image, 2, 0));
+        assert_eq!(
+            (m.kind, m.blobs.len(), m.children.len()),
+            (ManifestKind::Image, 2, 0)
+        );
         assert_eq!(m.blobs[0].digest.as_str(), d(1));
 
         let index = format!(
@@ -236,14 +249,24 @@ mod tests {
         let m = parse(&index, Some(OCI_INDEX)).unwrap();
         assert_eq!(m.kind, ManifestKind::Index);
         assert_eq!(m.media_type, OCI_INDEX);
-        assert_eq!(m.children[0].platform.as_ref().unwrap().variant.as_deref(), Some("v8"));
+        assert_eq!(
+            m.children[0].platform.as_ref().unwrap().variant.as_deref(),
+            Some("v8")
+        );
 
         // No mediaType field and a generic content type: inferred from the shape.
-        let bare = format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"{}","size":1}},"layers":[]}}"#, d(4));
+        let bare = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"{}","size":1}},"layers":[]}}"#,
+            d(4)
+        );
         let m = parse(&bare, Some("application/json")).unwrap();
         assert_eq!(m.media_type, OCI_MANIFEST);
 
-        let artifact = format!(r#"{{"mediaType":"{OCI_ARTIFACT_MANIFEST}","artifactType":"x","blobs":[{{"mediaType":"a","digest":"{}","size":1}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9}}}}"#, d(5), d(6));
+        let artifact = format!(
+            r#"{{"mediaType":"{OCI_ARTIFACT_MANIFEST}","artifactType":"x","blobs":[{{"mediaType":"a","digest":"{}","size":1}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9}}}}"#,
+            d(5),
+            d(6)
+        );
         let m = parse(&artifact, None).unwrap();
         assert_eq!(m.blobs.len(), 1);
         assert_eq!(m.subject.unwrap().digest.as_str(), d(6));
@@ -251,8 +274,14 @@ mod tests {
 
     #[test]
     fn rejects_schema1_non_json_and_unknown_types() {
-        assert!(matches!(parse(r#"{"schemaVersion":1,"fsLayers":[]}"#, None), Err(ManifestError::Schema1(_))));
-        assert!(matches!(parse("<html>502 Bad Gateway</html>", None), Err(ManifestError::NotJson(_))));
+        assert!(matches!(
+            parse(r#"{"schemaVersion":1,"fsLayers":[]}"#, None),
+            Err(ManifestError::Schema1(_))
+        ));
+        assert!(matches!(
+            parse("<html>502 Bad Gateway</html>", None),
+            Err(ManifestError::NotJson(_))
+        ));
         assert!(matches!(
             parse(r#"{"mediaType":"text/plain"}"#, None),
             Err(ManifestError::UnsupportedMediaType(_))

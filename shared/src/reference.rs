@@ -202,9 +202,21 @@ mod tests {
         let cases: &[(&str, &str, &str, Option<&str>, bool)] = &[
             ("alpine:3", "docker.io", "library/alpine", Some("3"), false),
             ("alpine", "docker.io", "library/alpine", None, false),
-            ("bitnami/redis:7", "docker.io", "bitnami/redis", Some("7"), false),
+            (
+                "bitnami/redis:7",
+                "docker.io",
+                "bitnami/redis",
+                Some("7"),
+                false,
+            ),
             ("localhost:5000/app", "localhost:5000", "app", None, false),
-            ("127.0.0.1:5000/team/app:1.4", "127.0.0.1:5000", "team/app", Some("1.4"), false),
+            (
+                "127.0.0.1:5000/team/app:1.4",
+                "127.0.0.1:5000",
+                "team/app",
+                Some("1.4"),
+                false,
+            ),
             (
                 "123456789012.dkr.ecr.eu-west-1.amazonaws.com/proj:api-1.4",
                 "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
@@ -213,8 +225,20 @@ mod tests {
                 false,
             ),
             ("quay.io/org/app@DIGEST", "quay.io", "org/app", None, true),
-            ("quay.io/org/app:v1@DIGEST", "quay.io", "org/app", Some("v1"), true),
-            ("r.io/app:sha256-abc.sig", "r.io", "app", Some("sha256-abc.sig"), false),
+            (
+                "quay.io/org/app:v1@DIGEST",
+                "quay.io",
+                "org/app",
+                Some("v1"),
+                true,
+            ),
+            (
+                "r.io/app:sha256-abc.sig",
+                "r.io",
+                "app",
+                Some("sha256-abc.sig"),
+                false,
+            ),
         ];
         for (input, registry, repo, tag, has_digest) in cases {
             let input = input.replace("DIGEST", D);
@@ -239,7 +263,10 @@ mod tests {
         ];
         for input in cases {
             let err = input.parse::<ImageRef>().unwrap_err();
-            assert!(err.to_string().contains("invalid image reference"), "{input}");
+            assert!(
+                err.to_string().contains("invalid image reference"),
+                "{input}"
+            );
         }
         let long = format!("r.io/app:{}", "a".repeat(129));
         assert!(long.parse::<ImageRef>().is_err());

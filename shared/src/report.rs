@@ -25,7 +25,11 @@ pub struct ErrorInfo {
 
 impl From<&Error> for ErrorInfo {
     fn from(e: &Error) -> Self {
-        ErrorInfo { kind: e.kind(), message: e.to_string(), retryable: e.is_retryable() }
+        ErrorInfo {
+            kind: e.kind(),
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+        }
     }
 }
 
@@ -64,13 +68,19 @@ pub struct ImageReport {
 impl ImageReport {
     /// The first error of this image, for one-line summaries.
     pub fn first_error(&self) -> Option<&ErrorInfo> {
-        self.error.as_ref().or_else(|| self.destinations.iter().find_map(|d| d.error.as_ref()))
+        self.error
+            .as_ref()
+            .or_else(|| self.destinations.iter().find_map(|d| d.error.as_ref()))
     }
 
     /// Whether every failure of this image may succeed when tried again.
     pub fn retryable(&self) -> bool {
         self.status == Status::Failed
-            && self.error.iter().chain(self.destinations.iter().filter_map(|d| d.error.as_ref())).all(|e| e.retryable)
+            && self
+                .error
+                .iter()
+                .chain(self.destinations.iter().filter_map(|d| d.error.as_ref()))
+                .all(|e| e.retryable)
     }
 }
 

@@ -51,7 +51,8 @@ pub struct Pushed {
 
 impl Pushed {
     pub fn descriptor(&self, platform: Option<Value>) -> Value {
-        let mut d = json!({"mediaType": self.media_type, "digest": self.digest, "size": self.raw.len()});
+        let mut d =
+            json!({"mediaType": self.media_type, "digest": self.digest, "size": self.raw.len()});
         if let Some(p) = platform {
             d["platform"] = p;
         }
@@ -87,25 +88,41 @@ pub struct Seeder {
 
 impl Seeder {
     pub fn new(base: String, auth: SeedAuth) -> Self {
-        Seeder { http: reqwest::Client::new(), base, auth }
+        Seeder {
+            http: reqwest::Client::new(),
+            base,
+            auth,
+        }
     }
 
     fn authed(&self, req: reqwest::RequestBuilder, repo: &str) -> reqwest::RequestBuilder {
         match &self.auth {
             SeedAuth::None => req,
             SeedAuth::Header(h) => req.header(AUTHORIZATION, h),
-            SeedAuth::Token(server) => req.header(AUTHORIZATION, format!("Bearer {}", server.token_for(&[repo]))),
+            SeedAuth::Token(server) => req.header(
+                AUTHORIZATION,
+                format!("Bearer {}", server.token_for(&[repo])),
+            ),
         }
     }
 
     async fn start_upload(&self, repo: &str) -> String {
         let resp = self
-            .authed(self.http.post(format!("{}/v2/{repo}/blobs/uploads/", self.base)), repo)
+            .authed(
+                self.http
+                    .post(format!("{}/v2/{repo}/blobs/uploads/", self.base)),
+                repo,
+            )
             .header(CONTENT_LENGTH, "0")
             .send()
             .await
             .expect("POST upload");
-        assert_eq!(resp.status().as_u16(), 202, "start upload: {}", resp.text().await.unwrap_or_default());
+        assert_eq!(
+            resp.status().as_u16(),
+            202,
+            "start upload: {}",
+            resp.text().await.unwrap_or_default()
+        );
         let location = resp.headers()["location"].to_str().unwrap().to_string();
         if location.starts_with("http") {
             location
@@ -115,7 +132,10 @@ impl Seeder {
     }
 
     fn with_digest(location: &str, digest: &str) -> String {
-        format!("{location}{}digest={digest}", if location.contains('?') { '&' } else { '?' })
+        format!(
+            "{location}{}digest={digest}",
+            if location.contains('?') { '&' } else { '?' }
+        )
     }
 
     pub async fn push_blob(&self, repo: &str, media_type: &str, data: &[u8]) -> Blob {
@@ -128,8 +148,17 @@ impl Seeder {
             .send()
             .await
             .expect("PUT blob");
-        assert_eq!(resp.status().as_u16(), 201, "push blob: {}", resp.text().await.unwrap_or_default());
-        Blob { media_type: media_type.into(), digest, size: data.len() as u64 }
+        assert_eq!(
+            resp.status().as_u16(),
+            201,
+            "push blob: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        Blob {
+            media_type: media_type.into(),
+            digest,
+            size: data.len() as u64,
+        }
     }
 
     /// Push `size` deterministic bytes without holding them: one pass to hash, one to send.
@@ -154,27 +183,55 @@ impl Seeder {
             .send()
             .await
             .expect("PUT large blob");
-        assert_eq!(resp.status().as_u16(), 201, "push large blob: {}", resp.text().await.unwrap_or_default());
-        Blob { media_type: OCI_LAYER.into(), digest, size }
+        assert_eq!(
+            resp.status().as_u16(),
+            201,
+            "push large blob: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        Blob {
+            media_type: OCI_LAYER.into(),
+            digest,
+            size,
+        }
     }
 
-    pub async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, raw: &[u8]) -> String {
+    pub async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        raw: &[u8],
+    ) -> String {
         let resp = self
-            .authed(self.http.put(format!("{}/v2/{repo}/manifests/{reference}", self.base)), repo)
+            .authed(
+                self.http
+                    .put(format!("{}/v2/{repo}/manifests/{reference}", self.base)),
+                repo,
+            )
             .header(CONTENT_TYPE, media_type)
             .body(raw.to_vec())
             .send()
             .await
             .expect("PUT manifest");
         let status = resp.status().as_u16();
-        assert_eq!(status, 201, "push manifest {repo}:{reference}: {}", resp.text().await.unwrap_or_default());
+        assert_eq!(
+            status,
+            201,
+            "push manifest {repo}:{reference}: {}",
+            resp.text().await.unwrap_or_default()
+        );
         sha256(raw)
     }
 
     /// The exact bytes, content type and digest header the registry serves for a manifest.
     pub async fn manifest(&self, repo: &str, reference: &str) -> Option<(Vec<u8>, String, String)> {
         let resp = self
-            .authed(self.http.get(format!("{}/v2/{repo}/manifests/{reference}", self.base)), repo)
+            .authed(
+                self.http
+                    .get(format!("{}/v2/{repo}/manifests/{reference}", self.base)),
+                repo,
+            )
             .header(ACCEPT, ACCEPT_ALL)
             .send()
             .await
@@ -182,15 +239,31 @@ impl Seeder {
         if resp.status().as_u16() == 404 {
             return None;
         }
-        assert!(resp.status().is_success(), "GET manifest {repo}:{reference}: {}", resp.status());
-        let ct = resp.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        let digest = resp.headers().get("docker-content-digest").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(
+            resp.status().is_success(),
+            "GET manifest {repo}:{reference}: {}",
+            resp.status()
+        );
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         Some((resp.bytes().await.unwrap().to_vec(), ct, digest))
     }
 
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> bool {
         let resp = self
-            .authed(self.http.head(format!("{}/v2/{repo}/blobs/{digest}", self.base)), repo)
+            .authed(
+                self.http
+                    .head(format!("{}/v2/{repo}/blobs/{digest}", self.base)),
+                repo,
+            )
             .send()
             .await
             .expect("HEAD blob");
@@ -199,7 +272,10 @@ impl Seeder {
 
     pub async fn tags(&self, repo: &str) -> Vec<String> {
         let resp = self
-            .authed(self.http.get(format!("{}/v2/{repo}/tags/list", self.base)), repo)
+            .authed(
+                self.http.get(format!("{}/v2/{repo}/tags/list", self.base)),
+                repo,
+            )
             .send()
             .await
             .expect("GET tags");
@@ -207,27 +283,49 @@ impl Seeder {
             return Vec::new();
         }
         let v: Value = resp.json().await.unwrap();
-        let mut tags: Vec<String> = v["tags"].as_array().map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+        let mut tags: Vec<String> = v["tags"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
         tags.sort();
         tags
     }
 
     /// An image manifest over freshly pushed config and layers of the given sizes.
-    pub async fn push_image(&self, repo: &str, tag: &str, style: Style, layer_sizes: &[usize], seed: u64) -> Pushed {
+    pub async fn push_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        style: Style,
+        layer_sizes: &[usize],
+        seed: u64,
+    ) -> Pushed {
         let (mt, config_mt, layer_mt) = match style {
             Style::Oci => (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),
             Style::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER),
         };
         let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "seed": seed});
-        let config = self.push_blob(repo, config_mt, config.to_string().as_bytes()).await;
+        let config = self
+            .push_blob(repo, config_mt, config.to_string().as_bytes())
+            .await;
         let mut layers = Vec::new();
         for (i, size) in layer_sizes.iter().enumerate() {
-            layers.push(self.push_blob(repo, layer_mt, &random_bytes(*size, seed * 1000 + i as u64)).await);
+            layers.push(
+                self.push_blob(repo, layer_mt, &random_bytes(*size, seed * 1000 + i as u64))
+                    .await,
+            );
         }
         self.push_manifest_of(repo, tag, mt, &config, &layers).await
     }
 
-    pub async fn push_manifest_of(&self, repo: &str, tag: &str, media_type: &str, config: &Blob, layers: &[Blob]) -> Pushed {
+    pub async fn push_manifest_of(
+        &self,
+        repo: &str,
+        tag: &str,
+        media_type: &str,
+        config: &Blob,
+        layers: &[Blob],
+    ) -> Pushed {
         let doc = json!({
             "schemaVersion": 2,
             "mediaType": media_type,
@@ -238,15 +336,31 @@ impl Seeder {
         let digest = self.push_manifest(repo, tag, media_type, &raw).await;
         let mut blobs = vec![config.clone()];
         blobs.extend(layers.iter().cloned());
-        Pushed { raw, digest, media_type: media_type.into(), blobs }
+        Pushed {
+            raw,
+            digest,
+            media_type: media_type.into(),
+            blobs,
+        }
     }
 
     /// An index (or manifest list) over already pushed manifests.
-    pub async fn push_index(&self, repo: &str, tag: &str, media_type: &str, entries: &[Value]) -> Pushed {
+    pub async fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        media_type: &str,
+        entries: &[Value],
+    ) -> Pushed {
         let doc = json!({"schemaVersion": 2, "mediaType": media_type, "manifests": entries});
         let raw = serde_json::to_vec(&doc).unwrap();
         let digest = self.push_manifest(repo, tag, media_type, &raw).await;
-        Pushed { raw, digest, media_type: media_type.into(), blobs: Vec::new() }
+        Pushed {
+            raw,
+            digest,
+            media_type: media_type.into(),
+            blobs: Vec::new(),
+        }
     }
 }
 

@@ -11,12 +11,16 @@ pub const BINARY: &str = "/usr/bin/docker-registry";
 
 /// distribution refuses foreign-layer URLs unless an allow-list is configured; public
 /// registries (Docker Hub for Windows images) accept them, so the test registries do too.
-const VALIDATION: &str = "validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n";
+const VALIDATION: &str =
+    "validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n";
 
 pub enum Auth {
     None,
     /// htpasswd basic auth with one user.
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// Bearer tokens from this token server.
     Token(std::sync::Arc<TokenServer>),
 }
@@ -44,7 +48,10 @@ impl DockerRegistry {
                 let hash = bcrypt::hash(password, 5).expect("bcrypt");
                 let path = dir.path().join("htpasswd");
                 std::fs::write(&path, format!("{username}:{hash}\n")).unwrap();
-                format!("auth:\n  htpasswd:\n    realm: ferry-test\n    path: {}\n", path.display())
+                format!(
+                    "auth:\n  htpasswd:\n    realm: ferry-test\n    path: {}\n",
+                    path.display()
+                )
             }
             Auth::Token(server) => {
                 let cert = dir.path().join("token-ca.pem");
@@ -63,7 +70,10 @@ impl DockerRegistry {
             storage.display()
         );
         let config_path = dir.path().join("config.yml");
-        std::fs::File::create(&config_path).unwrap().write_all(config.as_bytes()).unwrap();
+        std::fs::File::create(&config_path)
+            .unwrap()
+            .write_all(config.as_bytes())
+            .unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new(BINARY)
             .arg("serve")
@@ -72,7 +82,12 @@ impl DockerRegistry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let mut registry = DockerRegistry { port, child, dir, auth };
+        let mut registry = DockerRegistry {
+            port,
+            child,
+            dir,
+            auth,
+        };
         registry.wait_ready();
         registry
     }
@@ -88,7 +103,11 @@ impl DockerRegistry {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("docker-registry did not listen on {} within 20s: {}", self.port, self.log());
+        panic!(
+            "docker-registry did not listen on {} within 20s: {}",
+            self.port,
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -114,7 +133,10 @@ impl DockerRegistry {
             Auth::None => crate::fixtures::SeedAuth::None,
             Auth::Basic { username, password } => crate::fixtures::SeedAuth::Header(format!(
                 "Basic {}",
-                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{username}:{password}"))
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    format!("{username}:{password}")
+                )
             )),
             Auth::Token(server) => crate::fixtures::SeedAuth::Token(server.clone()),
         };

@@ -37,10 +37,13 @@ impl TokenServer {
     /// Start on a free loopback port inside the current tokio runtime.
     pub async fn start(username: &str, password: &str) -> Arc<TokenServer> {
         let key_pair = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(vec!["ferry-test-token-issuer".to_string()]).expect("params");
+        let params = rcgen::CertificateParams::new(vec!["ferry-test-token-issuer".to_string()])
+            .expect("params");
         let cert = params.self_signed(&key_pair).expect("cert");
         let key = EncodingKey::from_ec_pem(key_pair.serialize_pem().as_bytes()).expect("ec key");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = Arc::new(TokenServer {
@@ -55,7 +58,9 @@ impl TokenServer {
             lifetime_secs: 300,
             _shutdown: tx,
         });
-        let app = Router::new().route("/token", get(issue)).with_state(server.clone());
+        let app = Router::new()
+            .route("/token", get(issue))
+            .with_state(server.clone());
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -72,7 +77,10 @@ impl TokenServer {
     }
 
     fn sign(&self, access: Vec<serde_json::Value>) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let mut header = Header::new(Algorithm::ES256);
         // distribution 2.8 verifies the signing certificate against its rootcertbundle.
         header.x5c = Some(vec![self.cert_der_b64.clone()]);
@@ -89,7 +97,9 @@ impl TokenServer {
     pub fn token_for(&self, repositories: &[&str]) -> String {
         let access = repositories
             .iter()
-            .map(|r| json!({"type": "repository", "name": r, "actions": ["pull", "push", "delete"]}))
+            .map(
+                |r| json!({"type": "repository", "name": r, "actions": ["pull", "push", "delete"]}),
+            )
             .collect();
         self.sign(access)
     }
@@ -100,15 +110,22 @@ fn next_id() -> u64 {
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
-async fn issue(State(server): State<Arc<TokenServer>>, RawQuery(query): RawQuery, headers: HeaderMap) -> axum::response::Response {
+async fn issue(
+    State(server): State<Arc<TokenServer>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> axum::response::Response {
     server.requests.fetch_add(1, Ordering::Relaxed);
     let expected = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", server.username, server.password))
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", server.username, server.password))
     );
     match headers.get("authorization").and_then(|v| v.to_str().ok()) {
         Some(h) if h == expected => {
-            server.authenticated_requests.fetch_add(1, Ordering::Relaxed);
+            server
+                .authenticated_requests
+                .fetch_add(1, Ordering::Relaxed);
         }
         Some(_) => return (StatusCode::UNAUTHORIZED, "bad credentials").into_response(),
         None => return (StatusCode::UNAUTHORIZED, "credentials required").into_response(),
@@ -125,5 +142,6 @@ async fn issue(State(server): State<Arc<TokenServer>>, RawQuery(query): RawQuery
         }
     }
     let token = server.sign(access);
-    Json(json!({"token": token, "access_token": token, "expires_in": server.lifetime_secs})).into_response()
+    Json(json!({"token": token, "access_token": token, "expires_in": server.lifetime_secs}))
+        .into_response()
 }

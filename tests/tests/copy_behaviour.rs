@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use ferry::auth::Credential;
-use ferry::copy::{CopyOptions, Copier};
+use ferry::copy::{Copier, CopyOptions};
 use ferry::report::Status;
 use ferry_testbed::fixtures::Style;
 use ferry_testbed::token::TokenServer;
@@ -18,22 +18,48 @@ use ferry_testbed::{Auth, DockerRegistry};
 async fn second_copy_is_up_to_date_and_new_tag_reuses_present_blobs() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
-    src.seeder().push_image("app", "1", Style::Oci, &[5000, 6000], 1).await;
+    src.seeder()
+        .push_image("app", "1", Style::Oci, &[5000, 6000], 1)
+        .await;
     let copier = copier();
-    let req = request(&format!("{}/app:1", src.host()), &[&format!("{}/app", dst.host())]);
+    let req = request(
+        &format!("{}/app:1", src.host()),
+        &[&format!("{}/app", dst.host())],
+    );
     let first = copier.copy_image(&req).await;
-    assert_eq!((first.status, first.stats.blobs_uploaded), (Status::Copied, 3));
-    assert_eq!(first.stats.bytes_uploaded, 11000 + first_config_size(&src).await);
+    assert_eq!(
+        (first.status, first.stats.blobs_uploaded),
+        (Status::Copied, 3)
+    );
+    assert_eq!(
+        first.stats.bytes_uploaded,
+        11000 + first_config_size(&src).await
+    );
 
     let again = copier.copy_image(&req).await;
     assert_eq!(again.status, Status::UpToDate);
-    assert_eq!((again.stats.blobs_uploaded, again.stats.bytes_uploaded, again.stats.manifests_pushed), (0, 0, 0));
+    assert_eq!(
+        (
+            again.stats.blobs_uploaded,
+            again.stats.bytes_uploaded,
+            again.stats.manifests_pushed
+        ),
+        (0, 0, 0)
+    );
 
     // Same image under another tag, from a fresh run (no ledger): blobs are found by HEAD.
     let fresh = common::copier();
-    let other = fresh.copy_image(&request(&format!("{}/app:1", src.host()), &[&format!("{}/app:other", dst.host())])).await;
+    let other = fresh
+        .copy_image(&request(
+            &format!("{}/app:1", src.host()),
+            &[&format!("{}/app:other", dst.host())],
+        ))
+        .await;
     assert_eq!(other.status, Status::Copied);
-    assert_eq!((other.stats.blobs_uploaded, other.stats.blobs_skipped), (0, 3));
+    assert_eq!(
+        (other.stats.blobs_uploaded, other.stats.blobs_skipped),
+        (0, 3)
+    );
 }
 
 async fn first_config_size(src: &DockerRegistry) -> u64 {
@@ -49,32 +75,61 @@ async fn several_destinations_and_shared_layers_read_each_source_blob_once() {
     let dst2 = DockerRegistry::start(Auth::None);
     let s = src.seeder();
     // Two images sharing a base layer (same seed and index → same bytes).
-    let a = s.push_image("app", "a", Style::Oci, &[20_000, 3_000], 7).await;
+    let a = s
+        .push_image("app", "a", Style::Oci, &[20_000, 3_000], 7)
+        .await;
     let b = s.push_image("app", "b", Style::Oci, &[20_000], 7).await;
     assert_eq!(a.blobs[1], b.blobs[1], "fixture shares the base layer");
     let unique: u64 = {
-        let mut all: Vec<_> = a.blobs.iter().chain(&b.blobs).map(|b| (b.digest.clone(), b.size)).collect();
+        let mut all: Vec<_> = a
+            .blobs
+            .iter()
+            .chain(&b.blobs)
+            .map(|b| (b.digest.clone(), b.size))
+            .collect();
         all.sort();
         all.dedup();
         all.iter().map(|(_, s)| s).sum()
     };
 
     let counter = Arc::new(ReadCounter::default());
-    let copier = Copier::new(client_with(&[]), CopyOptions::default()).with_progress(counter.clone());
-    let dests = [format!("{}/m/app", dst1.host()), format!("{}/m/app", dst2.host()), format!("{}/other/app", dst2.host())];
+    let copier =
+        Copier::new(client_with(&[]), CopyOptions::default()).with_progress(counter.clone());
+    let dests = [
+        format!("{}/m/app", dst1.host()),
+        format!("{}/m/app", dst2.host()),
+        format!("{}/other/app", dst2.host()),
+    ];
     let dests: Vec<&str> = dests.iter().map(String::as_str).collect();
     let run = copier
-        .copy_all(vec![request(&format!("{}/app:a", src.host()), &dests), request(&format!("{}/app:b", src.host()), &dests)])
+        .copy_all(vec![
+            request(&format!("{}/app:a", src.host()), &dests),
+            request(&format!("{}/app:b", src.host()), &dests),
+        ])
         .await;
     assert!(run.success(), "{run:?}");
-    assert_eq!(counter.0.load(Ordering::Relaxed), unique, "each unique blob read from the source exactly once");
+    assert_eq!(
+        counter.0.load(Ordering::Relaxed),
+        unique,
+        "each unique blob read from the source exactly once"
+    );
     // The second repository of dst2 mounted from the first instead of uploading again.
     let mounted: u64 = run.images.iter().map(|i| i.stats.blobs_mounted).sum();
-    assert!(mounted >= 3, "expected mounts into other/app, got {mounted}: {run:?}");
+    assert!(
+        mounted >= 3,
+        "expected mounts into other/app, got {mounted}: {run:?}"
+    );
     for (reg, repo) in [(&dst1, "m/app"), (&dst2, "m/app"), (&dst2, "other/app")] {
         for tag in ["a", "b"] {
             let (_, _, digest) = reg.seeder().manifest(repo, tag).await.expect("tag present");
-            assert_eq!(digest, if tag == "a" { a.digest.clone() } else { b.digest.clone() });
+            assert_eq!(
+                digest,
+                if tag == "a" {
+                    a.digest.clone()
+                } else {
+                    b.digest.clone()
+                }
+            );
         }
     }
 }
@@ -82,10 +137,25 @@ async fn several_destinations_and_shared_layers_read_each_source_blob_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn same_registry_copy_mounts_every_blob() {
     let reg = DockerRegistry::start(Auth::None);
-    let pushed = reg.seeder().push_image("team/app", "1.4", Style::Docker, &[4000, 4000], 9).await;
-    let report = copier().copy_image(&request(&format!("{}/team/app:1.4", reg.host()), &[&format!("{}/archive/app", reg.host())])).await;
+    let pushed = reg
+        .seeder()
+        .push_image("team/app", "1.4", Style::Docker, &[4000, 4000], 9)
+        .await;
+    let report = copier()
+        .copy_image(&request(
+            &format!("{}/team/app:1.4", reg.host()),
+            &[&format!("{}/archive/app", reg.host())],
+        ))
+        .await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
-    assert_eq!((report.stats.blobs_mounted, report.stats.blobs_uploaded, report.stats.bytes_uploaded), (3, 0, 0));
+    assert_eq!(
+        (
+            report.stats.blobs_mounted,
+            report.stats.blobs_uploaded,
+            report.stats.bytes_uploaded
+        ),
+        (3, 0, 0)
+    );
     let (_, _, digest) = reg.seeder().manifest("archive/app", "1.4").await.unwrap();
     assert_eq!(digest, pushed.digest);
 }
@@ -93,12 +163,26 @@ async fn same_registry_copy_mounts_every_blob() {
 #[tokio::test(flavor = "multi_thread")]
 async fn copies_between_basic_auth_and_token_auth_registries() {
     let tokens = TokenServer::start("tokenuser", "tokenpass").await;
-    let src = DockerRegistry::start(Auth::Basic { username: "alice".into(), password: "s3cret".into() });
+    let src = DockerRegistry::start(Auth::Basic {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    });
     let dst = DockerRegistry::start(Auth::Token(tokens.clone()));
-    let pushed = src.seeder().push_image("app", "v1", Style::Oci, &[2048, 4096], 3).await;
-    let client = client_with(&[(&src.host(), Credential::basic("alice", "s3cret")), (&dst.host(), Credential::basic("tokenuser", "tokenpass"))]);
+    let pushed = src
+        .seeder()
+        .push_image("app", "v1", Style::Oci, &[2048, 4096], 3)
+        .await;
+    let client = client_with(&[
+        (&src.host(), Credential::basic("alice", "s3cret")),
+        (&dst.host(), Credential::basic("tokenuser", "tokenpass")),
+    ]);
     let copier = Copier::new(client, CopyOptions::default());
-    let report = copier.copy_image(&request(&format!("{}/app:v1", src.host()), &[&format!("{}/mirror/app", dst.host())])).await;
+    let report = copier
+        .copy_image(&request(
+            &format!("{}/app:v1", src.host()),
+            &[&format!("{}/mirror/app", dst.host())],
+        ))
+        .await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
     let (_, _, digest) = dst.seeder().manifest("mirror/app", "v1").await.unwrap();
     assert_eq!(digest, pushed.digest);
@@ -111,26 +195,65 @@ async fn copies_between_basic_auth_and_token_auth_registries() {
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_and_wrong_credentials_are_clear_errors() {
     let tokens = TokenServer::start("u", "right").await;
-    let basic = DockerRegistry::start(Auth::Basic { username: "alice".into(), password: "s3cret".into() });
+    let basic = DockerRegistry::start(Auth::Basic {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    });
     let token = DockerRegistry::start(Auth::Token(tokens));
-    basic.seeder().push_image("app", "v1", Style::Oci, &[10], 1).await;
+    basic
+        .seeder()
+        .push_image("app", "v1", Style::Oci, &[10], 1)
+        .await;
     let dst = DockerRegistry::start(Auth::None);
 
-    let report = copier().copy_image(&request(&format!("{}/app:v1", basic.host()), &[&format!("{}/app", dst.host())])).await;
+    let report = copier()
+        .copy_image(&request(
+            &format!("{}/app:v1", basic.host()),
+            &[&format!("{}/app", dst.host())],
+        ))
+        .await;
     let err = report.first_error().expect("fails");
     assert_eq!(err.kind, "no_credentials");
-    assert!(err.message.contains("no basic auth credentials"), "{}", err.message);
+    assert!(
+        err.message.contains("no basic auth credentials"),
+        "{}",
+        err.message
+    );
 
-    let wrong = Copier::new(client_with(&[(&basic.host(), Credential::basic("alice", "wrong-password"))]), CopyOptions::default());
-    let report = wrong.copy_image(&request(&format!("{}/app:v1", basic.host()), &[&format!("{}/app", dst.host())])).await;
+    let wrong = Copier::new(
+        client_with(&[(&basic.host(), Credential::basic("alice", "wrong-password"))]),
+        CopyOptions::default(),
+    );
+    let report = wrong
+        .copy_image(&request(
+            &format!("{}/app:v1", basic.host()),
+            &[&format!("{}/app", dst.host())],
+        ))
+        .await;
     let err = report.first_error().expect("fails");
     assert_eq!(err.kind, "denied", "{}", err.message);
-    assert!(!err.message.contains("wrong-password"), "secret leaked: {}", err.message);
+    assert!(
+        !err.message.contains("wrong-password"),
+        "secret leaked: {}",
+        err.message
+    );
 
-    let wrong_token = Copier::new(client_with(&[(&token.host(), Credential::basic("u", "nope-secret"))]), CopyOptions::default());
-    let report = wrong_token.copy_image(&request(&format!("{}/app:v1", token.host()), &[&format!("{}/app", dst.host())])).await;
+    let wrong_token = Copier::new(
+        client_with(&[(&token.host(), Credential::basic("u", "nope-secret"))]),
+        CopyOptions::default(),
+    );
+    let report = wrong_token
+        .copy_image(&request(
+            &format!("{}/app:v1", token.host()),
+            &[&format!("{}/app", dst.host())],
+        ))
+        .await;
     let err = report.first_error().expect("fails");
-    assert!(err.message.contains("rejected the credentials"), "{}", err.message);
+    assert!(
+        err.message.contains("rejected the credentials"),
+        "{}",
+        err.message
+    );
     assert!(!err.message.contains("nope-secret"));
 }
 
@@ -138,8 +261,15 @@ async fn missing_and_wrong_credentials_are_clear_errors() {
 async fn missing_tag_is_not_found_and_leaves_nothing_behind() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
-    src.seeder().push_image("app", "v1", Style::Oci, &[10], 1).await;
-    let report = copier().copy_image(&request(&format!("{}/app:nope", src.host()), &[&format!("{}/app", dst.host())])).await;
+    src.seeder()
+        .push_image("app", "v1", Style::Oci, &[10], 1)
+        .await;
+    let report = copier()
+        .copy_image(&request(
+            &format!("{}/app:nope", src.host()),
+            &[&format!("{}/app", dst.host())],
+        ))
+        .await;
     assert_eq!(report.status, Status::Failed);
     let err = report.first_error().unwrap();
     assert_eq!(err.kind, "manifest_not_found");
@@ -151,21 +281,38 @@ async fn missing_tag_is_not_found_and_leaves_nothing_behind() {
 async fn corrupt_source_blob_fails_the_image_and_pushes_no_tag() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
-    let pushed = src.seeder().push_image("app", "v1", Style::Oci, &[50_000], 5).await;
+    let pushed = src
+        .seeder()
+        .push_image("app", "v1", Style::Oci, &[50_000], 5)
+        .await;
     // Flip the stored bytes of the layer on the source's disk (same length).
     let layer = &pushed.blobs[1].digest;
     let hex = layer.trim_start_matches("sha256:");
-    let path = src.storage().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let path = src.storage().join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
     let mut data = std::fs::read(&path).expect("blob on disk");
     data[100] ^= 0xff;
     std::fs::write(&path, data).unwrap();
 
-    let report = copier().copy_image(&request(&format!("{}/app:v1", src.host()), &[&format!("{}/app", dst.host())])).await;
+    let report = copier()
+        .copy_image(&request(
+            &format!("{}/app:v1", src.host()),
+            &[&format!("{}/app", dst.host())],
+        ))
+        .await;
     assert_eq!(report.status, Status::Failed);
     let err = report.first_error().unwrap();
     assert_eq!(err.kind, "digest_mismatch", "{}", err.message);
-    assert!(dst.seeder().tags("app").await.is_empty(), "no tag may point at an incomplete image");
-    assert!(!dst.seeder().blob_exists("app", layer).await, "the corrupt blob was not committed");
+    assert!(
+        dst.seeder().tags("app").await.is_empty(),
+        "no tag may point at an incomplete image"
+    );
+    assert!(
+        !dst.seeder().blob_exists("app", layer).await,
+        "the corrupt blob was not committed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,15 +320,26 @@ async fn all_tags_expands_to_every_tag() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
     let s = src.seeder();
-    for (i, tag) in ["api-1.4", "worker-1.4", "sha256-abc.sig"].iter().enumerate() {
-        s.push_image("proj", tag, Style::Oci, &[100 + i], i as u64).await;
+    for (i, tag) in ["api-1.4", "worker-1.4", "sha256-abc.sig"]
+        .iter()
+        .enumerate()
+    {
+        s.push_image("proj", tag, Style::Oci, &[100 + i], i as u64)
+            .await;
     }
     let copier = copier();
-    let requests = ferry::copy::all_tags(copier.client(), &image(&format!("{}/proj", src.host())), &[image(&format!("{}/proj", dst.host()))])
-        .await
-        .unwrap();
+    let requests = ferry::copy::all_tags(
+        copier.client(),
+        &image(&format!("{}/proj", src.host())),
+        &[image(&format!("{}/proj", dst.host()))],
+    )
+    .await
+    .unwrap();
     assert_eq!(requests.len(), 3);
     let run = copier.copy_all(requests).await;
     assert_eq!(run.copied, 3, "{run:?}");
-    assert_eq!(dst.seeder().tags("proj").await, vec!["api-1.4", "sha256-abc.sig", "worker-1.4"]);
+    assert_eq!(
+        dst.seeder().tags("proj").await,
+        vec!["api-1.4", "sha256-abc.sig", "worker-1.4"]
+    );
 }

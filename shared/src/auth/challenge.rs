@@ -19,7 +19,9 @@ pub enum Challenge {
 /// Parse the first challenge ferry can answer; `None` for schemes it cannot (e.g. Negotiate).
 pub fn parse(header: &str) -> Option<Challenge> {
     let header = header.trim();
-    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let (scheme, rest) = header
+        .split_once(char::is_whitespace)
+        .unwrap_or((header, ""));
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => Some(Challenge::Basic),
         "bearer" => {
@@ -87,7 +89,11 @@ mod tests {
             ),
             (
                 r#"Bearer realm="http://127.0.0.1:1/t",error="invalid_token""#,
-                Some(Challenge::Bearer { realm: "http://127.0.0.1:1/t".into(), service: None, error: Some("invalid_token".into()) }),
+                Some(Challenge::Bearer {
+                    realm: "http://127.0.0.1:1/t".into(),
+                    service: None,
+                    error: Some("invalid_token".into()),
+                }),
             ),
             (r#"Basic realm="Registry Realm""#, Some(Challenge::Basic)),
             ("basic", Some(Challenge::Basic)),

@@ -57,7 +57,10 @@ impl AuthFile {
                 "{origin} is not a valid docker config / auth.json document ({e}); expected {{\"auths\": {{\"host\": {{\"auth\": \"<base64 user:password>\"}}}}}}"
             ))
         })?;
-        Ok(AuthFile { path: PathBuf::from(origin), doc })
+        Ok(AuthFile {
+            path: PathBuf::from(origin),
+            doc,
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -124,8 +127,13 @@ impl AuthFile {
             .auths
             .iter()
             .filter_map(|(key, entry)| {
-                let key = key.trim_start_matches("https://").trim_start_matches("http://");
-                let key = key.trim_end_matches("/v1/").trim_end_matches("/v2/").trim_end_matches('/');
+                let key = key
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://");
+                let key = key
+                    .trim_end_matches("/v1/")
+                    .trim_end_matches("/v2/")
+                    .trim_end_matches('/');
                 let (key_host, key_path) = key.split_once('/').unwrap_or((key, ""));
                 if normalize_host(key_host) != host {
                     return None;
@@ -134,7 +142,8 @@ impl AuthFile {
                     return Some((0, entry));
                 }
                 let prefix = format!("{host}/{key_path}");
-                (full == prefix || full.starts_with(&format!("{prefix}/"))).then_some((prefix.len(), entry))
+                (full == prefix || full.starts_with(&format!("{prefix}/")))
+                    .then_some((prefix.len(), entry))
             })
             .max_by_key(|(len, _)| *len)
             .map(|(_, e)| e)
@@ -142,7 +151,11 @@ impl AuthFile {
 }
 
 fn entry_credential(entry: &AuthEntry, host: &str, file: &Path) -> Result<Credential> {
-    if entry.identitytoken.as_deref().is_some_and(|t| !t.is_empty()) {
+    if entry
+        .identitytoken
+        .as_deref()
+        .is_some_and(|t| !t.is_empty())
+    {
         return Err(Error::Credentials(format!(
             "{} holds an OAuth identity token for {host}; ferry needs a username and password (or token) instead: pass --src-creds/--dest-creds",
             file.display()
@@ -194,7 +207,11 @@ async fn run_helper(helper: &str, host: &str) -> Result<Option<Credential>> {
         }
         Err(e) => return Err(Error::Credentials(format!("cannot run {program}: {e}"))),
     };
-    let server = if host == "docker.io" { "https://index.docker.io/v1/" } else { host };
+    let server = if host == "docker.io" {
+        "https://index.docker.io/v1/"
+    } else {
+        host
+    };
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(server.as_bytes())
@@ -211,7 +228,9 @@ async fn run_helper(helper: &str, host: &str) -> Result<Option<Credential>> {
         return Ok(None);
     }
     let reply: HelperReply = serde_json::from_slice(&out.stdout).map_err(|_| {
-        Error::Credentials(format!("{program} get returned something other than {{\"Username\",\"Secret\"}} JSON"))
+        Error::Credentials(format!(
+            "{program} get returned something other than {{\"Username\",\"Secret\"}} JSON"
+        ))
     })?;
     Ok(Some(Credential::basic(reply.username, reply.secret)))
 }
@@ -239,21 +258,47 @@ mod tests {
         );
         let f = AuthFile::parse("config.json", &text).unwrap();
         let cases = [
-            ("docker.io", "library/alpine", Some(Credential::basic("hub", "hp"))),
-            ("registry.example.com", "other/app", Some(Credential::basic("any", "ap"))),
-            ("registry.example.com", "team/app", Some(Credential::basic("team", "tp"))),
-            ("registry.example.com", "teamx/app", Some(Credential::basic("any", "ap"))),
-            ("127.0.0.1:5000", "app", Some(Credential::basic("local", "lp:with:colons"))),
+            (
+                "docker.io",
+                "library/alpine",
+                Some(Credential::basic("hub", "hp")),
+            ),
+            (
+                "registry.example.com",
+                "other/app",
+                Some(Credential::basic("any", "ap")),
+            ),
+            (
+                "registry.example.com",
+                "team/app",
+                Some(Credential::basic("team", "tp")),
+            ),
+            (
+                "registry.example.com",
+                "teamx/app",
+                Some(Credential::basic("any", "ap")),
+            ),
+            (
+                "127.0.0.1:5000",
+                "app",
+                Some(Credential::basic("local", "lp:with:colons")),
+            ),
             ("quay.io", "app", None),
         ];
         for (host, repo, expected) in cases {
-            assert_eq!(f.lookup(host, repo).await.unwrap(), expected, "{host}/{repo}");
+            assert_eq!(
+                f.lookup(host, repo).await.unwrap(),
+                expected,
+                "{host}/{repo}"
+            );
         }
     }
 
     #[tokio::test]
     async fn malformed_files_and_entries_are_clear_errors() {
-        let err = AuthFile::parse("cfg.json", "{not json").unwrap_err().to_string();
+        let err = AuthFile::parse("cfg.json", "{not json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cfg.json"), "{err}");
         let f = AuthFile::parse("cfg.json", r#"{"auths":{"r.io":{"auth":"!!!"}}}"#).unwrap();
         let err = f.lookup("r.io", "a").await.unwrap_err().to_string();
@@ -262,7 +307,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_credential_helper_is_skipped() {
-        let f = AuthFile::parse("c", r#"{"credHelpers":{"r.io":"ferry-test-no-such-helper"}}"#).unwrap();
+        let f = AuthFile::parse(
+            "c",
+            r#"{"credHelpers":{"r.io":"ferry-test-no-such-helper"}}"#,
+        )
+        .unwrap();
         assert_eq!(f.lookup("r.io", "a").await.unwrap(), None);
     }
 }

@@ -37,7 +37,8 @@ impl EcrHost {
             return None;
         }
         match rest {
-            ["dkr", ecr, region, "amazonaws", "com"] | ["dkr", ecr, region, "amazonaws", "com", "cn"]
+            ["dkr", ecr, region, "amazonaws", "com"]
+            | ["dkr", ecr, region, "amazonaws", "com", "cn"]
                 if (*ecr == "ecr" || *ecr == "ecr-fips") && !region.is_empty() =>
             {
                 Some(EcrHost {
@@ -120,9 +121,12 @@ impl EcrTokenProvider {
             .authorization_token()
             .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| Error::Credentials("ECR returned a malformed authorization token".into()))?;
-        let credential = Credential::from_user_colon_password(&decoded)
-            .map_err(|_| Error::Credentials("ECR returned a malformed authorization token".into()))?;
+            .ok_or_else(|| {
+                Error::Credentials("ECR returned a malformed authorization token".into())
+            })?;
+        let credential = Credential::from_user_colon_password(&decoded).map_err(|_| {
+            Error::Credentials("ECR returned a malformed authorization token".into())
+        })?;
         let now = SystemTime::now();
         let expires = data
             .expires_at()
@@ -150,18 +154,31 @@ mod tests {
     #[test]
     fn recognizes_ecr_hosts_only() {
         let cases = [
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", Some(("123456789012", "eu-west-1"))),
-            ("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", Some(("123456789012", "us-east-1"))),
-            ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", Some(("123456789012", "cn-north-1"))),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+                Some(("123456789012", "eu-west-1")),
+            ),
+            (
+                "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
+                Some(("123456789012", "us-east-1")),
+            ),
+            (
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+                Some(("123456789012", "cn-north-1")),
+            ),
             ("12345.dkr.ecr.eu-west-1.amazonaws.com", None),
             ("public.ecr.aws", None),
             ("registry.gitlab.com", None),
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com", None),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com",
+                None,
+            ),
         ];
         for (host, expected) in cases {
             let got = EcrHost::parse(host);
             assert_eq!(
-                got.as_ref().map(|h| (h.account.as_str(), h.region.as_str())),
+                got.as_ref()
+                    .map(|h| (h.account.as_str(), h.region.as_str())),
                 expected,
                 "{host}"
             );

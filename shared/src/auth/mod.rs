@@ -128,7 +128,7 @@ impl CredentialStore {
                 Err(e) => {
                     // Fall back to a `docker login` the user may have done, but say why.
                     tracing::warn!(registry = %host, error = %e, "ECR token unavailable; trying docker config");
-                    if let Some(c) = self.from_files(&host, repository).await? {
+                    if let Some(c) = self.lookup_files(&host, repository).await? {
                         return Ok(c);
                     }
                     return Err(e);
@@ -136,12 +136,12 @@ impl CredentialStore {
             }
         }
         Ok(self
-            .from_files(&host, repository)
+            .lookup_files(&host, repository)
             .await?
             .unwrap_or(Credential::Anonymous))
     }
 
-    async fn from_files(&self, host: &str, repository: &str) -> Result<Option<Credential>> {
+    async fn lookup_files(&self, host: &str, repository: &str) -> Result<Option<Credential>> {
         for file in &self.files {
             if let Some(c) = file.lookup(host, repository).await? {
                 return Ok(Some(c));
@@ -161,7 +161,9 @@ pub fn normalize_host(registry: &str) -> String {
         .unwrap_or_default()
         .to_ascii_lowercase();
     match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".into(),
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".into()
+        }
         _ => host,
     }
 }
@@ -191,9 +193,19 @@ mod tests {
     async fn explicit_credentials_are_bound_to_their_host() {
         let mut store = CredentialStore::anonymous();
         store.insert("src.example.com", Credential::basic("u", "p"));
-        assert_eq!(store.lookup("src.example.com", "a").await.unwrap(), Credential::basic("u", "p"));
-        assert!(store.lookup("dst.example.com", "a").await.unwrap().is_anonymous());
+        assert_eq!(
+            store.lookup("src.example.com", "a").await.unwrap(),
+            Credential::basic("u", "p")
+        );
+        assert!(store
+            .lookup("dst.example.com", "a")
+            .await
+            .unwrap()
+            .is_anonymous());
         store.insert("https://index.docker.io/v1/", Credential::basic("d", "h"));
-        assert_eq!(store.lookup("docker.io", "library/alpine").await.unwrap(), Credential::basic("d", "h"));
+        assert_eq!(
+            store.lookup("docker.io", "library/alpine").await.unwrap(),
+            Credential::basic("d", "h")
+        );
     }
 }

@@ -48,8 +48,15 @@ impl BlobCopy<'_> {
     /// Make the blob present in every destination; one result per destination, in order.
     pub async fn run(&self, destinations: &[ImageRef]) -> Vec<Result<BlobOutcome>> {
         let digest = &self.blob.digest;
-        let mut results: Vec<Option<Result<BlobOutcome>>> = destinations.iter().map(|_| None).collect();
-        let mut guards = self.ledger.lock(digest, destinations.iter().map(|d| d.registry().to_string())).await;
+        let mut results: Vec<Option<Result<BlobOutcome>>> =
+            destinations.iter().map(|_| None).collect();
+        let mut guards = self
+            .ledger
+            .lock(
+                digest,
+                destinations.iter().map(|d| d.registry().to_string()),
+            )
+            .await;
 
         // Per registry, the first destination that needs the bytes gets them from the source;
         // the others of that registry mount from it afterwards.
@@ -62,7 +69,13 @@ impl BlobCopy<'_> {
                     known.insert(dest.repository().to_string());
                     results[i] = Some(Ok(outcome));
                 }
-                Ok(None) if uploads.iter().any(|&u| destinations[u].registry() == dest.registry()) => deferred.push(i),
+                Ok(None)
+                    if uploads
+                        .iter()
+                        .any(|&u| destinations[u].registry() == dest.registry()) =>
+                {
+                    deferred.push(i)
+                }
                 Ok(None) => uploads.push(i),
                 Err(e) => results[i] = Some(Err(e)),
             }
@@ -73,7 +86,10 @@ impl BlobCopy<'_> {
             let outcomes = self.upload_with_retry(&targets).await;
             for (&i, outcome) in uploads.iter().zip(outcomes) {
                 if outcome.is_ok() {
-                    guards.get_mut(destinations[i].registry()).expect("locked").insert(destinations[i].repository().to_string());
+                    guards
+                        .get_mut(destinations[i].registry())
+                        .expect("locked")
+                        .insert(destinations[i].repository().to_string());
                 }
                 results[i] = Some(outcome.map(|_| BlobOutcome::Uploaded));
             }
@@ -85,7 +101,12 @@ impl BlobCopy<'_> {
             let outcome = match self.settle_without_source(dest, known).await {
                 Ok(Some(o)) => Ok(o),
                 // Mount unsupported or the upload above failed: send the bytes here too.
-                Ok(None) => self.upload_with_retry(&[dest]).await.pop().expect("one result").map(|_| BlobOutcome::Uploaded),
+                Ok(None) => self
+                    .upload_with_retry(&[dest])
+                    .await
+                    .pop()
+                    .expect("one result")
+                    .map(|_| BlobOutcome::Uploaded),
                 Err(e) => Err(e),
             };
             if outcome.is_ok() {
@@ -93,12 +114,19 @@ impl BlobCopy<'_> {
             }
             results[i] = Some(outcome);
         }
-        results.into_iter().map(|r| r.expect("every destination settled")).collect()
+        results
+            .into_iter()
+            .map(|r| r.expect("every destination settled"))
+            .collect()
     }
 
     /// Settle the blob at `dest` without reading the source: known this run, present
     /// (HEAD), or mountable from a repository of the same registry that has it.
-    async fn settle_without_source(&self, dest: &ImageRef, known: &super::ledger::KnownRepos) -> Result<Option<BlobOutcome>> {
+    async fn settle_without_source(
+        &self,
+        dest: &ImageRef,
+        known: &super::ledger::KnownRepos,
+    ) -> Result<Option<BlobOutcome>> {
         let digest = &self.blob.digest;
         if known.contains(dest.repository()) {
             return Ok(Some(BlobOutcome::Present));
@@ -111,11 +139,16 @@ impl BlobCopy<'_> {
             .find(|r| r.as_str() != dest.repository())
             .cloned()
             .or_else(|| {
-                (self.client.same_registry(self.source, dest) && self.source.repository() != dest.repository())
-                    .then(|| self.source.repository().to_string())
+                (self.client.same_registry(self.source, dest)
+                    && self.source.repository() != dest.repository())
+                .then(|| self.source.repository().to_string())
             });
         if let Some(from) = mount_from {
-            if let UploadStart::Mounted = self.client.start_upload(dest, Some((&from, digest))).await? {
+            if let UploadStart::Mounted = self
+                .client
+                .start_upload(dest, Some((&from, digest)))
+                .await?
+            {
                 return Ok(Some(BlobOutcome::Mounted));
             }
             // The registry opened an upload session instead; it is abandoned (registries
@@ -143,7 +176,11 @@ impl BlobCopy<'_> {
                 results[i] = Some(r);
             }
             attempt += 1;
-            let retry: Vec<&Error> = results.iter().filter_map(|r| r.as_ref()?.as_ref().err()).filter(|e| e.is_retryable()).collect();
+            let retry: Vec<&Error> = results
+                .iter()
+                .filter_map(|r| r.as_ref()?.as_ref().err())
+                .filter(|e| e.is_retryable())
+                .collect();
             if retry.is_empty() || attempt >= policy.max_attempts {
                 break;
             }
@@ -176,13 +213,22 @@ impl BlobCopy<'_> {
         let mut uploads = Vec::new();
         for (i, url) in open {
             let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
-            let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
+            let body =
+                reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                }));
             let dest = targets[i];
             let client = self.client;
-            uploads.push(async move { (i, client.finish_upload(dest, &url, digest, size, body).await) });
+            uploads.push(async move {
+                (
+                    i,
+                    client.finish_upload(dest, &url, digest, size, body).await,
+                )
+            });
             senders.push(Some(tx));
         }
-        let (pumped, uploaded) = tokio::join!(self.pump(senders), futures::future::join_all(uploads));
+        let (pumped, uploaded) =
+            tokio::join!(self.pump(senders), futures::future::join_all(uploads));
         for (i, r) in uploaded {
             results[i] = Some(match (&pumped, r) {
                 // A source-side failure explains every destination's failure better than the
@@ -206,9 +252,15 @@ impl BlobCopy<'_> {
         result
     }
 
-    async fn pump_inner(&self, senders: &mut [Option<mpsc::Sender<io::Result<Bytes>>>]) -> Result<()> {
+    async fn pump_inner(
+        &self,
+        senders: &mut [Option<mpsc::Sender<io::Result<Bytes>>>],
+    ) -> Result<()> {
         let digest = &self.blob.digest;
-        let at = Location { registry: self.source.registry().into(), repository: self.source.repository().into() };
+        let at = Location {
+            registry: self.source.registry().into(),
+            repository: self.source.repository().into(),
+        };
         let response = self.client.get_blob(self.source, digest).await?;
         let mut body = response.bytes_stream();
         let mut verifier = digest.verifier();
@@ -221,7 +273,14 @@ impl BlobCopy<'_> {
             })?;
             verifier.update(&chunk);
             if verifier.bytes_seen() > self.blob.size {
-                return Err(mismatch(&at, digest, format!("more than the {} bytes the manifest declares", self.blob.size)));
+                return Err(mismatch(
+                    &at,
+                    digest,
+                    format!(
+                        "more than the {} bytes the manifest declares",
+                        self.blob.size
+                    ),
+                ));
             }
             self.progress.advanced(self.source, chunk.len() as u64);
             if let Some(previous) = held.replace(chunk) {
@@ -230,7 +289,14 @@ impl BlobCopy<'_> {
         }
         let seen = verifier.bytes_seen();
         if seen != self.blob.size {
-            return Err(mismatch(&at, digest, format!("{seen} bytes where the manifest declares {}", self.blob.size)));
+            return Err(mismatch(
+                &at,
+                digest,
+                format!(
+                    "{seen} bytes where the manifest declares {}",
+                    self.blob.size
+                ),
+            ));
         }
         if let Err(actual) = verifier.finish() {
             return Err(mismatch(&at, digest, actual.to_string()));
@@ -246,7 +312,12 @@ impl BlobCopy<'_> {
 }
 
 fn mismatch(at: &Location, digest: &Digest, actual: String) -> Error {
-    Error::DigestMismatch { at: at.clone(), what: format!("blob {digest}"), expected: digest.clone(), actual }
+    Error::DigestMismatch {
+        at: at.clone(),
+        what: format!("blob {digest}"),
+        expected: digest.clone(),
+        actual,
+    }
 }
 
 /// Send a chunk to every upload still running; an upload that ended (failed) is dropped.
@@ -264,14 +335,44 @@ async fn send_all(senders: &mut [Option<mpsc::Sender<io::Result<Bytes>>>], chunk
 /// every destination with the same kind and message.
 fn clone_error(e: &Error) -> Error {
     match e {
-        Error::Transient { at, op, detail } => Error::Transient { at: at.clone(), op: *op, detail: detail.clone() },
-        Error::RateLimited { at, retry_after } => Error::RateLimited { at: at.clone(), retry_after: *retry_after },
-        Error::DigestMismatch { at, what, expected, actual } => Error::DigestMismatch { at: at.clone(), what: what.clone(), expected: expected.clone(), actual: actual.clone() },
-        Error::BlobNotFound { at, digest } => Error::BlobNotFound { at: at.clone(), digest: digest.clone() },
-        Error::NoCredentials { at, op } => Error::NoCredentials { at: at.clone(), op: *op },
-        Error::Denied { at, op, message } => Error::Denied { at: at.clone(), op: *op, message: message.clone() },
+        Error::Transient { at, op, detail } => Error::Transient {
+            at: at.clone(),
+            op: *op,
+            detail: detail.clone(),
+        },
+        Error::RateLimited { at, retry_after } => Error::RateLimited {
+            at: at.clone(),
+            retry_after: *retry_after,
+        },
+        Error::DigestMismatch {
+            at,
+            what,
+            expected,
+            actual,
+        } => Error::DigestMismatch {
+            at: at.clone(),
+            what: what.clone(),
+            expected: expected.clone(),
+            actual: actual.clone(),
+        },
+        Error::BlobNotFound { at, digest } => Error::BlobNotFound {
+            at: at.clone(),
+            digest: digest.clone(),
+        },
+        Error::NoCredentials { at, op } => Error::NoCredentials {
+            at: at.clone(),
+            op: *op,
+        },
+        Error::Denied { at, op, message } => Error::Denied {
+            at: at.clone(),
+            op: *op,
+            message: message.clone(),
+        },
         other => Error::Protocol {
-            at: Location { registry: String::new(), repository: String::new() },
+            at: Location {
+                registry: String::new(),
+                repository: String::new(),
+            },
             op: crate::error::Operation::ReadBlob,
             detail: other.to_string(),
         },

@@ -17,9 +17,12 @@ use crate::digest::Digest;
 /// Repositories of one registry known to hold one blob.
 pub type KnownRepos = HashSet<String>;
 
+/// The slot of one blob in one destination registry.
+type Slot = Arc<AsyncMutex<KnownRepos>>;
+
 #[derive(Default)]
 pub struct BlobLedger {
-    slots: Mutex<HashMap<(String, Digest), Arc<AsyncMutex<KnownRepos>>>>,
+    slots: Mutex<HashMap<(String, Digest), Slot>>,
 }
 
 impl BlobLedger {
@@ -28,7 +31,11 @@ impl BlobLedger {
     }
 
     /// Take the slots of `digest` in each of `registries`, in sorted order.
-    pub async fn lock(&self, digest: &Digest, registries: impl IntoIterator<Item = String>) -> BTreeMap<String, OwnedMutexGuard<KnownRepos>> {
+    pub async fn lock(
+        &self,
+        digest: &Digest,
+        registries: impl IntoIterator<Item = String>,
+    ) -> BTreeMap<String, OwnedMutexGuard<KnownRepos>> {
         let mut names: Vec<String> = registries.into_iter().collect();
         names.sort();
         names.dedup();
@@ -36,7 +43,10 @@ impl BlobLedger {
         for name in names {
             let slot = {
                 let mut slots = self.slots.lock().expect("ledger poisoned");
-                slots.entry((name.clone(), digest.clone())).or_default().clone()
+                slots
+                    .entry((name.clone(), digest.clone()))
+                    .or_default()
+                    .clone()
             };
             guards.insert(name, slot.lock_owned().await);
         }
@@ -76,11 +86,17 @@ mod tests {
             let l = ledger.clone();
             let d = d.clone();
             tasks.push(tokio::spawn(async move {
-                let regs = if i % 2 == 0 { vec!["a".to_string(), "b".to_string()] } else { vec!["b".to_string(), "a".to_string()] };
+                let regs = if i % 2 == 0 {
+                    vec!["a".to_string(), "b".to_string()]
+                } else {
+                    vec!["b".to_string(), "a".to_string()]
+                };
                 let _g = l.lock(&d, regs).await;
                 tokio::task::yield_now().await;
             }));
         }
-        tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(tasks)).await.expect("deadlock");
+        tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(tasks))
+            .await
+            .expect("deadlock");
     }
 }

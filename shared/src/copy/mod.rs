@@ -38,7 +38,11 @@ pub struct CopyOptions {
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { image_concurrency: 4, blob_concurrency: 6, platforms: Vec::new() }
+        CopyOptions {
+            image_concurrency: 4,
+            blob_concurrency: 6,
+            platforms: Vec::new(),
+        }
     }
 }
 
@@ -69,7 +73,12 @@ struct Target {
 
 impl Copier {
     pub fn new(client: Arc<RegistryClient>, options: CopyOptions) -> Self {
-        Copier { client, options, ledger: BlobLedger::new(), progress: Arc::new(Silent) }
+        Copier {
+            client,
+            options,
+            ledger: BlobLedger::new(),
+            progress: Arc::new(Silent),
+        }
     }
 
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
@@ -90,7 +99,10 @@ impl Copier {
             .collect()
             .await;
         reports.sort_by_key(|(i, _)| *i);
-        RunReport::from_images(reports.into_iter().map(|(_, r)| r).collect(), started.elapsed().as_millis() as u64)
+        RunReport::from_images(
+            reports.into_iter().map(|(_, r)| r).collect(),
+            started.elapsed().as_millis() as u64,
+        )
     }
 
     /// Copy one image to all its destinations.
@@ -98,7 +110,9 @@ impl Copier {
         let started = Instant::now();
         let mut stats = BlobStats::default();
         let mut targets: Vec<Target> = Vec::new();
-        let outcome = self.copy_image_inner(request, &mut targets, &mut stats).await;
+        let outcome = self
+            .copy_image_inner(request, &mut targets, &mut stats)
+            .await;
         let (digest, error) = match outcome {
             Ok(d) => (Some(d.to_string()), None),
             Err(e) => (None, Some(ErrorInfo::from(&e))),
@@ -107,7 +121,11 @@ impl Copier {
             request
                 .destinations
                 .iter()
-                .map(|d| DestinationReport { reference: d.to_string(), status: Status::Failed, error: None })
+                .map(|d| DestinationReport {
+                    reference: d.to_string(),
+                    status: Status::Failed,
+                    error: None,
+                })
                 .collect()
         } else {
             targets
@@ -136,17 +154,28 @@ impl Copier {
             error,
         };
         match report.status {
-            Status::Failed => tracing::warn!(source = %report.source, error = ?report.first_error().map(|e| &e.message), "image failed"),
-            _ => tracing::info!(source = %report.source, status = ?report.status, bytes = report.stats.bytes_uploaded, "image done"),
+            Status::Failed => {
+                tracing::warn!(source = %report.source, error = ?report.first_error().map(|e| &e.message), "image failed")
+            }
+            _ => {
+                tracing::info!(source = %report.source, status = ?report.status, bytes = report.stats.bytes_uploaded, "image done")
+            }
         }
         self.progress.image_finished(&report);
         report
     }
 
-    async fn copy_image_inner(&self, request: &CopyRequest, targets: &mut Vec<Target>, stats: &mut BlobStats) -> Result<Digest> {
+    async fn copy_image_inner(
+        &self,
+        request: &CopyRequest,
+        targets: &mut Vec<Target>,
+        stats: &mut BlobStats,
+    ) -> Result<Digest> {
         let source = &request.source;
         let source_ref = source.manifest_reference().ok_or_else(|| {
-            Error::Config(format!("{source} names no tag or digest; add :TAG, or use --all-tags to copy every tag"))
+            Error::Config(format!(
+                "{source} names no tag or digest; add :TAG, or use --all-tags to copy every tag"
+            ))
         })?;
         if request.destinations.is_empty() {
             return Err(Error::Config(format!("no destination given for {source}")));
@@ -158,17 +187,23 @@ impl Copier {
         let (want, mut root) = if self.options.platforms.is_empty() {
             let digest = match source.digest() {
                 Some(d) => d.clone(),
-                None => self
-                    .client
-                    .head_manifest(source, &source_ref)
-                    .await?
-                    .ok_or_else(|| Error::ManifestNotFound { at: location(source), reference: source_ref.clone() })?
-                    .digest,
+                None => {
+                    self.client
+                        .head_manifest(source, &source_ref)
+                        .await?
+                        .ok_or_else(|| Error::ManifestNotFound {
+                            at: location(source),
+                            reference: source_ref.clone(),
+                        })?
+                        .digest
+                }
             };
             (digest, None)
         } else {
             let fetched = self.client.get_manifest(source, &source_ref).await?;
-            let selected = tree::select_platforms(&self.client, source, fetched, &self.options.platforms).await?;
+            let selected =
+                tree::select_platforms(&self.client, source, fetched, &self.options.platforms)
+                    .await?;
             (selected.digest.clone(), Some(selected))
         };
 
@@ -178,9 +213,20 @@ impl Copier {
                 .or(source.tag())
                 .map(str::to_string)
                 .unwrap_or_else(|| want.to_string());
-            targets.push(Target { dest: dest.repo_only(), reference, existing: None, status: Status::Copied, error: None });
+            targets.push(Target {
+                dest: dest.repo_only(),
+                reference,
+                existing: None,
+                status: Status::Copied,
+                error: None,
+            });
         }
-        let heads = futures::future::join_all(targets.iter().map(|t| self.client.head_manifest(&t.dest, &t.reference))).await;
+        let heads = futures::future::join_all(
+            targets
+                .iter()
+                .map(|t| self.client.head_manifest(&t.dest, &t.reference)),
+        )
+        .await;
         for (t, head) in targets.iter_mut().zip(heads) {
             match head {
                 Ok(Some(h)) if h.digest == want => t.status = Status::UpToDate,
@@ -209,7 +255,13 @@ impl Copier {
             .map(|blob| {
                 let dests = &dests;
                 async move {
-                    let copy = BlobCopy { client: &self.client, ledger: &self.ledger, progress: &self.progress, source, blob };
+                    let copy = BlobCopy {
+                        client: &self.client,
+                        ledger: &self.ledger,
+                        progress: &self.progress,
+                        source,
+                        blob,
+                    };
                     (blob.size, copy.run(dests).await)
                 }
             })
@@ -236,23 +288,34 @@ impl Copier {
 
         // Then manifests, children first, and the tag last.
         let pushing = active_indexes(targets);
-        let pushes = futures::future::join_all(active_targets(targets).into_iter().map(|t| async {
-            let mut pushed = 0u64;
-            let (children, root) = image.manifests.split_at(image.manifests.len() - 1);
-            for child in children {
-                self.client.put_manifest(&t.dest, child.digest.as_str(), child).await?;
-                pushed += 1;
-            }
-            self.client
-                .put_manifest(&t.dest, &t.reference, &root[0])
-                .await
-                .map_err(|e| match e {
-                    Error::ImmutableTag { at, tag, existing: None } => Error::ImmutableTag { at, tag, existing: t.existing.clone() },
-                    other => other,
-                })?;
-            Ok::<u64, Error>(pushed + 1)
-        }))
-        .await;
+        let pushes =
+            futures::future::join_all(active_targets(targets).into_iter().map(|t| async {
+                let mut pushed = 0u64;
+                let (children, root) = image.manifests.split_at(image.manifests.len() - 1);
+                for child in children {
+                    self.client
+                        .put_manifest(&t.dest, child.digest.as_str(), child)
+                        .await?;
+                    pushed += 1;
+                }
+                self.client
+                    .put_manifest(&t.dest, &t.reference, &root[0])
+                    .await
+                    .map_err(|e| match e {
+                        Error::ImmutableTag {
+                            at,
+                            tag,
+                            existing: None,
+                        } => Error::ImmutableTag {
+                            at,
+                            tag,
+                            existing: t.existing.clone(),
+                        },
+                        other => other,
+                    })?;
+                Ok::<u64, Error>(pushed + 1)
+            }))
+            .await;
         for (ti, result) in pushing.into_iter().zip(pushes) {
             match result {
                 Ok(n) => stats.manifests_pushed += n,
@@ -277,20 +340,32 @@ fn fail(t: &mut Target, e: Error) {
 }
 
 fn active_indexes(targets: &[Target]) -> Vec<usize> {
-    (0..targets.len()).filter(|&i| targets[i].status == Status::Copied).collect()
+    (0..targets.len())
+        .filter(|&i| targets[i].status == Status::Copied)
+        .collect()
 }
 
 fn active_targets(targets: &[Target]) -> Vec<&Target> {
-    targets.iter().filter(|t| t.status == Status::Copied).collect()
+    targets
+        .iter()
+        .filter(|t| t.status == Status::Copied)
+        .collect()
 }
 
 fn location(image: &ImageRef) -> Location {
-    Location { registry: image.registry().into(), repository: image.repository().into() }
+    Location {
+        registry: image.registry().into(),
+        repository: image.repository().into(),
+    }
 }
 
 /// Expand `source` (a repository) into one request per tag, each to the same tag in every
 /// destination repository.
-pub async fn all_tags(client: &RegistryClient, source: &ImageRef, destinations: &[ImageRef]) -> Result<Vec<CopyRequest>> {
+pub async fn all_tags(
+    client: &RegistryClient,
+    source: &ImageRef,
+    destinations: &[ImageRef],
+) -> Result<Vec<CopyRequest>> {
     let tags = client.list_tags(&source.repo_only()).await?;
     Ok(tags
         .into_iter()

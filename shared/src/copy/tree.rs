@@ -34,9 +34,22 @@ impl ImageTree {
 }
 
 /// Fetch every manifest below `root` from `source` and collect the blobs.
-pub async fn fetch(client: &RegistryClient, source: &ImageRef, root: Manifest, concurrency: usize) -> Result<ImageTree> {
+pub async fn fetch(
+    client: &RegistryClient,
+    source: &ImageRef,
+    root: Manifest,
+    concurrency: usize,
+) -> Result<ImageTree> {
     let mut manifests = Vec::new();
-    collect(client, source, root, concurrency, &mut manifests, &mut HashSet::new()).await?;
+    collect(
+        client,
+        source,
+        root,
+        concurrency,
+        &mut manifests,
+        &mut HashSet::new(),
+    )
+    .await?;
     let mut seen = HashSet::new();
     let mut blobs = Vec::new();
     let mut skipped_foreign = Vec::new();
@@ -54,7 +67,11 @@ pub async fn fetch(client: &RegistryClient, source: &ImageRef, root: Manifest, c
             blobs.push(b.clone());
         }
     }
-    Ok(ImageTree { manifests, blobs, skipped_foreign })
+    Ok(ImageTree {
+        manifests,
+        blobs,
+        skipped_foreign,
+    })
 }
 
 fn collect<'a>(
@@ -67,8 +84,12 @@ fn collect<'a>(
 ) -> futures::future::BoxFuture<'a, Result<()>> {
     Box::pin(async move {
         if manifest.kind == ManifestKind::Index {
-            let wanted: Vec<String> =
-                manifest.children.iter().filter(|c| !seen.contains(&c.digest)).map(|c| c.digest.to_string()).collect();
+            let wanted: Vec<String> = manifest
+                .children
+                .iter()
+                .filter(|c| !seen.contains(&c.digest))
+                .map(|c| c.digest.to_string())
+                .collect();
             let children: Vec<Manifest> = stream::iter(wanted)
                 .map(|digest| async move { client.get_manifest(source, &digest).await })
                 .buffered(concurrency.max(1))
@@ -100,26 +121,52 @@ pub async fn select_platforms(
     let matching: Vec<&Descriptor> = root
         .children
         .iter()
-        .filter(|c| c.platform.as_ref().is_some_and(|p| platforms.iter().any(|f| f.matches(p))))
+        .filter(|c| {
+            c.platform
+                .as_ref()
+                .is_some_and(|p| platforms.iter().any(|f| f.matches(p)))
+        })
         .collect();
     match matching.as_slice() {
         [] => Err(Error::Config(format!(
             "{source} has no manifest for platform {}; it has: {}",
-            platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
-            root.children.iter().filter_map(|c| c.platform.as_ref()).map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            platforms
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            root.children
+                .iter()
+                .filter_map(|c| c.platform.as_ref())
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
         [one] => client.get_manifest(source, one.digest.as_str()).await,
         several => {
             let keep: HashSet<&str> = several.iter().map(|d| d.digest.as_str()).collect();
-            let mut doc: serde_json::Value = serde_json::from_slice(&root.raw).map_err(|e| Error::Config(e.to_string()))?;
+            let mut doc: serde_json::Value =
+                serde_json::from_slice(&root.raw).map_err(|e| Error::Config(e.to_string()))?;
             if let Some(list) = doc.get_mut("manifests").and_then(|m| m.as_array_mut()) {
-                list.retain(|entry| entry.get("digest").and_then(|d| d.as_str()).is_some_and(|d| keep.contains(d)));
+                list.retain(|entry| {
+                    entry
+                        .get("digest")
+                        .and_then(|d| d.as_str())
+                        .is_some_and(|d| keep.contains(d))
+                });
             }
-            let raw = bytes::Bytes::from(serde_json::to_vec(&doc).map_err(|e| Error::Config(e.to_string()))?);
+            let raw = bytes::Bytes::from(
+                serde_json::to_vec(&doc).map_err(|e| Error::Config(e.to_string()))?,
+            );
             let digest = crate::digest::Digest::sha256_of(&raw);
-            Manifest::parse(raw, digest, Some(&root.media_type)).map_err(|source_err| Error::Manifest {
-                at: crate::error::Location { registry: source.registry().into(), repository: source.repository().into() },
-                source: source_err,
+            Manifest::parse(raw, digest, Some(&root.media_type)).map_err(|source_err| {
+                Error::Manifest {
+                    at: crate::error::Location {
+                        registry: source.registry().into(),
+                        repository: source.repository().into(),
+                    },
+                    source: source_err,
+                }
             })
         }
     }

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION,
+    WWW_AUTHENTICATE,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
@@ -70,11 +73,18 @@ struct Call<'a> {
 
 impl Call<'_> {
     fn location(&self) -> Location {
-        Location { registry: self.image.registry().to_string(), repository: self.image.repository().to_string() }
+        Location {
+            registry: self.image.registry().to_string(),
+            repository: self.image.repository().to_string(),
+        }
     }
 
     fn transient(&self, e: reqwest::Error) -> Error {
-        Error::Transient { at: self.location(), op: self.op, detail: without_url(&e) }
+        Error::Transient {
+            at: self.location(),
+            op: self.op,
+            detail: without_url(&e),
+        }
     }
 }
 
@@ -98,7 +108,12 @@ impl RegistryClient {
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(RegistryClient { http, options, credentials, sessions: Mutex::new(HashMap::new()) })
+        Ok(RegistryClient {
+            http,
+            options,
+            credentials,
+            sessions: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
@@ -108,14 +123,20 @@ impl RegistryClient {
     /// Whether two references are served by the same registry endpoint (so blobs can be
     /// mounted across their repositories).
     pub fn same_registry(&self, a: &ImageRef, b: &ImageRef) -> bool {
-        self.options.endpoints.base_url(a.registry()) == self.options.endpoints.base_url(b.registry())
+        self.options.endpoints.base_url(a.registry())
+            == self.options.endpoints.base_url(b.registry())
     }
 
     fn session(&self, registry: &str) -> Arc<Session> {
         let mut sessions = self.sessions.lock().expect("session map poisoned");
         sessions
             .entry(registry.to_string())
-            .or_insert_with(|| Arc::new(Session::new(registry.to_string(), self.options.endpoints.base_url(registry))))
+            .or_insert_with(|| {
+                Arc::new(Session::new(
+                    registry.to_string(),
+                    self.options.endpoints.base_url(registry),
+                ))
+            })
             .clone()
     }
 
@@ -130,8 +151,12 @@ impl RegistryClient {
         mut build: impl FnMut(&reqwest::Client, &Url) -> RequestBuilder,
     ) -> Result<(Response, bool)> {
         let session = self.session(call.image.registry());
-        let credential = session.credential(&self.credentials, call.image.repository()).await?;
-        let mut auth = session.authorization(&self.http, &credential, &call.scopes, false).await?;
+        let credential = session
+            .credential(&self.credentials, call.image.repository())
+            .await?;
+        let mut auth = session
+            .authorization(&self.http, &credential, &call.scopes, false)
+            .await?;
         let mut attempt = 0;
         loop {
             let mut req = build(&self.http, &session.base);
@@ -151,7 +176,9 @@ impl RegistryClient {
             if !session.learn(challenge, &self.options.endpoints).await? {
                 return Ok((resp, credential.is_anonymous()));
             }
-            auth = session.authorization(&self.http, &credential, &call.scopes, true).await?;
+            auth = session
+                .authorization(&self.http, &credential, &call.scopes, true)
+                .await?;
             if auth.is_none() {
                 return Ok((resp, credential.is_anonymous()));
             }
@@ -160,29 +187,43 @@ impl RegistryClient {
                 return Err(Error::Transient {
                     at: call.location(),
                     op: call.op,
-                    detail: "authorization expired during the upload; retrying with a new token".into(),
+                    detail: "authorization expired during the upload; retrying with a new token"
+                        .into(),
                 });
             }
         }
     }
 
     async fn fail(&self, call: &Call<'_>, resp: Response, anonymous: bool) -> Error {
-        Failure::read(resp).await.into_error(call.location(), call.op, call.reference, anonymous)
+        Failure::read(resp)
+            .await
+            .into_error(call.location(), call.op, call.reference, anonymous)
     }
 
     fn url(base: &Url, image: &ImageRef, tail: &str) -> Url {
-        base.join(&format!("v2/{}/{tail}", image.repository())).expect("repository names are URL-safe")
+        base.join(&format!("v2/{}/{tail}", image.repository()))
+            .expect("repository names are URL-safe")
     }
 
     /// HEAD a manifest: its digest, or `None` when the tag or digest does not exist.
-    pub async fn head_manifest(&self, image: &ImageRef, reference: &str) -> Result<Option<ManifestHead>> {
-        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::ReadManifest, reference };
+    pub async fn head_manifest(
+        &self,
+        image: &ImageRef,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>> {
+        let call = Call {
+            image,
+            scopes: vec![Scope::pull(image.repository())],
+            op: Operation::ReadManifest,
+            reference,
+        };
         self.options
             .retry
             .run("HEAD manifest", || async {
                 let (resp, anon) = self
                     .send(&call, true, |http, base| {
-                        http.head(Self::url(base, image, &format!("manifests/{reference}"))).header(ACCEPT, ACCEPT_MANIFESTS)
+                        http.head(Self::url(base, image, &format!("manifests/{reference}")))
+                            .header(ACCEPT, ACCEPT_MANIFESTS)
                     })
                     .await?;
                 if resp.status() == StatusCode::NOT_FOUND {
@@ -197,7 +238,10 @@ impl RegistryClient {
                     // Some registries omit the digest on HEAD; only a GET can tell.
                     None => {
                         let m = self.get_manifest_once(&call).await?;
-                        Ok(Some(ManifestHead { digest: m.digest, media_type: Some(m.media_type) }))
+                        Ok(Some(ManifestHead {
+                            digest: m.digest,
+                            media_type: Some(m.media_type),
+                        }))
                     }
                 }
             })
@@ -207,8 +251,16 @@ impl RegistryClient {
     /// GET a manifest's exact bytes, verified against the digest asked for (or the one the
     /// registry reports).
     pub async fn get_manifest(&self, image: &ImageRef, reference: &str) -> Result<Manifest> {
-        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::ReadManifest, reference };
-        self.options.retry.run("GET manifest", || self.get_manifest_once(&call)).await
+        let call = Call {
+            image,
+            scopes: vec![Scope::pull(image.repository())],
+            op: Operation::ReadManifest,
+            reference,
+        };
+        self.options
+            .retry
+            .run("GET manifest", || self.get_manifest_once(&call))
+            .await
     }
 
     async fn get_manifest_once(&self, call: &Call<'_>) -> Result<Manifest> {
@@ -216,7 +268,8 @@ impl RegistryClient {
         let reference = call.reference;
         let (mut resp, anon) = self
             .send(call, true, |http, base| {
-                http.get(Self::url(base, image, &format!("manifests/{reference}"))).header(ACCEPT, ACCEPT_MANIFESTS)
+                http.get(Self::url(base, image, &format!("manifests/{reference}")))
+                    .header(ACCEPT, ACCEPT_MANIFESTS)
             })
             .await?;
         if !resp.status().is_success() {
@@ -224,8 +277,14 @@ impl RegistryClient {
         }
         let content_type = header_str(&resp, CONTENT_TYPE.as_str());
         let header_digest = header_str(&resp, DIGEST_HEADER);
-        let too_large = || Error::ManifestTooLarge { at: call.location(), limit: MAX_MANIFEST_BYTES };
-        if resp.content_length().is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+        let too_large = || Error::ManifestTooLarge {
+            at: call.location(),
+            limit: MAX_MANIFEST_BYTES,
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
+        {
             return Err(too_large());
         }
         let mut raw = BytesMut::new();
@@ -254,14 +313,26 @@ impl RegistryClient {
             }
             None => Digest::sha256_of(&raw),
         };
-        Manifest::parse(raw, digest, content_type.as_deref())
-            .map_err(|source| Error::Manifest { at: call.location(), source })
+        Manifest::parse(raw, digest, content_type.as_deref()).map_err(|source| Error::Manifest {
+            at: call.location(),
+            source,
+        })
     }
 
     /// PUT a manifest's exact bytes under `reference` (a tag or its digest). Returns the
     /// digest the registry stored, which must be the manifest's own.
-    pub async fn put_manifest(&self, image: &ImageRef, reference: &str, manifest: &Manifest) -> Result<()> {
-        let call = Call { image, scopes: vec![Scope::push(image.repository())], op: Operation::PushManifest, reference };
+    pub async fn put_manifest(
+        &self,
+        image: &ImageRef,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let call = Call {
+            image,
+            scopes: vec![Scope::push(image.repository())],
+            op: Operation::PushManifest,
+            reference,
+        };
         self.options
             .retry
             .run("PUT manifest", || async {
@@ -293,12 +364,19 @@ impl RegistryClient {
     /// Whether the repository has the blob.
     pub async fn blob_exists(&self, image: &ImageRef, digest: &Digest) -> Result<bool> {
         let reference = digest.as_str();
-        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::CheckBlob, reference };
+        let call = Call {
+            image,
+            scopes: vec![Scope::pull(image.repository())],
+            op: Operation::CheckBlob,
+            reference,
+        };
         self.options
             .retry
             .run("HEAD blob", || async {
                 let (resp, anon) = self
-                    .send(&call, true, |http, base| http.head(Self::url(base, image, &format!("blobs/{reference}"))))
+                    .send(&call, true, |http, base| {
+                        http.head(Self::url(base, image, &format!("blobs/{reference}")))
+                    })
                     .await?;
                 match resp.status() {
                     s if s.is_success() => Ok(true),
@@ -313,9 +391,16 @@ impl RegistryClient {
     /// cannot be resumed here).
     pub async fn get_blob(&self, image: &ImageRef, digest: &Digest) -> Result<Response> {
         let reference = digest.as_str();
-        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::ReadBlob, reference };
+        let call = Call {
+            image,
+            scopes: vec![Scope::pull(image.repository())],
+            op: Operation::ReadBlob,
+            reference,
+        };
         let (resp, anon) = self
-            .send(&call, true, |http, base| http.get(Self::url(base, image, &format!("blobs/{reference}"))))
+            .send(&call, true, |http, base| {
+                http.get(Self::url(base, image, &format!("blobs/{reference}")))
+            })
             .await?;
         if !resp.status().is_success() {
             return Err(self.fail(&call, resp, anon).await);
@@ -325,13 +410,26 @@ impl RegistryClient {
 
     /// Open an upload session in `image`'s repository, first asking the registry to mount
     /// `mount.1` from repository `mount.0` when given.
-    pub async fn start_upload(&self, image: &ImageRef, mount: Option<(&str, &Digest)>) -> Result<UploadStart> {
+    pub async fn start_upload(
+        &self,
+        image: &ImageRef,
+        mount: Option<(&str, &Digest)>,
+    ) -> Result<UploadStart> {
         let mut scopes = vec![Scope::push(image.repository())];
         if let Some((from, _)) = mount {
             scopes.push(Scope::pull(from));
         }
-        let op = if mount.is_some() { Operation::MountBlob } else { Operation::StartUpload };
-        let call = Call { image, scopes, op, reference: "" };
+        let op = if mount.is_some() {
+            Operation::MountBlob
+        } else {
+            Operation::StartUpload
+        };
+        let call = Call {
+            image,
+            scopes,
+            op,
+            reference: "",
+        };
         self.options
             .retry
             .run("start upload", || async {
@@ -339,7 +437,9 @@ impl RegistryClient {
                     .send(&call, true, |http, base| {
                         let mut url = Self::url(base, image, "blobs/uploads/");
                         if let Some((from, digest)) = mount {
-                            url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", from);
+                            url.query_pairs_mut()
+                                .append_pair("mount", digest.as_str())
+                                .append_pair("from", from);
                         }
                         http.request(Method::POST, url).header(CONTENT_LENGTH, "0")
                     })
@@ -351,11 +451,12 @@ impl RegistryClient {
                 if status != StatusCode::ACCEPTED {
                     return Err(self.fail(&call, resp, anon).await);
                 }
-                let location = header_str(&resp, LOCATION.as_str()).ok_or_else(|| Error::Protocol {
-                    at: call.location(),
-                    op: call.op,
-                    detail: "upload started without a Location header".into(),
-                })?;
+                let location =
+                    header_str(&resp, LOCATION.as_str()).ok_or_else(|| Error::Protocol {
+                        at: call.location(),
+                        op: call.op,
+                        detail: "upload started without a Location header".into(),
+                    })?;
                 let session = self.session(image.registry());
                 let url = session.base.join(&location).map_err(|_| Error::Protocol {
                     at: call.location(),
@@ -377,7 +478,12 @@ impl RegistryClient {
         size: u64,
         body: reqwest::Body,
     ) -> Result<()> {
-        let call = Call { image, scopes: vec![Scope::push(image.repository())], op: Operation::UploadBlob, reference: digest.as_str() };
+        let call = Call {
+            image,
+            scopes: vec![Scope::push(image.repository())],
+            op: Operation::UploadBlob,
+            reference: digest.as_str(),
+        };
         let mut url = session_url.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let mut body = Some(body);
@@ -386,7 +492,10 @@ impl RegistryClient {
                 http.put(url.clone())
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, HeaderValue::from(size))
-                    .body(body.take().unwrap_or_else(|| reqwest::Body::from(Vec::new())))
+                    .body(
+                        body.take()
+                            .unwrap_or_else(|| reqwest::Body::from(Vec::new())),
+                    )
             })
             .await?;
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
@@ -402,17 +511,29 @@ impl RegistryClient {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let call = Call { image, scopes: vec![Scope::pull(image.repository())], op: Operation::ListTags, reference: "tags/list" };
+        let call = Call {
+            image,
+            scopes: vec![Scope::pull(image.repository())],
+            op: Operation::ListTags,
+            reference: "tags/list",
+        };
         let mut tags = Vec::new();
         let mut next: Option<String> = Some(format!("v2/{}/tags/list?n=1000", image.repository()));
         while let Some(path) = next.take() {
             let (resp, anon) = self
                 .options
                 .retry
-                .run("list tags", || self.send(&call, true, |http, base| http.get(base.join(&path).expect("relative path"))))
+                .run("list tags", || {
+                    self.send(&call, true, |http, base| {
+                        http.get(base.join(&path).expect("relative path"))
+                    })
+                })
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND {
-                return Err(Error::ManifestNotFound { at: call.location(), reference: "(repository has no tags)".into() });
+                return Err(Error::ManifestNotFound {
+                    at: call.location(),
+                    reference: "(repository has no tags)".into(),
+                });
             }
             if !resp.status().is_success() {
                 return Err(self.fail(&call, resp, anon).await);
@@ -430,19 +551,33 @@ impl RegistryClient {
 }
 
 fn header_str(resp: &Response, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// `<…/tags/list?n=1000&last=x>; rel="next"` → the path-and-query to fetch next.
 fn parse_next_link(link: &str) -> Option<String> {
-    link.split(',').find(|part| part.contains("rel=\"next\"") || part.contains("rel=next")).and_then(|part| {
-        let target = part.split(';').next()?.trim().trim_start_matches('<').trim_end_matches('>');
-        let path = match Url::parse(target) {
-            Ok(u) => format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default()),
-            Err(_) => target.to_string(),
-        };
-        Some(path.trim_start_matches('/').to_string())
-    })
+    link.split(',')
+        .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
+        .and_then(|part| {
+            let target = part
+                .split(';')
+                .next()?
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>');
+            let path = match Url::parse(target) {
+                Ok(u) => format!(
+                    "{}{}",
+                    u.path(),
+                    u.query().map(|q| format!("?{q}")).unwrap_or_default()
+                ),
+                Err(_) => target.to_string(),
+            };
+            Some(path.trim_start_matches('/').to_string())
+        })
 }
 
 #[cfg(test)]

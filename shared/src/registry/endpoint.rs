@@ -41,12 +41,22 @@ impl Endpoints {
         let url = if target.contains("://") {
             Url::parse(target)
         } else {
-            let scheme = if self.allows_http(target) { "http" } else { "https" };
+            let scheme = if self.allows_http(target) {
+                "http"
+            } else {
+                "https"
+            };
             Url::parse(&format!("{scheme}://{target}"))
         }
-        .map_err(|e| Error::Config(format!("registry endpoint {target:?} for {name} is not a valid host or URL: {e}")))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "registry endpoint {target:?} for {name} is not a valid host or URL: {e}"
+            ))
+        })?;
         if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(Error::Config(format!("registry endpoint {target:?} must be http:// or https://")));
+            return Err(Error::Config(format!(
+                "registry endpoint {target:?} must be http:// or https://"
+            )));
         }
         self.overrides.insert(name.to_ascii_lowercase(), url);
         Ok(self)
@@ -56,7 +66,9 @@ impl Endpoints {
     pub fn routes_from_list(mut self, list: &str) -> Result<Self> {
         for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, target) = pair.split_once('=').ok_or_else(|| {
-                Error::Config(format!("registry endpoint {pair:?} must be NAME=HOST:PORT or NAME=URL"))
+                Error::Config(format!(
+                    "registry endpoint {pair:?} must be NAME=HOST:PORT or NAME=URL"
+                ))
             })?;
             self = self.route(name.trim(), target.trim())?;
         }
@@ -64,7 +76,8 @@ impl Endpoints {
     }
 
     fn allows_http(&self, host: &str) -> bool {
-        self.insecure.contains(&host.to_ascii_lowercase()) || (self.insecure_loopback && is_loopback(host))
+        self.insecure.contains(&host.to_ascii_lowercase())
+            || (self.insecure_loopback && is_loopback(host))
     }
 
     /// The base URL (`scheme://host[:port]`) for registry `name`.
@@ -73,9 +86,18 @@ impl Endpoints {
         if let Some(u) = self.overrides.get(&name) {
             return u.clone();
         }
-        let host = if name == DOCKER_HUB { DOCKER_HUB_API_HOST } else { name.as_str() };
-        let scheme = if self.allows_http(&name) { "http" } else { "https" };
-        Url::parse(&format!("{scheme}://{host}")).expect("a parsed reference's registry is a valid host")
+        let host = if name == DOCKER_HUB {
+            DOCKER_HUB_API_HOST
+        } else {
+            name.as_str()
+        };
+        let scheme = if self.allows_http(&name) {
+            "http"
+        } else {
+            "https"
+        };
+        Url::parse(&format!("{scheme}://{host}"))
+            .expect("a parsed reference's registry is a valid host")
     }
 
     /// Whether plain HTTP may carry credentials to `url` (token realms).
@@ -89,7 +111,10 @@ impl Endpoints {
             _ => return false,
         };
         self.allows_http(&host)
-            || self.overrides.values().any(|o| o.scheme() == "http" && o.host_str() == url.host_str())
+            || self
+                .overrides
+                .values()
+                .any(|o| o.scheme() == "http" && o.host_str() == url.host_str())
     }
 }
 
@@ -102,7 +127,8 @@ pub fn is_loopback(host: &str) -> bool {
     } else {
         host.split(':').next().unwrap_or_default()
     };
-    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -112,10 +138,21 @@ mod tests {
     #[test]
     fn tls_by_default_http_only_when_allowed() {
         let e = Endpoints::new();
-        assert_eq!(e.base_url("127.0.0.1:5000").as_str(), "https://127.0.0.1:5000/");
-        assert_eq!(e.base_url("docker.io").as_str(), "https://registry-1.docker.io/");
-        let e = Endpoints::new().insecure_loopback(true).insecure_host("reg.lan:5000");
-        assert_eq!(e.base_url("127.0.0.1:5000").as_str(), "http://127.0.0.1:5000/");
+        assert_eq!(
+            e.base_url("127.0.0.1:5000").as_str(),
+            "https://127.0.0.1:5000/"
+        );
+        assert_eq!(
+            e.base_url("docker.io").as_str(),
+            "https://registry-1.docker.io/"
+        );
+        let e = Endpoints::new()
+            .insecure_loopback(true)
+            .insecure_host("reg.lan:5000");
+        assert_eq!(
+            e.base_url("127.0.0.1:5000").as_str(),
+            "http://127.0.0.1:5000/"
+        );
         assert_eq!(e.base_url("[::1]:5000").scheme(), "http");
         assert_eq!(e.base_url("reg.lan:5000").scheme(), "http");
         assert_eq!(e.base_url("reg.lan:5001").scheme(), "https");
@@ -127,7 +164,11 @@ mod tests {
         let e = Endpoints::new()
             .routes_from_list("123456789012.dkr.ecr.us-east-1.amazonaws.com=http://127.0.0.1:5001, r.io=mirror.lan")
             .unwrap();
-        assert_eq!(e.base_url("123456789012.dkr.ecr.us-east-1.amazonaws.com").as_str(), "http://127.0.0.1:5001/");
+        assert_eq!(
+            e.base_url("123456789012.dkr.ecr.us-east-1.amazonaws.com")
+                .as_str(),
+            "http://127.0.0.1:5001/"
+        );
         assert_eq!(e.base_url("r.io").as_str(), "https://mirror.lan/");
         assert!(e.http_allowed_for(&Url::parse("http://127.0.0.1:5001/token").unwrap()));
         assert!(!e.http_allowed_for(&Url::parse("http://evil.example/token").unwrap()));
@@ -137,7 +178,15 @@ mod tests {
 
     #[test]
     fn loopback_detection() {
-        for (h, lo) in [("127.0.0.1:1", true), ("127.5.0.1", true), ("localhost:80", true), ("[::1]:5000", true), ("::1", true), ("10.0.0.1", false), ("example.com", false)] {
+        for (h, lo) in [
+            ("127.0.0.1:1", true),
+            ("127.5.0.1", true),
+            ("localhost:80", true),
+            ("[::1]:5000", true),
+            ("::1", true),
+            ("10.0.0.1", false),
+            ("example.com", false),
+        ] {
             assert_eq!(is_loopback(h), lo, "{h}");
         }
     }

@@ -63,7 +63,12 @@ impl Failure {
                 (String::new(), text.chars().take(300).collect::<String>().trim().to_string())
             }
         };
-        Failure { status, code, message, retry_after }
+        Failure {
+            status,
+            code,
+            message,
+            retry_after,
+        }
     }
 
     fn summary(&self) -> String {
@@ -77,45 +82,84 @@ impl Failure {
 
     /// The error for this failure of `op` at `at`. `reference` names the manifest or tag
     /// involved; `anonymous` says whether the request carried no credential.
-    pub fn into_error(self, at: Location, op: Operation, reference: &str, anonymous: bool) -> Error {
+    pub fn into_error(
+        self,
+        at: Location,
+        op: Operation,
+        reference: &str,
+        anonymous: bool,
+    ) -> Error {
         let status = self.status.as_u16();
         let lower = self.message.to_ascii_lowercase();
         match status {
             401 if anonymous => Error::NoCredentials { at, op },
-            401 | 403 => Error::Denied { at, op, message: self.summary() },
-            404 if op == Operation::ReadManifest => Error::ManifestNotFound { at, reference: reference.to_string() },
+            401 | 403 => Error::Denied {
+                at,
+                op,
+                message: self.summary(),
+            },
+            404 if op == Operation::ReadManifest => Error::ManifestNotFound {
+                at,
+                reference: reference.to_string(),
+            },
             404 if op == Operation::ReadBlob => Error::BlobNotFound {
                 at,
-                digest: reference.parse().unwrap_or_else(|_| crate::digest::Digest::sha256_of(b"")),
+                digest: reference
+                    .parse()
+                    .unwrap_or_else(|_| crate::digest::Digest::sha256_of(b"")),
             },
-            404 if self.code == "NAME_UNKNOWN" || lower.contains("does not exist") => Error::Protocol {
-                at: at.clone(),
-                op,
-                detail: format!(
-                    "repository {at} does not exist ({}); create it first{}",
-                    self.summary(),
-                    if crate::auth::ecr::EcrHost::parse(&at.registry).is_some() {
-                        format!(" (aws ecr create-repository --repository-name {})", at.repository)
-                    } else {
-                        String::new()
-                    }
-                ),
-            },
+            404 if self.code == "NAME_UNKNOWN" || lower.contains("does not exist") => {
+                Error::Protocol {
+                    at: at.clone(),
+                    op,
+                    detail: format!(
+                        "repository {at} does not exist ({}); create it first{}",
+                        self.summary(),
+                        if crate::auth::ecr::EcrHost::parse(&at.registry).is_some() {
+                            format!(
+                                " (aws ecr create-repository --repository-name {})",
+                                at.repository
+                            )
+                        } else {
+                            String::new()
+                        }
+                    ),
+                }
+            }
             400 | 409 | 412
                 if op == Operation::PushManifest
                     && (self.code == "TAG_INVALID" || status == 412 || status == 409)
                     && (lower.contains("immutable") || lower.contains("cannot be overwritten")) =>
             {
-                Error::ImmutableTag { at, tag: reference.to_string(), existing: None }
+                Error::ImmutableTag {
+                    at,
+                    tag: reference.to_string(),
+                    existing: None,
+                }
             }
             // The registry hashed what it received and it was not what we announced: the bytes
             // were damaged on the way, so sending them again can help.
             400 if self.code == "DIGEST_INVALID" || self.code == "BLOB_UPLOAD_INVALID" => {
-                Error::Transient { at, op, detail: self.summary() }
+                Error::Transient {
+                    at,
+                    op,
+                    detail: self.summary(),
+                }
             }
-            429 => Error::RateLimited { at, retry_after: self.retry_after },
-            408 | 500..=599 => Error::Transient { at, op, detail: self.summary() },
-            _ => Error::Protocol { at, op, detail: self.summary() },
+            429 => Error::RateLimited {
+                at,
+                retry_after: self.retry_after,
+            },
+            408 | 500..=599 => Error::Transient {
+                at,
+                op,
+                detail: self.summary(),
+            },
+            _ => Error::Protocol {
+                at,
+                op,
+                detail: self.summary(),
+            },
         }
     }
 }
@@ -136,11 +180,19 @@ mod tests {
     use super::*;
 
     fn failure(status: u16, code: &str, message: &str) -> Failure {
-        Failure { status: StatusCode::from_u16(status).unwrap(), code: code.into(), message: message.into(), retry_after: Some(Duration::from_secs(2)) }
+        Failure {
+            status: StatusCode::from_u16(status).unwrap(),
+            code: code.into(),
+            message: message.into(),
+            retry_after: Some(Duration::from_secs(2)),
+        }
     }
 
     fn at() -> Location {
-        Location { registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(), repository: "proj".into() }
+        Location {
+            registry: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
+            repository: "proj".into(),
+        }
     }
 
     #[test]
@@ -168,8 +220,13 @@ mod tests {
 
     #[test]
     fn missing_repository_says_how_to_create_it_on_ecr() {
-        let e = failure(404, "NAME_UNKNOWN", "").into_error(at(), Operation::StartUpload, "", false);
-        assert!(e.to_string().contains("aws ecr create-repository --repository-name proj"), "{e}");
+        let e =
+            failure(404, "NAME_UNKNOWN", "").into_error(at(), Operation::StartUpload, "", false);
+        assert!(
+            e.to_string()
+                .contains("aws ecr create-repository --repository-name proj"),
+            "{e}"
+        );
     }
 
     #[test]

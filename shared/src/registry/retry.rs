@@ -50,7 +50,8 @@ impl RetryPolicy {
             .saturating_mul(2u32.saturating_pow(attempt))
             .min(self.max_delay);
         // Full jitter: spreads out many copiers that failed together.
-        let jittered = rand::rng().random_range(exp.as_millis() as u64 / 2..=exp.as_millis() as u64);
+        let jittered =
+            rand::rng().random_range(exp.as_millis() as u64 / 2..=exp.as_millis() as u64);
         Duration::from_millis(jittered)
     }
 
@@ -84,7 +85,10 @@ mod tests {
 
     fn transient() -> Error {
         Error::Transient {
-            at: Location { registry: "r".into(), repository: "a".into() },
+            at: Location {
+                registry: "r".into(),
+                repository: "a".into(),
+            },
             op: Operation::ReadBlob,
             detail: "reset".into(),
         }
@@ -92,7 +96,11 @@ mod tests {
 
     #[tokio::test]
     async fn retries_transient_errors_up_to_the_limit() {
-        let policy = RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        };
         let calls = AtomicU32::new(0);
         let r: Result<()> = policy
             .run("x", || async {
@@ -106,7 +114,11 @@ mod tests {
 
     #[tokio::test]
     async fn permanent_errors_are_not_retried() {
-        let policy = RetryPolicy { max_attempts: 5, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        };
         let calls = AtomicU32::new(0);
         let r: Result<()> = policy
             .run("x", || async {
@@ -120,13 +132,20 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
-        let p = RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
         let e = transient();
         assert!(p.delay(0, &e) <= Duration::from_millis(100));
         assert!(p.delay(3, &e) >= Duration::from_millis(400));
         assert!(p.delay(9, &e) <= Duration::from_secs(1));
         let limited = Error::RateLimited {
-            at: Location { registry: "r".into(), repository: "a".into() },
+            at: Location {
+                registry: "r".into(),
+                repository: "a".into(),
+            },
             retry_after: Some(Duration::from_secs(7)),
         };
         assert_eq!(p.delay(0, &limited), Duration::from_secs(7));

@@ -83,7 +83,11 @@ impl Session {
         }
     }
 
-    pub async fn credential(&self, store: &crate::auth::CredentialStore, repository: &str) -> Result<Credential> {
+    pub async fn credential(
+        &self,
+        store: &crate::auth::CredentialStore,
+        repository: &str,
+    ) -> Result<Credential> {
         let mut slot = self.credential.lock().await;
         if let Some((c, at)) = slot.as_ref() {
             if at.elapsed() < CREDENTIAL_TTL {
@@ -97,13 +101,20 @@ impl Session {
 
     /// Record what a 401 asked for. Returns false when the challenge is not one ferry can
     /// answer.
-    pub async fn learn(&self, challenge: Option<Challenge>, endpoints: &super::endpoint::Endpoints) -> Result<bool> {
+    pub async fn learn(
+        &self,
+        challenge: Option<Challenge>,
+        endpoints: &super::endpoint::Endpoints,
+    ) -> Result<bool> {
         let mut scheme = self.scheme.lock().await;
         match challenge {
             Some(Challenge::Basic) => *scheme = Scheme::Basic,
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let realm = Url::parse(&realm).map_err(|_| {
-                    Error::Credentials(format!("{} sent a token realm that is not a URL: {realm:?}", self.registry))
+                    Error::Credentials(format!(
+                        "{} sent a token realm that is not a URL: {realm:?}",
+                        self.registry
+                    ))
                 })?;
                 if !endpoints.http_allowed_for(&realm) {
                     return Err(Error::Credentials(format!(
@@ -144,7 +155,9 @@ impl Session {
                         }
                     }
                 }
-                let token = self.fetch_token(http, credential, &realm, service.as_deref(), &key).await?;
+                let token = self
+                    .fetch_token(http, credential, &realm, service.as_deref(), &key)
+                    .await?;
                 let header = bearer_header(&token.token);
                 tokens.insert(key, token);
                 Ok(Some(header))
@@ -178,7 +191,11 @@ impl Session {
         let resp = req.send().await.map_err(|e| Error::Transient {
             at: self.location(),
             op: crate::error::Operation::ReadManifest,
-            detail: format!("token request to {} failed: {}", realm.host_str().unwrap_or_default(), without_url(&e)),
+            detail: format!(
+                "token request to {} failed: {}",
+                realm.host_str().unwrap_or_default(),
+                without_url(&e)
+            ),
         })?;
         let status = resp.status();
         if status.is_server_error() || status.as_u16() == 429 {
@@ -190,7 +207,10 @@ impl Session {
         }
         if !status.is_success() {
             return Err(if credential.is_anonymous() {
-                Error::NoCredentials { at: self.location(), op: crate::error::Operation::ReadManifest }
+                Error::NoCredentials {
+                    at: self.location(),
+                    op: crate::error::Operation::ReadManifest,
+                }
             } else {
                 Error::Credentials(format!(
                     "the token service of {} rejected the credentials ({status}); check the username and password",
@@ -198,21 +218,41 @@ impl Session {
                 ))
             });
         }
-        let reply: TokenReply = resp.json().await.map_err(|_| Error::Credentials(format!(
-            "the token service of {} answered with something that is not a token", self.registry
-        )))?;
+        let reply: TokenReply = resp.json().await.map_err(|_| {
+            Error::Credentials(format!(
+                "the token service of {} answered with something that is not a token",
+                self.registry
+            ))
+        })?;
         let token = reply
             .token
             .or(reply.access_token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Credentials(format!("the token service of {} returned no token", self.registry)))?;
-        let lifetime = reply.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        let valid_until = started + lifetime.saturating_sub(TOKEN_EXPIRY_MARGIN).max(Duration::from_secs(1));
-        Ok(CachedToken { token: Secret::new(token), valid_until })
+            .ok_or_else(|| {
+                Error::Credentials(format!(
+                    "the token service of {} returned no token",
+                    self.registry
+                ))
+            })?;
+        let lifetime = reply
+            .expires_in
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let valid_until = started
+            + lifetime
+                .saturating_sub(TOKEN_EXPIRY_MARGIN)
+                .max(Duration::from_secs(1));
+        Ok(CachedToken {
+            token: Secret::new(token),
+            valid_until,
+        })
     }
 
     fn location(&self) -> crate::error::Location {
-        crate::error::Location { registry: self.registry.clone(), repository: String::new() }
+        crate::error::Location {
+            registry: self.registry.clone(),
+            repository: String::new(),
+        }
     }
 }
 
@@ -251,7 +291,11 @@ pub(crate) fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     if let Some(url) = e.url() {
-        let short = format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or_default());
+        let short = format!(
+            "{}://{}/…",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        );
         text = text.replace(url.as_str(), &short);
     }
     text

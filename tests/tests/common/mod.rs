@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ferry::auth::{Credential, CredentialStore};
 use ferry::copy::progress::Progress;
-use ferry::copy::{CopyOptions, CopyRequest, Copier};
+use ferry::copy::{Copier, CopyOptions, CopyRequest};
 use ferry::reference::ImageRef;
 use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
 
@@ -18,7 +18,11 @@ pub fn client_with(creds: &[(&str, Credential)]) -> Arc<RegistryClient> {
     }
     let options = RegistryOptions {
         endpoints: Endpoints::new().insecure_loopback(true),
-        retry: RetryPolicy { max_attempts: 2, base_delay: std::time::Duration::from_millis(10), ..RetryPolicy::default() },
+        retry: RetryPolicy {
+            max_attempts: 2,
+            base_delay: std::time::Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
         ..RegistryOptions::default()
     };
     Arc::new(RegistryClient::new(options, store).unwrap())
@@ -33,7 +37,10 @@ pub fn image(s: &str) -> ImageRef {
 }
 
 pub fn request(src: &str, dsts: &[&str]) -> CopyRequest {
-    CopyRequest { source: image(src), destinations: dsts.iter().map(|d| image(d)).collect() }
+    CopyRequest {
+        source: image(src),
+        destinations: dsts.iter().map(|d| image(d)).collect(),
+    }
 }
 
 /// Counts bytes read from sources.
