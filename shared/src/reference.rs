@@ -15,6 +15,15 @@ use crate::digest::Digest;
 pub const DOCKER_HUB: &str = "docker.io";
 pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 
+/// The distribution spec's repository-name grammar. oci-client accepts some names docker
+/// and registries reject (upper case), so ferry checks before any request is made.
+static REPOSITORY_NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$",
+    )
+    .expect("valid regex")
+});
+
 /// A parsed image reference. A reference may name a tag, a digest, both, or (for whole
 /// repository operations such as `--all-tags`) neither.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -143,6 +152,12 @@ impl FromStr for ImageRef {
             ));
         }
         let parsed = oci_client::Reference::try_from(input).map_err(|e| invalid(e.to_string()))?;
+        if !REPOSITORY_NAME.is_match(parsed.repository()) {
+            return Err(invalid(format!(
+                "repository {:?} must be lowercase letters, digits and separators (. _ __ -) in /-separated parts",
+                parsed.repository()
+            )));
+        }
         let digest = parsed
             .digest()
             .map(|d| d.parse::<Digest>())
