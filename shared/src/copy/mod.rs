@@ -289,7 +289,7 @@ impl Copier {
         // Then manifests, children first, and the tag last.
         let pushing = active_indexes(targets);
         let pushes =
-            futures::future::join_all(active_targets(targets).into_iter().map(|t| async {
+            futures::future::join_all(pushing.iter().map(|&i| &targets[i]).map(|t| async {
                 let mut pushed = 0u64;
                 let (children, root) = image.manifests.split_at(image.manifests.len() - 1);
                 for child in children {
@@ -342,13 +342,6 @@ fn fail(t: &mut Target, e: Error) {
 fn active_indexes(targets: &[Target]) -> Vec<usize> {
     (0..targets.len())
         .filter(|&i| targets[i].status == Status::Copied)
-        .collect()
-}
-
-fn active_targets(targets: &[Target]) -> Vec<&Target> {
-    targets
-        .iter()
-        .filter(|t| t.status == Status::Copied)
         .collect()
 }
 

@@ -71,7 +71,27 @@ struct Call<'a> {
     reference: &'a str,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    /// A read of `image`'s repository.
+    fn pull(image: &'a ImageRef, op: Operation, reference: &'a str) -> Self {
+        Call {
+            image,
+            scopes: vec![Scope::pull(image.repository())],
+            op,
+            reference,
+        }
+    }
+
+    /// A write to `image`'s repository.
+    fn push(image: &'a ImageRef, op: Operation, reference: &'a str) -> Self {
+        Call {
+            image,
+            scopes: vec![Scope::push(image.repository())],
+            op,
+            reference,
+        }
+    }
+
     fn location(&self) -> Location {
         Location {
             registry: self.image.registry().to_string(),
@@ -211,12 +231,7 @@ impl RegistryClient {
         image: &ImageRef,
         reference: &str,
     ) -> Result<Option<ManifestHead>> {
-        let call = Call {
-            image,
-            scopes: vec![Scope::pull(image.repository())],
-            op: Operation::ReadManifest,
-            reference,
-        };
+        let call = Call::pull(image, Operation::ReadManifest, reference);
         self.options
             .retry
             .run("HEAD manifest", || async {
@@ -251,12 +266,7 @@ impl RegistryClient {
     /// GET a manifest's exact bytes, verified against the digest asked for (or the one the
     /// registry reports).
     pub async fn get_manifest(&self, image: &ImageRef, reference: &str) -> Result<Manifest> {
-        let call = Call {
-            image,
-            scopes: vec![Scope::pull(image.repository())],
-            op: Operation::ReadManifest,
-            reference,
-        };
+        let call = Call::pull(image, Operation::ReadManifest, reference);
         self.options
             .retry
             .run("GET manifest", || self.get_manifest_once(&call))
@@ -327,12 +337,7 @@ impl RegistryClient {
         reference: &str,
         manifest: &Manifest,
     ) -> Result<()> {
-        let call = Call {
-            image,
-            scopes: vec![Scope::push(image.repository())],
-            op: Operation::PushManifest,
-            reference,
-        };
+        let call = Call::push(image, Operation::PushManifest, reference);
         self.options
             .retry
             .run("PUT manifest", || async {
@@ -364,12 +369,7 @@ impl RegistryClient {
     /// Whether the repository has the blob.
     pub async fn blob_exists(&self, image: &ImageRef, digest: &Digest) -> Result<bool> {
         let reference = digest.as_str();
-        let call = Call {
-            image,
-            scopes: vec![Scope::pull(image.repository())],
-            op: Operation::CheckBlob,
-            reference,
-        };
+        let call = Call::pull(image, Operation::CheckBlob, reference);
         self.options
             .retry
             .run("HEAD blob", || async {
@@ -391,12 +391,7 @@ impl RegistryClient {
     /// cannot be resumed here).
     pub async fn get_blob(&self, image: &ImageRef, digest: &Digest) -> Result<Response> {
         let reference = digest.as_str();
-        let call = Call {
-            image,
-            scopes: vec![Scope::pull(image.repository())],
-            op: Operation::ReadBlob,
-            reference,
-        };
+        let call = Call::pull(image, Operation::ReadBlob, reference);
         let (resp, anon) = self
             .send(&call, true, |http, base| {
                 http.get(Self::url(base, image, &format!("blobs/{reference}")))
@@ -478,12 +473,7 @@ impl RegistryClient {
         size: u64,
         body: reqwest::Body,
     ) -> Result<()> {
-        let call = Call {
-            image,
-            scopes: vec![Scope::push(image.repository())],
-            op: Operation::UploadBlob,
-            reference: digest.as_str(),
-        };
+        let call = Call::push(image, Operation::UploadBlob, digest.as_str());
         let mut url = session_url.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let mut body = Some(body);
@@ -511,12 +501,7 @@ impl RegistryClient {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let call = Call {
-            image,
-            scopes: vec![Scope::pull(image.repository())],
-            op: Operation::ListTags,
-            reference: "tags/list",
-        };
+        let call = Call::pull(image, Operation::ListTags, "tags/list");
         let mut tags = Vec::new();
         let mut next: Option<String> = Some(format!("v2/{}/tags/list?n=1000", image.repository()));
         while let Some(path) = next.take() {
