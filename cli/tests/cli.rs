@@ -5,6 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
 use ferry_testbed::fixtures::Style;
+use ferry_testbed::moto::MotoServer;
 use ferry_testbed::{Auth, DockerRegistry};
 
 fn ferry() -> Command {
@@ -195,4 +196,57 @@ async fn copying_a_256_mib_blob_keeps_memory_flat() {
         "peak RSS {} MiB grows with the blob",
         rss / (1024 * 1024)
     );
+}
+
+/// Out of Amazon ECR: the token comes from ECR's GetAuthorizationToken (moto), and the ECR
+/// host is served by a registry that accepts exactly that token.
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_out_of_ecr_with_a_token_from_get_authorization_token() {
+    let moto = MotoServer::start();
+    let ecr = MotoServer::ecr_registry();
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = ecr
+        .seeder()
+        .push_image("team/app", "1.0", Style::Docker, &[1500], 5)
+        .await;
+    let ecr_host = MotoServer::ecr_host("eu-west-1");
+    let copy = |with_aws: bool| {
+        let mut cmd = ferry();
+        if with_aws {
+            cmd.envs(moto.env());
+        } else {
+            // No AWS credentials anywhere: ferry must say what is missing.
+            cmd.env("AWS_ACCESS_KEY_ID", "")
+                .env("AWS_SECRET_ACCESS_KEY", "")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("AWS_ENDPOINT_URL", moto.endpoint());
+        }
+        cmd.args([
+            "copy",
+            "--insecure-loopback",
+            "--registry-endpoint",
+            &format!("{ecr_host}={}", ecr.url()),
+            &format!("{ecr_host}/team/app:1.0"),
+            &format!("{}/gitlab/team/app", dst.host()),
+        ]);
+        cmd
+    };
+    let (mut with, mut without) = (copy(true), copy(false));
+    let (ok, denied) = tokio::task::spawn_blocking(move || (run(&mut with), run(&mut without)))
+        .await
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let (raw, _, digest) = dst.seeder().manifest("gitlab/team/app", "1.0").await.unwrap();
+    assert_eq!(digest, pushed.digest);
+    assert_eq!(raw, pushed.raw);
+
+    assert_eq!(denied.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(stderr.contains("no AWS credentials found"), "{stderr}");
+    assert!(stderr.contains("ecr:GetAuthorizationToken"), "{stderr}");
+    assert!(stderr.lines().count() < 8, "a short error, not an SDK dump: {stderr}");
 }

@@ -6,6 +6,7 @@
 //! - [`copy`]: the byte-exact, streaming copy engine and its [`report`].
 
 pub mod auth;
+pub mod aws;
 pub mod copy;
 pub mod digest;
 pub mod error;

@@ -1,9 +1,12 @@
 //! ferry's test bed: real `docker-registry` (CNCF distribution) processes on free loopback
 //! ports, in the three authentication flavours registries use (none, htpasswd basic, bearer
 //! token from a token server), and helpers that seed them with images over the distribution
-//! API. Everything started here stops when its handle is dropped.
+//! API; a `moto_server` for the AWS APIs; and a fault-injecting proxy to put in front of
+//! a registry. Everything started here stops when its handle is dropped.
 
 pub mod fixtures;
+pub mod moto;
+pub mod proxy;
 pub mod registry;
 pub mod token;
 

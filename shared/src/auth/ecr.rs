@@ -58,6 +58,9 @@ struct Cached {
 
 /// Fetches and caches ECR authorization tokens.
 pub struct EcrTokenProvider {
+    /// The AWS configuration clients are built from; loaded from the environment on first
+    /// use when not given.
+    base: Option<aws_config::SdkConfig>,
     clients: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
     tokens: Mutex<HashMap<EcrHost, Cached>>,
 }
@@ -71,8 +74,18 @@ impl Default for EcrTokenProvider {
 impl EcrTokenProvider {
     pub fn new() -> Self {
         EcrTokenProvider {
+            base: None,
             clients: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A provider on an AWS configuration the caller already loaded (a Lambda's, or a
+    /// test's pointing at a local endpoint). The region is taken from each registry host.
+    pub fn from_config(config: aws_config::SdkConfig) -> Self {
+        EcrTokenProvider {
+            base: Some(config),
+            ..Self::new()
         }
     }
 
@@ -81,11 +94,21 @@ impl EcrTokenProvider {
         if let Some(c) = clients.get(region) {
             return c.clone();
         }
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
-            .load()
-            .await;
-        let client = aws_sdk_ecr::Client::new(&config);
+        let region = aws_config::Region::new(region.to_string());
+        let client = match &self.base {
+            Some(base) => aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::config::Builder::from(base)
+                    .region(region.clone())
+                    .build(),
+            ),
+            None => aws_sdk_ecr::Client::new(
+                &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .region(region.clone())
+                    .load()
+                    .await,
+            ),
+        };
+        let region = region.to_string();
         clients.insert(region.to_string(), client.clone());
         client
     }
@@ -107,10 +130,10 @@ impl EcrTokenProvider {
             .await
             .map_err(|e| {
                 Error::Credentials(format!(
-                    "ECR GetAuthorizationToken for account {} in {} failed: {}. The AWS identity needs ecr:GetAuthorizationToken, and AWS credentials must be available (environment, profile or role)",
+                    "ECR GetAuthorizationToken for {}.dkr.ecr.{} failed ({}); the AWS identity needs ecr:GetAuthorizationToken",
                     host.account,
                     host.region,
-                    aws_sdk_ecr::error::DisplayErrorContext(&e)
+                    crate::aws::describe(&e)
                 ))
             })?;
         let data = out

@@ -127,8 +127,8 @@ impl CredentialStore {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     // Fall back to a `docker login` the user may have done, but say why.
-                    tracing::warn!(registry = %host, error = %e, "ECR token unavailable; trying docker config");
                     if let Some(c) = self.lookup_files(&host, repository).await? {
+                        tracing::warn!(registry = %host, error = %e, "ECR token unavailable; using the docker config's credentials");
                         return Ok(c);
                     }
                     return Err(e);

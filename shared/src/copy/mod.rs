@@ -155,7 +155,7 @@ impl Copier {
         };
         match report.status {
             Status::Failed => {
-                tracing::warn!(source = %report.source, error = ?report.first_error().map(|e| &e.message), "image failed")
+                tracing::info!(source = %report.source, error = ?report.first_error().map(|e| &e.message), "image failed")
             }
             _ => {
                 tracing::info!(source = %report.source, status = ?report.status, bytes = report.stats.bytes_uploaded, "image done")

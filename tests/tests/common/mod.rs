@@ -12,6 +12,11 @@ use ferry::reference::ImageRef;
 use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
 
 pub fn client_with(creds: &[(&str, Credential)]) -> Arc<RegistryClient> {
+    client_with_attempts(creds, 2)
+}
+
+/// A client that tries each request up to `attempts` times, 10 ms apart at first.
+pub fn client_with_attempts(creds: &[(&str, Credential)], attempts: u32) -> Arc<RegistryClient> {
     let mut store = CredentialStore::anonymous();
     for (host, c) in creds {
         store.insert(host, c.clone());
@@ -19,7 +24,7 @@ pub fn client_with(creds: &[(&str, Credential)]) -> Arc<RegistryClient> {
     let options = RegistryOptions {
         endpoints: Endpoints::new().insecure_loopback(true),
         retry: RetryPolicy {
-            max_attempts: 2,
+            max_attempts: attempts,
             base_delay: std::time::Duration::from_millis(10),
             ..RetryPolicy::default()
         },

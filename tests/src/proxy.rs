@@ -1,0 +1,298 @@
+//! A loopback HTTP proxy in front of a real registry that injects faults on request.
+//!
+//! Tests put it between ferry and a `docker-registry` to make the registry behave as a
+//! production one sometimes does: throttle (`429` + `Retry-After`), expire tokens (`401`),
+//! redirect blob downloads to storage on another host, or refuse to overwrite an immutable
+//! tag the way Amazon ECR does. Every request is logged (method, path, whether it carried an
+//! `Authorization` header, when it arrived) so a test can assert what ferry sent.
+//!
+//! The proxy forwards the client's `Host` header, so the URLs the registry builds (upload
+//! `Location`s) point back at the proxy and every follow-up request passes through it too.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+/// What the proxy saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    pub authorization: Option<String>,
+    pub at: Instant,
+    /// The status the proxy answered with.
+    pub status: u16,
+}
+
+type Predicate = Arc<dyn Fn(&Method, &str, &HeaderMap) -> bool + Send + Sync>;
+
+/// What to do with a matching request.
+#[derive(Clone)]
+pub enum Action {
+    /// Answer with this status, headers and body instead of forwarding.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Answer `307` to the same path and query on `base` (e.g. `http://127.0.0.1:PORT`).
+    RedirectTo(String),
+    /// ECR's tag immutability: a manifest PUT to a tag that already exists upstream is
+    /// answered `400 TAG_INVALID`, whatever digest it carries.
+    ImmutableTags,
+    /// Wait this long, then forward.
+    Delay(Duration),
+}
+
+struct Rule {
+    matches: Predicate,
+    action: Action,
+    /// How many more requests this rule applies to; `None` is every one.
+    remaining: Option<usize>,
+}
+
+struct Inner {
+    upstream: String,
+    rules: Mutex<Vec<Rule>>,
+    seen: Mutex<Vec<Seen>>,
+    http: reqwest::Client,
+}
+
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Headers that describe one hop's connection, not the message.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "proxy-connection",
+];
+
+impl FaultProxy {
+    /// Start on a free loopback port, forwarding to `upstream` (`http://127.0.0.1:PORT`).
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            rules: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        });
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .ok();
+        });
+        FaultProxy {
+            addr,
+            inner,
+            _shutdown: tx,
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the proxy's name in image references.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Apply `action` to the next `times` requests (all, if `None`) for which `matches`
+    /// holds. Rules are tried in the order they were added; the first that matches wins.
+    pub fn rule(
+        &self,
+        matches: impl Fn(&Method, &str, &HeaderMap) -> bool + Send + Sync + 'static,
+        action: Action,
+        times: Option<usize>,
+    ) {
+        self.inner.rules.lock().unwrap().push(Rule {
+            matches: Arc::new(matches),
+            action,
+            remaining: times,
+        });
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.seen.lock().unwrap().clone()
+    }
+}
+
+/// A predicate for `method` requests whose path contains `fragment`.
+pub fn on(
+    method: Method,
+    fragment: &'static str,
+) -> impl Fn(&Method, &str, &HeaderMap) -> bool + Send + Sync + 'static {
+    move |m, path, _| *m == method && path.contains(fragment)
+}
+
+impl Inner {
+    fn take_action(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Action> {
+        let mut rules = self.rules.lock().unwrap();
+        for rule in rules.iter_mut() {
+            if rule.remaining == Some(0) || !(rule.matches)(method, path, headers) {
+                continue;
+            }
+            if let Some(n) = rule.remaining.as_mut() {
+                *n -= 1;
+            }
+            return Some(rule.action.clone());
+        }
+        None
+    }
+
+    fn record(&self, method: Method, path: String, headers: &HeaderMap, at: Instant, status: u16) {
+        self.seen.lock().unwrap().push(Seen {
+            method,
+            path,
+            authorization: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            at,
+            status,
+        });
+    }
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+    let at = Instant::now();
+    let method = request.method().clone();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let headers = request.headers().clone();
+    let action = inner.take_action(&method, &path, &headers);
+    let response = match action {
+        Some(Action::Respond {
+            status,
+            headers: extra,
+            body,
+        }) => {
+            let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            for (k, v) in extra {
+                response.headers_mut().insert(
+                    HeaderName::try_from(k).unwrap(),
+                    HeaderValue::try_from(v).unwrap(),
+                );
+            }
+            response
+        }
+        Some(Action::RedirectTo(base)) => {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            response.headers_mut().insert(
+                "location",
+                HeaderValue::try_from(format!("{base}{path}")).unwrap(),
+            );
+            response
+        }
+        Some(Action::ImmutableTags) if method == Method::PUT => match immutable_conflict(
+            &inner, &path, &headers,
+        )
+        .await
+        {
+            Some(response) => response,
+            None => forward(&inner, request).await,
+        },
+        Some(Action::ImmutableTags) => forward(&inner, request).await,
+        Some(Action::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            forward(&inner, request).await
+        }
+        None => forward(&inner, request).await,
+    };
+    inner.record(method, path, &headers, at, response.status().as_u16());
+    response
+}
+
+/// ECR's answer to overwriting a tag of an immutable repository, if `path` is a manifest PUT
+/// by tag and the tag exists upstream.
+async fn immutable_conflict(inner: &Inner, path: &str, headers: &HeaderMap) -> Option<Response> {
+    let (name, reference) = path.strip_prefix("/v2/")?.split_once("/manifests/")?;
+    if reference.starts_with("sha256:") {
+        return None;
+    }
+    let mut head = inner
+        .http
+        .head(format!("{}{path}", inner.upstream))
+        .header(
+            "accept",
+            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json",
+        );
+    if let Some(auth) = headers.get("authorization") {
+        head = head.header("authorization", auth);
+    }
+    let exists = head.send().await.ok()?.status().is_success();
+    if !exists {
+        return None;
+    }
+    let body = serde_json::json!({"errors": [{
+        "code": "TAG_INVALID",
+        "message": format!("The image tag '{reference}' already exists in the '{name}' repository and cannot be overwritten because the repository is immutable."),
+    }]});
+    Some((StatusCode::BAD_REQUEST, body.to_string()).into_response())
+}
+
+async fn forward(inner: &Inner, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut outgoing = inner
+        .http
+        .request(parts.method.clone(), format!("{}{path}", inner.upstream));
+    // Stream a body only when there is one, so a GET is not sent chunked.
+    let has_body = parts.headers.contains_key("content-length")
+        || parts.headers.contains_key("transfer-encoding");
+    if has_body {
+        outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    }
+    for (name, value) in parts.headers.iter() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let upstream = match outgoing.send().await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let mut response = Response::builder().status(upstream.status().as_u16());
+    for (name, value) in upstream.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from_stream(upstream.bytes_stream()))
+        .unwrap()
+}

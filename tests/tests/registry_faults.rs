@@ -1,0 +1,251 @@
+//! How the copy engine meets a registry that misbehaves the way production ones do: a
+//! fault-injecting proxy sits in front of a real docker-registry and throttles, expires
+//! tokens, redirects downloads to another host, or refuses to overwrite immutable tags.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::http::Method;
+use common::*;
+use ferry::auth::Credential;
+use ferry::copy::{Copier, CopyOptions};
+use ferry::report::Status;
+use ferry_testbed::fixtures::Style;
+use ferry_testbed::proxy::{on, Action, FaultProxy};
+use ferry_testbed::token::TokenServer;
+use ferry_testbed::{Auth, DockerRegistry};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limited_requests_wait_for_retry_after() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = src
+        .seeder()
+        .push_image("app", "1", Style::Oci, &[300], 1)
+        .await;
+    let proxy = FaultProxy::start(&src.url()).await;
+    proxy.rule(
+        on(Method::HEAD, "/manifests/"),
+        Action::Respond {
+            status: 429,
+            headers: vec![("Retry-After".into(), "1".into())],
+            body: r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#.into(),
+        },
+        Some(2),
+    );
+    let copier = Copier::new(client_with_attempts(&[], 4), CopyOptions::default());
+    let report = copier
+        .copy_image(&request(
+            &format!("{}/app:1", proxy.host()),
+            &[&format!("{}/app:1", dst.host())],
+        ))
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    assert_eq!(report.digest.as_deref(), Some(pushed.digest.as_str()));
+
+    // Each retry came no sooner than the registry asked.
+    let heads: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == Method::HEAD && s.path.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        heads.iter().map(|s| s.status).collect::<Vec<_>>(),
+        [429, 429, 200]
+    );
+    for pair in heads.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_that_outlasts_the_retries_fails_the_image_as_retryable() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    src.seeder()
+        .push_image("app", "1", Style::Oci, &[300], 1)
+        .await;
+    let proxy = FaultProxy::start(&src.url()).await;
+    proxy.rule(
+        on(Method::HEAD, "/manifests/"),
+        Action::Respond {
+            status: 429,
+            headers: vec![("Retry-After".into(), "0".into())],
+            body: String::new(),
+        },
+        None,
+    );
+    let copier = Copier::new(client_with_attempts(&[], 3), CopyOptions::default());
+    let report = copier
+        .copy_image(&request(
+            &format!("{}/app:1", proxy.host()),
+            &[&format!("{}/app:1", dst.host())],
+        ))
+        .await;
+    assert_eq!(report.status, Status::Failed);
+    let error = report.first_error().unwrap();
+    assert_eq!(error.kind, "rate_limited", "{error:?}");
+    assert!(error.retryable);
+    assert_eq!(proxy.seen().len(), 3, "bounded by the retry policy");
+    assert!(dst.seeder().tags("app").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_bearer_token_is_replaced_and_the_copy_completes() {
+    let tokens = TokenServer::start("ci", "s3cret").await;
+    let dst = DockerRegistry::start(Auth::Token(tokens.clone()));
+    let src = DockerRegistry::start(Auth::None);
+    let pushed = src
+        .seeder()
+        .push_image("app", "1", Style::Docker, &[1000, 2000], 7)
+        .await;
+    let proxy = FaultProxy::start(&dst.url()).await;
+    // The registry stops accepting the token it issued, once for a blob upload (whose
+    // streamed body cannot be replayed) and once for the manifest PUT (which can).
+    let expired = format!(
+        r#"Bearer realm="{}",service="{}",scope="repository:mirror/app:pull,push",error="invalid_token""#,
+        tokens.realm(),
+        ferry_testbed::token::SERVICE
+    );
+    for (method, fragment) in [(Method::PUT, "/blobs/uploads/"), (Method::PUT, "/manifests/")] {
+        proxy.rule(
+            move |m, path, headers| {
+                *m == method
+                    && path.contains(fragment)
+                    && headers
+                        .get("authorization")
+                        .is_some_and(|h| h.as_bytes().starts_with(b"Bearer "))
+            },
+            Action::Respond {
+                status: 401,
+                headers: vec![("WWW-Authenticate".into(), expired.clone())],
+                body: r#"{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}"#.into(),
+            },
+            Some(1),
+        );
+    }
+    let copier = Copier::new(
+        client_with_attempts(&[(&proxy.host(), Credential::basic("ci", "s3cret"))], 3),
+        CopyOptions::default(),
+    );
+    let report = copier
+        .copy_image(&request(
+            &format!("{}/app:1", src.host()),
+            &[&format!("{}/mirror/app:1", proxy.host())],
+        ))
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    let (raw, _, digest) = dst.seeder().manifest("mirror/app", "1").await.unwrap();
+    assert_eq!(digest, pushed.digest);
+    assert_eq!(raw, pushed.raw);
+    // Two tokens at the start (pull for the HEAD, pull+push for the upload), and one more
+    // after each rejection.
+    assert_eq!(tokens.authenticated_requests.load(Ordering::Relaxed), 4);
+    let rejected = proxy.seen().iter().filter(|s| s.status == 401).count();
+    assert!(rejected >= 2, "both injected rejections were hit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn immutable_tag_conflict_is_a_permanent_failure_and_keeps_the_old_image() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let new = src
+        .seeder()
+        .push_image("app", "1.4", Style::Oci, &[500], 1)
+        .await;
+    let old = dst
+        .seeder()
+        .push_image("app", "1.4", Style::Oci, &[500], 2)
+        .await;
+    let proxy = FaultProxy::start(&dst.url()).await;
+    proxy.rule(|_, _, _| true, Action::ImmutableTags, None);
+
+    // Retries are allowed, but a conflict must not use them.
+    let copier = Copier::new(client_with_attempts(&[], 4), CopyOptions::default());
+    let report = copier
+        .copy_image(&request(
+            &format!("{}/app:1.4", src.host()),
+            &[&format!("{}/app:1.4", proxy.host())],
+        ))
+        .await;
+    assert_eq!(report.status, Status::Failed);
+    let error = report.first_error().unwrap();
+    assert_eq!(error.kind, "immutable_tag", "{error:?}");
+    assert!(!error.retryable);
+    assert!(error.message.contains("1.4"), "{}", error.message);
+    let manifest_puts = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == Method::PUT && s.path.contains("/manifests/"))
+        .count();
+    assert_eq!(manifest_puts, 1);
+    let (_, _, digest) = dst.seeder().manifest("app", "1.4").await.unwrap();
+    assert_eq!(digest, old.digest, "the existing tag is untouched");
+
+    // The same image under an immutable tag is simply up to date: no PUT at all.
+    let same = Copier::new(client_with(&[]), CopyOptions::default())
+        .copy_image(&request(
+            &format!("{}/app:1.4", proxy.host()),
+            &[&format!("{}/app:1.4", proxy.host())],
+        ))
+        .await;
+    assert_eq!(same.status, Status::UpToDate);
+    assert_ne!(new.digest, old.digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirected_blob_downloads_carry_no_credentials() {
+    let registry = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = registry
+        .seeder()
+        .push_image("app", "1", Style::Oci, &[4000, 5000], 3)
+        .await;
+    // "storage" is another host serving the blobs, like the presigned S3 URLs ECR and
+    // Docker Hub redirect to; the front proxy is the registry, and wants basic auth.
+    let storage = FaultProxy::start(&registry.url()).await;
+    let front = FaultProxy::start(&registry.url()).await;
+    front.rule(
+        |_, _, headers| !headers.contains_key("authorization"),
+        Action::Respond {
+            status: 401,
+            headers: vec![(
+                "WWW-Authenticate".into(),
+                r#"Basic realm="registry""#.into(),
+            )],
+            body: String::new(),
+        },
+        None,
+    );
+    front.rule(
+        on(Method::GET, "/blobs/sha256:"),
+        Action::RedirectTo(storage.url()),
+        None,
+    );
+    let copier = Copier::new(
+        client_with(&[(&front.host(), Credential::basic("reader", "top-secret"))]),
+        CopyOptions::default(),
+    );
+    let report = copier
+        .copy_image(&request(
+            &format!("{}/app:1", front.host()),
+            &[&format!("{}/app:1", dst.host())],
+        ))
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    assert_eq!(report.digest.as_deref(), Some(pushed.digest.as_str()));
+
+    let downloads = storage.seen();
+    assert_eq!(downloads.len(), pushed.blobs.len(), "{downloads:?}");
+    assert!(
+        downloads.iter().all(|s| s.authorization.is_none()),
+        "credentials leaked to the storage host: {downloads:?}"
+    );
+    assert!(front
+        .seen()
+        .iter()
+        .any(|s| s.authorization.as_deref().is_some_and(|a| a.starts_with("Basic "))));
+}
