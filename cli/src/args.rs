@@ -66,7 +66,8 @@ pub struct CopyArgs {
 
     /// Copy only this platform of a multi-platform image (os/arch[/variant]); repeatable.
     /// One platform copies that platform's manifest (its own digest); several build a
-    /// smaller index (a new digest). Default: every platform, exactly.
+    /// smaller index (a new digest). A single-platform image is copied as it is. Default:
+    /// every platform, exactly.
     #[arg(long = "platform", value_name = "OS/ARCH")]
     pub platforms: Vec<String>,
 

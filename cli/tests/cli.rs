@@ -250,3 +250,68 @@ async fn copies_out_of_ecr_with_a_token_from_get_authorization_token() {
     assert!(stderr.contains("ecr:GetAuthorizationToken"), "{stderr}");
     assert!(stderr.lines().count() < 8, "a short error, not an SDK dump: {stderr}");
 }
+
+/// `credHelpers` runs `docker-credential-<name> get` with the registry on stdin, exactly as
+/// docker does; the helper here is a shell script on PATH that checks what it was asked.
+#[tokio::test(flavor = "multi_thread")]
+async fn credential_helper_supplies_the_password_and_it_never_reaches_the_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = DockerRegistry::start(Auth::Basic {
+        username: "helper-user".into(),
+        password: "from-the-helper-42".into(),
+    });
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = src
+        .seeder()
+        .push_image("app", "2.0", Style::Oci, &[800], 9)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread host\n[ \"$host\" = \"{}\" ] || {{ echo \"credentials not found in native keychain\"; exit 1; }}\necho '{{\"ServerURL\":\"'$host'\",\"Username\":\"helper-user\",\"Secret\":\"from-the-helper-42\"}}'\n",
+            src.host()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"fake"}}}}"#, src.host()),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = ferry();
+    cmd.env("DOCKER_CONFIG", dir.path())
+        .env("PATH", path)
+        .env("RUST_LOG", "trace")
+        .args([
+            "copy",
+            "--insecure-loopback",
+            "--json",
+            &format!("{}/app:2.0", src.host()),
+            &format!("{}/app", dst.host()),
+        ]);
+    let out = tokio::task::spawn_blocking(move || run(&mut cmd))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, _, digest) = dst.seeder().manifest("app", "2.0").await.unwrap();
+    assert_eq!(digest, pushed.digest);
+    for stream in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(!text.contains("from-the-helper-42"), "secret leaked: {text}");
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode("helper-user:from-the-helper-42");
+        assert!(!text.contains(&basic), "encoded secret leaked: {text}");
+    }
+}
