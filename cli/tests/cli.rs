@@ -240,7 +240,11 @@ async fn copies_out_of_ecr_with_a_token_from_get_authorization_token() {
         "stderr: {}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let (raw, _, digest) = dst.seeder().manifest("gitlab/team/app", "1.0").await.unwrap();
+    let (raw, _, digest) = dst
+        .seeder()
+        .manifest("gitlab/team/app", "1.0")
+        .await
+        .unwrap();
     assert_eq!(digest, pushed.digest);
     assert_eq!(raw, pushed.raw);
 
@@ -248,7 +252,10 @@ async fn copies_out_of_ecr_with_a_token_from_get_authorization_token() {
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert!(stderr.contains("no AWS credentials found"), "{stderr}");
     assert!(stderr.contains("ecr:GetAuthorizationToken"), "{stderr}");
-    assert!(stderr.lines().count() < 8, "a short error, not an SDK dump: {stderr}");
+    assert!(
+        stderr.lines().count() < 8,
+        "a short error, not an SDK dump: {stderr}"
+    );
 }
 
 /// `credHelpers` runs `docker-credential-<name> get` with the registry on stdin, exactly as
@@ -309,9 +316,12 @@ async fn credential_helper_supplies_the_password_and_it_never_reaches_the_output
     assert_eq!(digest, pushed.digest);
     for stream in [&out.stdout, &out.stderr] {
         let text = String::from_utf8_lossy(stream);
-        assert!(!text.contains("from-the-helper-42"), "secret leaked: {text}");
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode("helper-user:from-the-helper-42");
+        assert!(
+            !text.contains("from-the-helper-42"),
+            "secret leaked: {text}"
+        );
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode("helper-user:from-the-helper-42");
         assert!(!text.contains(&basic), "encoded secret leaked: {text}");
     }
 }

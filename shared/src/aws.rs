@@ -46,7 +46,10 @@ mod tests {
 
     #[test]
     fn long_context_is_cut_to_its_first_line() {
-        assert_eq!(first_line("dispatch failure: io\n  more\n  more"), "dispatch failure: io");
+        assert_eq!(
+            first_line("dispatch failure: io\n  more\n  more"),
+            "dispatch failure: io"
+        );
         let long = "x".repeat(400);
         assert_eq!(first_line(&long).chars().count(), MAX_LEN + 1);
     }

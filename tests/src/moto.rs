@@ -77,7 +77,11 @@ impl MotoServer {
             .endpoint_url(self.endpoint())
             .region(aws_config::Region::new(REGION))
             .credentials_provider(aws_credential_types::Credentials::new(
-                "testing", "testing", None, None, "ferry-tests",
+                "testing",
+                "testing",
+                None,
+                None,
+                "ferry-tests",
             ))
             .load()
             .await

@@ -214,14 +214,12 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             );
             response
         }
-        Some(Action::ImmutableTags) if method == Method::PUT => match immutable_conflict(
-            &inner, &path, &headers,
-        )
-        .await
-        {
-            Some(response) => response,
-            None => forward(&inner, request).await,
-        },
+        Some(Action::ImmutableTags) if method == Method::PUT => {
+            match immutable_conflict(&inner, &path, &headers).await {
+                Some(response) => response,
+                None => forward(&inner, request).await,
+            }
+        }
         Some(Action::ImmutableTags) => forward(&inner, request).await,
         Some(Action::Delay(d)) => {
             tokio::time::sleep(d).await;

@@ -110,7 +110,10 @@ async fn expired_bearer_token_is_replaced_and_the_copy_completes() {
         tokens.realm(),
         ferry_testbed::token::SERVICE
     );
-    for (method, fragment) in [(Method::PUT, "/blobs/uploads/"), (Method::PUT, "/manifests/")] {
+    for (method, fragment) in [
+        (Method::PUT, "/blobs/uploads/"),
+        (Method::PUT, "/manifests/"),
+    ] {
         proxy.rule(
             move |m, path, headers| {
                 *m == method
@@ -244,8 +247,8 @@ async fn redirected_blob_downloads_carry_no_credentials() {
         downloads.iter().all(|s| s.authorization.is_none()),
         "credentials leaked to the storage host: {downloads:?}"
     );
-    assert!(front
-        .seen()
-        .iter()
-        .any(|s| s.authorization.as_deref().is_some_and(|a| a.starts_with("Basic "))));
+    assert!(front.seen().iter().any(|s| s
+        .authorization
+        .as_deref()
+        .is_some_and(|a| a.starts_with("Basic "))));
 }
