@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod config;
 pub mod copy;
 pub mod digest;
 pub mod error;

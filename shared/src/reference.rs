@@ -17,7 +17,7 @@ pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 
 /// The distribution spec's repository-name grammar. oci-client accepts some names docker
 /// and registries reject (upper case), so ferry checks before any request is made.
-static REPOSITORY_NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+pub static REPOSITORY_NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(
         r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$",
     )

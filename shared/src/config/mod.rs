@@ -1,0 +1,412 @@
+//! The sync configuration shared by the planner, the copier and the CLI: what to read
+//! (sources and their filters), where it goes (destinations), and with which credentials.
+//!
+//! [`SyncConfig::parse`] reads YAML or JSON and validates everything it can without the
+//! network: patterns compile, templates render, references parse, platforms parse. Every
+//! error names the field it is about (`sources[1].destinations[0].target: …`) so a user
+//! can fix the file without guessing. See the README for a worked example.
+
+mod raw;
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::auth::ecr::EcrHost;
+use crate::auth::normalize_host;
+use crate::filter::{NameFilter, TagFilter};
+use crate::manifest::Platform;
+use crate::mapping::{SplitTag, Target, Vars};
+use crate::reference::{ImageRef, REPOSITORY_NAME};
+use raw::*;
+
+pub const VERSION: u32 = 1;
+
+/// A configuration problem, with the path of the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// e.g. `sources[0].filters.tags.semver`; empty for the document as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn err(path: impl Into<String>, message: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub defaults: Defaults,
+    pub credentials: Vec<(String, CredentialSpec)>,
+    pub insecure_registries: Vec<String>,
+    pub sources: Vec<Source>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// The AWS account and region ferry runs in: `{account}` and `{region}` in templates,
+    /// and the default for ECR sources that do not name theirs.
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub overwrite: bool,
+    pub platforms: Vec<Platform>,
+    pub image_concurrency: Option<usize>,
+    pub blob_concurrency: Option<usize>,
+}
+
+/// Where a registry's credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSpec {
+    /// A Secrets Manager secret: `{"username","password"}` or a docker `config.json`.
+    Secret(String),
+    /// `GetAuthorizationToken` (the default for ECR hosts anyway).
+    Ecr,
+    Anonymous,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Unique; a manual invoke may name the sources it wants.
+    pub name: String,
+    pub kind: SourceKind,
+    pub repositories: NameFilter,
+    pub tags: TagFilter,
+    pub destinations: Vec<Destination>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Repositories of an ECR registry; account and region default to ferry's own.
+    Ecr {
+        account: Option<String>,
+        region: Option<String>,
+        repositories: Option<Vec<String>>,
+        prefix: Option<String>,
+    },
+    /// Any distribution registry; repositories from `/v2/_catalog` unless listed.
+    Registry {
+        host: String,
+        repositories: Option<Vec<String>>,
+    },
+    /// Exactly these images.
+    Images(Vec<ImageRef>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub target: Target,
+    pub create_repository: Option<CreateRepository>,
+    /// Replace a destination tag that points at another digest (a mirror follows its
+    /// source); when false such tags are left alone and reported.
+    pub overwrite: bool,
+    pub platforms: Vec<Platform>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct CreateRepository {
+    pub immutable: bool,
+    pub scan_on_push: bool,
+}
+
+impl SyncConfig {
+    /// Parse and validate a YAML or JSON document.
+    pub fn parse(text: &str) -> Result<SyncConfig, ConfigError> {
+        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            // The YAML error repeats a path of its own in front; ours is the precise one.
+            let message = e.into_inner().to_string();
+            let message = match message.split_once(": ") {
+                Some((prefix, rest)) if !prefix.contains(' ') => rest.to_string(),
+                _ => message,
+            };
+            err(path, message)
+        })?;
+        validate(raw)
+    }
+
+    /// Read a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<SyncConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError {
+            message: format!("{}: {}", path.display(), e.message),
+            ..e
+        })
+    }
+
+    /// Fill the account and region ferry runs in where the file leaves them out.
+    pub fn with_home(mut self, account: Option<String>, region: Option<String>) -> Self {
+        self.defaults.account = self.defaults.account.or(account);
+        self.defaults.region = self.defaults.region.or(region);
+        self
+    }
+
+    /// Template values for one source tag.
+    pub fn vars<'a>(&'a self, registry: &'a str, repository: &'a str, tag: &'a str) -> Vars<'a> {
+        Vars {
+            registry,
+            repository,
+            tag,
+            account: self.defaults.account.as_deref(),
+            region: self.defaults.region.as_deref(),
+        }
+    }
+
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
+    if raw.version != VERSION {
+        return Err(err(
+            "version",
+            format!(
+                "unsupported version {} (this ferry reads version {VERSION})",
+                raw.version
+            ),
+        ));
+    }
+    let d = raw.defaults;
+    if let Some(a) = &d.account {
+        check_account(a, "defaults.account")?;
+    }
+    let defaults = Defaults {
+        account: d.account,
+        region: d.region,
+        overwrite: d.overwrite.unwrap_or(true),
+        platforms: platforms(&d.platforms, "defaults.platforms")?,
+        image_concurrency: positive(d.image_concurrency, "defaults.image_concurrency")?,
+        blob_concurrency: positive(d.blob_concurrency, "defaults.blob_concurrency")?,
+    };
+    let mut credentials = Vec::new();
+    for (host, c) in raw.credentials {
+        let path = format!("credentials.{host}");
+        let spec = match c {
+            RawCredential::Secret(id) if id.trim().is_empty() => {
+                return Err(err(path, "secret must name a Secrets Manager secret id or ARN"))
+            }
+            RawCredential::Secret(id) => CredentialSpec::Secret(id),
+            RawCredential::Ecr if EcrHost::parse(&host).is_none() => {
+                return Err(err(
+                    path,
+                    "ecr credentials only work for <account>.dkr.ecr.<region>.amazonaws.com hosts",
+                ))
+            }
+            RawCredential::Ecr => CredentialSpec::Ecr,
+            RawCredential::Anonymous => CredentialSpec::Anonymous,
+        };
+        credentials.push((normalize_host(&host), spec));
+    }
+    if raw.sources.is_empty() {
+        return Err(err("sources", "at least one source is needed"));
+    }
+    let mut names = HashSet::new();
+    let mut sources = Vec::new();
+    for (i, s) in raw.sources.into_iter().enumerate() {
+        let source = validate_source(s, i, &defaults)?;
+        if !names.insert(source.name.clone()) {
+            return Err(err(
+                format!("sources[{i}].name"),
+                format!("{:?} is used by another source; names must be unique", source.name),
+            ));
+        }
+        sources.push(source);
+    }
+    Ok(SyncConfig {
+        defaults,
+        credentials,
+        insecure_registries: raw.insecure_registries,
+        sources,
+    })
+}
+
+fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source, ConfigError> {
+    let at = |field: &str| format!("sources[{i}].{field}");
+    let kind = match (s.ecr, s.registry, s.images) {
+        (Some(e), None, None) => {
+            if let Some(a) = &e.account {
+                check_account(a, &at("ecr.account"))?;
+            }
+            if let Some(repos) = &e.repositories {
+                check_repositories(repos, &at("ecr.repositories"))?;
+            }
+            SourceKind::Ecr {
+                account: e.account,
+                region: e.region,
+                repositories: e.repositories,
+                prefix: e.prefix,
+            }
+        }
+        (None, Some(r), None) => {
+            if r.host.trim().is_empty() || r.host.contains('/') {
+                return Err(err(
+                    at("registry.host"),
+                    "must be a registry host such as registry.example.com or 127.0.0.1:5000",
+                ));
+            }
+            if let Some(repos) = &r.repositories {
+                check_repositories(repos, &at("registry.repositories"))?;
+            }
+            SourceKind::Registry {
+                host: r.host,
+                repositories: r.repositories,
+            }
+        }
+        (None, None, Some(images)) => {
+            if images.is_empty() {
+                return Err(err(at("images"), "list at least one image"));
+            }
+            let mut refs = Vec::new();
+            for (j, text) in images.iter().enumerate() {
+                let r: ImageRef = text
+                    .parse()
+                    .map_err(|e| err(at(&format!("images[{j}]")), e))?;
+                if r.manifest_reference().is_none() {
+                    return Err(err(
+                        at(&format!("images[{j}]")),
+                        format!("{text} names no tag or digest; write {text}:TAG"),
+                    ));
+                }
+                refs.push(r);
+            }
+            SourceKind::Images(refs)
+        }
+        _ => {
+            return Err(err(
+                format!("sources[{i}]"),
+                "a source is exactly one of ecr:, registry: or images:",
+            ))
+        }
+    };
+    let name = s.name.unwrap_or_else(|| default_name(&kind, i));
+    let f = s.filters;
+    let repositories = NameFilter::new(&f.repositories.include, &f.repositories.exclude)
+        .map_err(|e| err(at("filters.repositories"), e))?;
+    let tags = TagFilter::new(
+        &f.tags.include,
+        &f.tags.exclude,
+        f.tags.semver.as_deref(),
+        f.tags.newest,
+    )
+    .map_err(|e| err(at("filters.tags"), e))?;
+    if s.destinations.is_empty() {
+        return Err(err(at("destinations"), "at least one destination is needed"));
+    }
+    let mut destinations = Vec::new();
+    for (j, d) in s.destinations.into_iter().enumerate() {
+        let dat = |field: &str| at(&format!("destinations[{j}].{field}"));
+        let split = d.split_tag.map(|s| SplitTag {
+            separator: s.separator,
+            prefixes: s.prefixes,
+        });
+        if split.as_ref().is_some_and(|s| s.separator.is_empty()) {
+            return Err(err(dat("split_tag.separator"), "must not be empty"));
+        }
+        let target = Target::new(&d.target, split).map_err(|e| err(dat("target"), e))?;
+        let create_repository = match d.create_repository {
+            None => None,
+            Some(c) => {
+                if !target_is_ecr(&target) {
+                    return Err(err(
+                        dat("create_repository"),
+                        "only ECR destinations (<account>.dkr.ecr.<region>.amazonaws.com/…) can create repositories",
+                    ));
+                }
+                Some(CreateRepository {
+                    immutable: c.immutable,
+                    scan_on_push: c.scan_on_push,
+                })
+            }
+        };
+        let platforms = match d.platforms {
+            Some(p) => platforms(&p, &dat("platforms"))?,
+            None => defaults.platforms.clone(),
+        };
+        destinations.push(Destination {
+            target,
+            create_repository,
+            overwrite: d.overwrite.unwrap_or(defaults.overwrite),
+            platforms,
+        });
+    }
+    Ok(Source {
+        name,
+        kind,
+        repositories,
+        tags,
+        destinations,
+    })
+}
+
+fn default_name(kind: &SourceKind, i: usize) -> String {
+    match kind {
+        SourceKind::Ecr { .. } => format!("ecr-{i}"),
+        SourceKind::Registry { host, .. } => format!("{host}-{i}"),
+        SourceKind::Images(_) => format!("images-{i}"),
+    }
+}
+
+fn target_is_ecr(target: &Target) -> bool {
+    let sample = Vars {
+        registry: "registry.example.com",
+        repository: "app",
+        tag: "x-1",
+        account: Some("123456789012"),
+        region: Some("eu-west-1"),
+    };
+    matches!(target.render(&sample), Ok(Some(r)) if EcrHost::parse(r.registry()).is_some())
+}
+
+fn check_account(account: &str, path: &str) -> Result<(), ConfigError> {
+    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(err(
+            path,
+            format!("{account:?} is not a 12-digit AWS account id (quote it in YAML so leading zeros survive)"),
+        ))
+    }
+}
+
+fn check_repositories(repos: &[String], path: &str) -> Result<(), ConfigError> {
+    for (j, r) in repos.iter().enumerate() {
+        if !REPOSITORY_NAME.is_match(r) {
+            return Err(err(
+                format!("{path}[{j}]"),
+                format!("{r:?} is not a repository name (lowercase letters, digits, separators . _ - and /)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn platforms(list: &[String], path: &str) -> Result<Vec<Platform>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(j, p)| p.parse().map_err(|e| err(format!("{path}[{j}]"), e)))
+        .collect()
+}
+
+fn positive(value: Option<usize>, path: &str) -> Result<Option<usize>, ConfigError> {
+    match value {
+        Some(0) => Err(err(path, "must be at least 1")),
+        v => Ok(v),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! The sync configuration as users write it (YAML or JSON). Every struct refuses unknown
+//! fields, so a misspelt option is an error that names it instead of a silent default.
+//! [`super`] turns this into the validated [`super::SyncConfig`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub version: u32,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    /// Registry host → where its credentials come from.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, RawCredential>,
+    /// Hosts reached over plain HTTP.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    pub sources: Vec<RawSource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub overwrite: Option<bool>,
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    pub image_concurrency: Option<usize>,
+    pub blob_concurrency: Option<usize>,
+}
+
+/// `ecr`, `anonymous`, or `{secret: ID}`. Read by hand: serde's enum forms would make users
+/// write YAML tags (`!secret`), and an untagged enum's errors say nothing useful.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "serde_yaml_ng::Value")]
+pub enum RawCredential {
+    /// A Secrets Manager secret id or ARN.
+    Secret(String),
+    Ecr,
+    Anonymous,
+}
+
+impl TryFrom<serde_yaml_ng::Value> for RawCredential {
+    type Error = String;
+
+    fn try_from(value: serde_yaml_ng::Value) -> Result<Self, Self::Error> {
+        use serde_yaml_ng::Value;
+        const EXPECTED: &str = "expected `ecr`, `anonymous` or `{secret: SECRET_ID_OR_ARN}`";
+        match &value {
+            Value::String(s) if s == "ecr" => Ok(RawCredential::Ecr),
+            Value::String(s) if s == "anonymous" => Ok(RawCredential::Anonymous),
+            Value::Mapping(m) if m.len() == 1 => match m.get("secret") {
+                Some(Value::String(id)) => Ok(RawCredential::Secret(id.clone())),
+                _ => Err(EXPECTED.into()),
+            },
+            _ => Err(EXPECTED.into()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub name: Option<String>,
+    pub ecr: Option<RawEcr>,
+    pub registry: Option<RawRegistry>,
+    pub images: Option<Vec<String>>,
+    #[serde(default)]
+    pub filters: RawFilters,
+    pub destinations: Vec<RawDestination>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEcr {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub repositories: Option<Vec<String>>,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    pub host: String,
+    pub repositories: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilters {
+    #[serde(default)]
+    pub repositories: RawPatterns,
+    #[serde(default)]
+    pub tags: RawTags,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPatterns {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTags {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    pub semver: Option<String>,
+    pub newest: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub target: String,
+    pub split_tag: Option<RawSplitTag>,
+    pub create_repository: Option<RawCreateRepository>,
+    pub overwrite: Option<bool>,
+    pub platforms: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSplitTag {
+    #[serde(default = "dash")]
+    pub separator: String,
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+}
+
+fn dash() -> String {
+    "-".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCreateRepository {
+    #[serde(default)]
+    pub immutable: bool,
+    #[serde(default)]
+    pub scan_on_push: bool,
+}

@@ -1,0 +1,191 @@
+use super::*;
+
+const EXAMPLE: &str = r#"
+version: 1
+defaults:
+  region: eu-west-1
+  account: "210987654321"
+credentials:
+  registry.gitlab.com: {secret: ferry/gitlab}
+  quay.io: anonymous
+sources:
+  - name: platform-ecr
+    ecr:
+      account: "123456789012"
+      region: eu-west-1
+      prefix: platform/
+    filters:
+      tags:
+        exclude: ["sha256-.*"]
+        newest: 20
+    destinations:
+      - target: registry.gitlab.com/acme/mirror/{repo}:{tag}
+      - target: "{account}.dkr.ecr.{region}.amazonaws.com/proj:{repo_base}-{tag}"
+        create_repository: {immutable: true, scan_on_push: true}
+        overwrite: false
+  - registry:
+      host: 127.0.0.1:5000
+      repositories: [proj]
+    destinations:
+      - target: registry.gitlab.com/acme/{repo}/{image}:{tag}
+        split_tag: {prefixes: [api, worker]}
+        platforms: [linux/amd64]
+  - images: [docker.io/library/alpine:3.20, "nginx:1.27"]
+    destinations:
+      - target: "{account}.dkr.ecr.{region}.amazonaws.com/hub/{repo}"
+"#;
+
+#[test]
+fn reads_a_full_example() {
+    let c = SyncConfig::parse(EXAMPLE).unwrap();
+    assert_eq!(c.sources.len(), 3);
+    assert_eq!(c.sources[0].name, "platform-ecr");
+    assert_eq!(c.sources[1].name, "127.0.0.1:5000-1");
+    assert_eq!(
+        c.credentials,
+        [
+            ("quay.io".to_string(), CredentialSpec::Anonymous),
+            (
+                "registry.gitlab.com".to_string(),
+                CredentialSpec::Secret("ferry/gitlab".into())
+            )
+        ]
+    );
+    let ecr_dest = &c.sources[0].destinations[1];
+    assert!(!ecr_dest.overwrite);
+    assert_eq!(
+        ecr_dest.create_repository,
+        Some(CreateRepository {
+            immutable: true,
+            scan_on_push: true
+        })
+    );
+    assert!(c.sources[0].destinations[0].overwrite, "mirrors follow their source by default");
+    assert_eq!(c.sources[1].destinations[0].platforms.len(), 1);
+    match &c.sources[2].kind {
+        SourceKind::Images(images) => assert_eq!(images[1].to_string(), "docker.io/library/nginx:1.27"),
+        other => panic!("{other:?}"),
+    }
+    let rendered = c.sources[0].destinations[1]
+        .target
+        .render(&c.vars("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "platform/api", "1.4"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rendered.to_string(),
+        "210987654321.dkr.ecr.eu-west-1.amazonaws.com/proj:api-1.4"
+    );
+}
+
+#[test]
+fn json_works_too() {
+    let c = SyncConfig::parse(
+        r#"{"version": 1, "sources": [{"images": ["quay.io/a/b:1"], "destinations": [{"target": "reg.example.com/{repo}"}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.sources.len(), 1);
+}
+
+/// Each mistake is reported at the field it is in, with a message that says what to do.
+#[test]
+fn errors_point_at_the_field() {
+    let one = |body: &str| format!("version: 1\nsources:\n  - {body}\n");
+    let dest = "destinations: [{target: \"reg.example.com/{repo}\"}]";
+    let cases = [
+        ("version: 2\nsources: []\n".to_string(), "version", "unsupported version 2"),
+        (
+            one(&format!("images: [a/b:1]\n    {dest}\n    colour: blue")),
+            "sources[0].colour",
+            "unknown field `colour`",
+        ),
+        (
+            one(&format!("images: [a/b:1]\n    registry: {{host: r.example.com}}\n    {dest}")),
+            "sources[0]",
+            "exactly one of ecr:, registry: or images:",
+        ),
+        (
+            one(&format!("images: [a/b]\n    {dest}")),
+            "sources[0].images[0]",
+            "names no tag or digest",
+        ),
+        (
+            one(&format!("images: [a/B:1]\n    {dest}")),
+            "sources[0].images[0]",
+            "",
+        ),
+        (
+            one(&format!("images: [a/b:1]\n    filters: {{tags: {{include: [\"(\"]}}}}\n    {dest}")),
+            "sources[0].filters.tags",
+            "not a valid regular expression",
+        ),
+        (
+            one(&format!("images: [a/b:1]\n    filters: {{tags: {{semver: \"~>1\"}}}}\n    {dest}")),
+            "sources[0].filters.tags",
+            "semver range",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"reg.example.com/{repository}\"}]"),
+            "sources[0].destinations[0].target",
+            "unknown placeholder {repository}",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"reg.example.com/{repo}\", create_repository: {}}]"),
+            "sources[0].destinations[0].create_repository",
+            "only ECR destinations",
+        ),
+        (
+            one(&format!("ecr: {{account: \"1234\"}}\n    {dest}")),
+            "sources[0].ecr.account",
+            "12-digit",
+        ),
+        (
+            one(&format!("images: [a/b:1]\n    {dest}\n    filters: {{tags: {{newest: 0}}}}")),
+            "sources[0].filters.tags",
+            "at least 1",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: []"),
+            "sources[0].destinations",
+            "at least one destination",
+        ),
+        (
+            format!("version: 1\ncredentials: {{quay.io: {{password: x}}}}\nsources:\n  - images: [a/b:1]\n    {dest}\n"),
+            "credentials.quay.io",
+            "expected `ecr`, `anonymous` or `{secret:",
+        ),
+        (
+            format!("version: 1\ncredentials: {{quay.io: ecr}}\nsources:\n  - images: [a/b:1]\n    {dest}\n"),
+            "credentials.quay.io",
+            "only work for",
+        ),
+        (
+            one(&format!("images: [a/b:1]\n    {dest}\n    filters: {{tags: {{platforms: []}}}}")),
+            "sources[0].filters.tags.platforms",
+            "unknown field `platforms`",
+        ),
+        (
+            one(&format!("images: [a/b:1]\n    destinations: [{{target: \"r.example.com/{{repo}}\", platforms: [linux]}}]")),
+            "sources[0].destinations[0].platforms[0]",
+            "os/arch",
+        ),
+        (
+            format!("version: 1\nsources:\n  - name: x\n    images: [a/b:1]\n    {dest}\n  - name: x\n    images: [a/b:2]\n    {dest}\n"),
+            "sources[1].name",
+            "unique",
+        ),
+    ];
+    for (text, path, message) in cases {
+        let e = SyncConfig::parse(&text).expect_err(&text);
+        assert_eq!(e.path, path, "{text}\n=> {e}");
+        assert!(e.message.contains(message), "{text}\n=> {e}");
+    }
+}
+
+#[test]
+fn home_account_and_region_fill_only_what_the_file_leaves_out() {
+    let c = SyncConfig::parse(EXAMPLE)
+        .unwrap()
+        .with_home(Some("999999999999".into()), Some("us-west-2".into()));
+    assert_eq!(c.defaults.account.as_deref(), Some("210987654321"));
+    assert_eq!(c.defaults.region.as_deref(), Some("eu-west-1"));
+}
