@@ -51,10 +51,7 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode> {
         }
         requests
     } else {
-        vec![CopyRequest {
-            source,
-            destinations,
-        }]
+        vec![CopyRequest::new(source, destinations)]
     };
 
     let options = CopyOptions {

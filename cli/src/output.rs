@@ -34,6 +34,11 @@ pub fn image_line(r: &ImageReport) -> String {
             r.stats.blobs_skipped
         ),
         Status::UpToDate => format!("up to date  {} -> {}", r.source, dests.join(", ")),
+        Status::Kept => format!(
+            "kept        {} -> {} (the destination tag holds another image; overwrite is off)",
+            r.source,
+            dests.join(", ")
+        ),
         Status::Failed => {
             let mut line = format!("FAILED      {}", r.source);
             if let Some(e) = &r.error {
@@ -50,8 +55,13 @@ pub fn image_line(r: &ImageReport) -> String {
 }
 
 pub fn summary(run: &RunReport) -> String {
+    let kept = if run.kept > 0 {
+        format!(", {} kept", run.kept)
+    } else {
+        String::new()
+    };
     format!(
-        "{} copied, {} up to date, {} failed; {} uploaded in {:.1}s",
+        "{} copied, {} up to date{kept}, {} failed; {} uploaded in {:.1}s",
         run.copied,
         run.up_to_date,
         run.failed,

@@ -150,11 +150,8 @@ pub fn version_of(tag: &str) -> Option<Version> {
             .expect("valid pattern")
     });
     let c = pattern.captures(tag)?;
-    let num = |i: usize| -> Option<u64> {
-        c.get(i)
-            .map(|m| m.as_str().parse().ok())
-            .unwrap_or(Some(0))
-    };
+    let num =
+        |i: usize| -> Option<u64> { c.get(i).map(|m| m.as_str().parse().ok()).unwrap_or(Some(0)) };
     let mut version = Version::new(num(1)?, num(2)?, num(3)?);
     if let Some(pre) = c.get(4) {
         version.pre = semver::Prerelease::new(pre.as_str()).ok()?;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod filter;
 pub mod manifest;
 pub mod mapping;
+pub mod message;
 pub mod reference;
 pub mod registry;
 pub mod report;

@@ -64,7 +64,9 @@ impl SplitTag {
         let mut prefixes: Vec<&String> = self.prefixes.iter().collect();
         prefixes.sort_by_key(|p| std::cmp::Reverse(p.len()));
         prefixes.into_iter().find_map(|p| {
-            let rest = tag.strip_prefix(p.as_str())?.strip_prefix(self.separator.as_str())?;
+            let rest = tag
+                .strip_prefix(p.as_str())?
+                .strip_prefix(self.separator.as_str())?;
             (!rest.is_empty()).then_some((&tag[..p.len()], rest))
         })
     }
@@ -150,10 +152,12 @@ impl Target {
             rest = &rest[close + 1..];
         }
         out.push_str(rest);
-        let reference: ImageRef = out.parse().map_err(|e: crate::reference::InvalidReference| MappingError::Invalid {
-            rendered: out.clone(),
-            reason: e.to_string(),
-        })?;
+        let reference: ImageRef = out.parse().map_err(
+            |e: crate::reference::InvalidReference| MappingError::Invalid {
+                rendered: out.clone(),
+                reason: e.to_string(),
+            },
+        )?;
         Ok(Some(reference))
     }
 }
@@ -263,12 +267,28 @@ mod tests {
                 None,
                 MappingError::UnknownPlaceholder("repository".into()),
             ),
-            ("reg.example.com/{repo", None, MappingError::Unclosed("reg.example.com/{repo".into())),
-            ("reg.example.com/{image}", None, MappingError::ImageWithoutSplit),
-            ("reg.example.com/{repo}", split, MappingError::SplitWithoutImage),
+            (
+                "reg.example.com/{repo",
+                None,
+                MappingError::Unclosed("reg.example.com/{repo".into()),
+            ),
+            (
+                "reg.example.com/{image}",
+                None,
+                MappingError::ImageWithoutSplit,
+            ),
+            (
+                "reg.example.com/{repo}",
+                split,
+                MappingError::SplitWithoutImage,
+            ),
         ];
         for (template, split, expected) in cases {
-            assert_eq!(Target::new(template, split).unwrap_err(), expected, "{template}");
+            assert_eq!(
+                Target::new(template, split).unwrap_err(),
+                expected,
+                "{template}"
+            );
         }
         assert!(matches!(
             Target::new("Reg.example.com/UPPER/{repo}", None).unwrap_err(),

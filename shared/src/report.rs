@@ -13,6 +13,8 @@ pub enum Status {
     Copied,
     /// The destination already had this exact image; nothing was pushed.
     UpToDate,
+    /// The destination tag points at another image and overwriting is off: left alone.
+    Kept,
     Failed,
 }
 
@@ -89,6 +91,7 @@ pub struct RunReport {
     pub images: Vec<ImageReport>,
     pub copied: u64,
     pub up_to_date: u64,
+    pub kept: u64,
     pub failed: u64,
     pub bytes_uploaded: u64,
     pub duration_ms: u64,
@@ -100,6 +103,7 @@ impl RunReport {
         RunReport {
             copied: count(Status::Copied),
             up_to_date: count(Status::UpToDate),
+            kept: count(Status::Kept),
             failed: count(Status::Failed),
             bytes_uploaded: images.iter().map(|i| i.stats.bytes_uploaded).sum(),
             duration_ms,

@@ -343,3 +343,32 @@ async fn all_tags_expands_to_every_tag() {
         vec!["api-1.4", "sha256-abc.sig", "worker-1.4"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_overwrite_a_tag_holding_another_image_is_kept() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    src.seeder()
+        .push_image("app", "1", Style::Oci, &[100], 1)
+        .await;
+    let theirs = dst
+        .seeder()
+        .push_image("app", "1", Style::Oci, &[100], 2)
+        .await;
+    let mut req = request(
+        &format!("{}/app:1", src.host()),
+        &[&format!("{}/app:1", dst.host())],
+    );
+    req.overwrite = false;
+    let report = copier().copy_image(&req).await;
+    assert_eq!(report.status, Status::Kept, "{report:?}");
+    assert_eq!(report.stats.bytes_uploaded, 0);
+    let (_, _, digest) = dst.seeder().manifest("app", "1").await.unwrap();
+    assert_eq!(digest, theirs.digest);
+
+    req.overwrite = true;
+    let report = copier().copy_image(&req).await;
+    assert_eq!(report.status, Status::Copied);
+    let (_, _, digest) = dst.seeder().manifest("app", "1").await.unwrap();
+    assert_ne!(digest, theirs.digest);
+}

@@ -195,20 +195,22 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
     let mut credentials = Vec::new();
     for (host, c) in raw.credentials {
         let path = format!("credentials.{host}");
-        let spec = match c {
-            RawCredential::Secret(id) if id.trim().is_empty() => {
-                return Err(err(path, "secret must name a Secrets Manager secret id or ARN"))
-            }
-            RawCredential::Secret(id) => CredentialSpec::Secret(id),
-            RawCredential::Ecr if EcrHost::parse(&host).is_none() => {
-                return Err(err(
+        let spec =
+            match c {
+                RawCredential::Secret(id) if id.trim().is_empty() => {
+                    return Err(err(
+                        path,
+                        "secret must name a Secrets Manager secret id or ARN",
+                    ))
+                }
+                RawCredential::Secret(id) => CredentialSpec::Secret(id),
+                RawCredential::Ecr if EcrHost::parse(&host).is_none() => return Err(err(
                     path,
                     "ecr credentials only work for <account>.dkr.ecr.<region>.amazonaws.com hosts",
-                ))
-            }
-            RawCredential::Ecr => CredentialSpec::Ecr,
-            RawCredential::Anonymous => CredentialSpec::Anonymous,
-        };
+                )),
+                RawCredential::Ecr => CredentialSpec::Ecr,
+                RawCredential::Anonymous => CredentialSpec::Anonymous,
+            };
         credentials.push((normalize_host(&host), spec));
     }
     if raw.sources.is_empty() {
@@ -221,7 +223,10 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
         if !names.insert(source.name.clone()) {
             return Err(err(
                 format!("sources[{i}].name"),
-                format!("{:?} is used by another source; names must be unique", source.name),
+                format!(
+                    "{:?} is used by another source; names must be unique",
+                    source.name
+                ),
             ));
         }
         sources.push(source);
@@ -304,7 +309,10 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
     )
     .map_err(|e| err(at("filters.tags"), e))?;
     if s.destinations.is_empty() {
-        return Err(err(at("destinations"), "at least one destination is needed"));
+        return Err(err(
+            at("destinations"),
+            "at least one destination is needed",
+        ));
     }
     let mut destinations = Vec::new();
     for (j, d) in s.destinations.into_iter().enumerate() {

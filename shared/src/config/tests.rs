@@ -60,15 +60,24 @@ fn reads_a_full_example() {
             scan_on_push: true
         })
     );
-    assert!(c.sources[0].destinations[0].overwrite, "mirrors follow their source by default");
+    assert!(
+        c.sources[0].destinations[0].overwrite,
+        "mirrors follow their source by default"
+    );
     assert_eq!(c.sources[1].destinations[0].platforms.len(), 1);
     match &c.sources[2].kind {
-        SourceKind::Images(images) => assert_eq!(images[1].to_string(), "docker.io/library/nginx:1.27"),
+        SourceKind::Images(images) => {
+            assert_eq!(images[1].to_string(), "docker.io/library/nginx:1.27")
+        }
         other => panic!("{other:?}"),
     }
     let rendered = c.sources[0].destinations[1]
         .target
-        .render(&c.vars("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "platform/api", "1.4"))
+        .render(&c.vars(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "platform/api",
+            "1.4",
+        ))
         .unwrap()
         .unwrap();
     assert_eq!(

@@ -52,6 +52,19 @@ impl Default for CopyOptions {
 pub struct CopyRequest {
     pub source: ImageRef,
     pub destinations: Vec<ImageRef>,
+    /// Replace destination tags that point at another digest. When false they are left
+    /// alone and reported as [`Status::Kept`].
+    pub overwrite: bool,
+}
+
+impl CopyRequest {
+    pub fn new(source: ImageRef, destinations: Vec<ImageRef>) -> Self {
+        CopyRequest {
+            source,
+            destinations,
+            overwrite: true,
+        }
+    }
 }
 
 pub struct Copier {
@@ -141,6 +154,8 @@ impl Copier {
             Status::Failed
         } else if destinations.iter().any(|d| d.status == Status::Copied) {
             Status::Copied
+        } else if destinations.iter().any(|d| d.status == Status::Kept) {
+            Status::Kept
         } else {
             Status::UpToDate
         };
@@ -230,6 +245,7 @@ impl Copier {
         for (t, head) in targets.iter_mut().zip(heads) {
             match head {
                 Ok(Some(h)) if h.digest == want => t.status = Status::UpToDate,
+                Ok(Some(_)) if !request.overwrite => t.status = Status::Kept,
                 Ok(h) => t.existing = h.map(|h| h.digest),
                 Err(e) => fail(t, e),
             }
@@ -362,9 +378,11 @@ pub async fn all_tags(
     let tags = client.list_tags(&source.repo_only()).await?;
     Ok(tags
         .into_iter()
-        .map(|tag| CopyRequest {
-            source: source.with_tag(&tag),
-            destinations: destinations.iter().map(|d| d.with_tag(&tag)).collect(),
+        .map(|tag| {
+            CopyRequest::new(
+                source.with_tag(&tag),
+                destinations.iter().map(|d| d.with_tag(&tag)).collect(),
+            )
         })
         .collect())
 }

@@ -502,14 +502,64 @@ impl RegistryClient {
             tags: Option<Vec<String>>,
         }
         let call = Call::pull(image, Operation::ListTags, "tags/list");
-        let mut tags = Vec::new();
-        let mut next: Option<String> = Some(format!("v2/{}/tags/list?n=1000", image.repository()));
+        let first = format!("v2/{}/tags/list?n=1000", image.repository());
+        self.list_pages(&call, first, "tag list", |page: TagList| {
+            page.tags.unwrap_or_default()
+        })
+        .await
+        .map_err(|e| match e {
+            Error::ManifestNotFound { at, .. } => Error::ManifestNotFound {
+                at,
+                reference: "(repository has no tags)".into(),
+            },
+            e => e,
+        })
+    }
+
+    /// Every repository of `registry`, from `/v2/_catalog` (paginated). Registries that do
+    /// not offer the catalog (Docker Hub, ECR's data plane) answer an error that says so;
+    /// list the repositories in the config for those.
+    pub async fn catalog(&self, registry: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Catalog {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        // The call needs an image for its registry and credentials; no repository name is
+        // sent, and the token scope is the catalog's own.
+        let anchor =
+            ImageRef::new(registry, "catalog", None, None).map_err(Error::InvalidReference)?;
+        let call = Call {
+            image: &anchor,
+            scopes: vec![Scope::catalog()],
+            op: Operation::ListRepositories,
+            reference: "_catalog",
+        };
+        self.list_pages(
+            &call,
+            "v2/_catalog?n=1000".into(),
+            "catalog",
+            |page: Catalog| page.repositories.unwrap_or_default(),
+        )
+        .await
+    }
+
+    /// GET `first` and every page its `Link: <…>; rel="next"` headers lead to.
+    async fn list_pages<P: serde::de::DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        first: String,
+        what: &str,
+        items: impl Fn(P) -> Vec<String>,
+    ) -> Result<Vec<String>> {
+        let mut all = Vec::new();
+        let mut next = Some(first);
         while let Some(path) = next.take() {
             let (resp, anon) = self
                 .options
                 .retry
-                .run("list tags", || {
-                    self.send(&call, true, |http, base| {
+                .run(what, || {
+                    self.send(call, true, |http, base| {
                         http.get(base.join(&path).expect("relative path"))
                     })
                 })
@@ -517,21 +567,21 @@ impl RegistryClient {
             if resp.status() == StatusCode::NOT_FOUND {
                 return Err(Error::ManifestNotFound {
                     at: call.location(),
-                    reference: "(repository has no tags)".into(),
+                    reference: call.reference.to_string(),
                 });
             }
             if !resp.status().is_success() {
-                return Err(self.fail(&call, resp, anon).await);
+                return Err(self.fail(call, resp, anon).await);
             }
             next = header_str(&resp, LINK.as_str()).and_then(|l| parse_next_link(&l));
-            let page: TagList = resp.json().await.map_err(|e| Error::Protocol {
+            let page: P = resp.json().await.map_err(|e| Error::Protocol {
                 at: call.location(),
                 op: call.op,
-                detail: format!("tag list is not JSON: {}", without_url(&e)),
+                detail: format!("{what} is not JSON: {}", without_url(&e)),
             })?;
-            tags.extend(page.tags.unwrap_or_default());
+            all.extend(items(page));
         }
-        Ok(tags)
+        Ok(all)
     }
 }
 

@@ -42,10 +42,7 @@ pub fn image(s: &str) -> ImageRef {
 }
 
 pub fn request(src: &str, dsts: &[&str]) -> CopyRequest {
-    CopyRequest {
-        source: image(src),
-        destinations: dsts.iter().map(|d| image(d)).collect(),
-    }
+    CopyRequest::new(image(src), dsts.iter().map(|d| image(d)).collect())
 }
 
 /// Counts bytes read from sources.
