@@ -5,9 +5,92 @@
 //! client-side failure the first line of what went wrong; with no credentials at all, what
 //! to set.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use tokio::sync::Mutex;
+
+use crate::error::Error;
+
+/// AWS configuration loaded once, and ECR clients per region built from it (ECR registries
+/// of several regions may be synced in one run).
+pub struct AwsClients {
+    base: tokio::sync::OnceCell<aws_config::SdkConfig>,
+    ecr: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
+}
+
+impl Default for AwsClients {
+    fn default() -> Self {
+        Self::from_environment()
+    }
+}
+
+impl AwsClients {
+    /// Load the standard configuration (credential chain, `AWS_REGION`,
+    /// `AWS_ENDPOINT_URL`) on first use.
+    pub fn from_environment() -> Self {
+        AwsClients {
+            base: tokio::sync::OnceCell::new(),
+            ecr: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn from_config(config: aws_config::SdkConfig) -> Self {
+        AwsClients {
+            base: tokio::sync::OnceCell::new_with(Some(config)),
+            ecr: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn config(&self) -> &aws_config::SdkConfig {
+        self.base
+            .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
+            .await
+    }
+
+    /// An ECR client for `region`.
+    pub async fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
+        let mut clients = self.ecr.lock().await;
+        if let Some(c) = clients.get(region) {
+            return c.clone();
+        }
+        let config = aws_sdk_ecr::config::Builder::from(self.config().await)
+            .region(aws_config::Region::new(region.to_string()))
+            .build();
+        let client = aws_sdk_ecr::Client::from_conf(config);
+        clients.insert(region.to_string(), client.clone());
+        client
+    }
+}
+
+/// An [`Error::Aws`] for a failed call, retryable when AWS throttled or failed on its side
+/// or the request never got an answer.
+pub fn error<E, R>(action: &'static str, e: &SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+    R: std::fmt::Debug,
+{
+    let retryable = match e {
+        SdkError::ServiceError(s) => s.err().code().is_some_and(|c| {
+            c.contains("Throttl")
+                || c.contains("TooManyRequests")
+                || c.contains("ServiceUnavailable")
+                || c.contains("InternalFailure")
+                || c.contains("InternalService")
+                || c.contains("ServerException")
+        }),
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(d) => !d.is_user(),
+        _ => false,
+    };
+    let detail = describe(e);
+    Error::Aws {
+        action,
+        retryable: retryable && detail != NO_CREDENTIALS,
+        detail,
+    }
+}
 
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE, or run with an IAM role";
 const MAX_LEN: usize = 300;

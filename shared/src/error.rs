@@ -161,6 +161,14 @@ pub enum Error {
     #[error("credentials: {0}")]
     Credentials(String),
 
+    /// An AWS API call (ECR, SQS, Secrets Manager) failed.
+    #[error("{action} failed: {detail}")]
+    Aws {
+        action: &'static str,
+        detail: String,
+        retryable: bool,
+    },
+
     #[error("configuration: {0}")]
     Config(String),
 }
@@ -169,7 +177,15 @@ impl Error {
     /// Whether the same request, repeated later, may succeed. Everything not listed as
     /// transient is permanent: retrying a denied push or an immutable tag only burns time.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Transient { .. } | Error::RateLimited { .. })
+        matches!(
+            self,
+            Error::Transient { .. }
+                | Error::RateLimited { .. }
+                | Error::Aws {
+                    retryable: true,
+                    ..
+                }
+        )
     }
 
     /// How long the registry asked us to wait, if it said.
@@ -196,6 +212,7 @@ impl Error {
             Error::Manifest { .. } => "bad_manifest",
             Error::ManifestTooLarge { .. } => "manifest_too_large",
             Error::Credentials(_) => "credentials",
+            Error::Aws { .. } => "aws",
             Error::Config(_) => "config",
         }
     }

@@ -107,6 +107,16 @@ impl TagFilter {
         })
     }
 
+    /// Whether one tag passes the patterns and the range (a single pushed tag is the newest
+    /// by definition, so `newest` does not apply).
+    pub fn admits(&self, tag: &str) -> bool {
+        self.names.matches(tag)
+            && self
+                .semver
+                .as_ref()
+                .is_none_or(|req| version_of(tag).is_some_and(|v| req.matches(&v)))
+    }
+
     /// The tags to sync, in the order given (newest first when `newest` applies).
     ///
     /// "Newest" orders by push time when every candidate has one (ECR's `imagePushedAt`),

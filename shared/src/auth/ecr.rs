@@ -6,12 +6,14 @@
 //! shortly before it expires, so warm Lambda invocations and long syncs ask ECR once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use tokio::sync::Mutex;
 
 use super::Credential;
+use crate::aws::AwsClients;
 use crate::error::{Error, Result};
 
 /// Refresh this long before ECR says a token expires, so a copy that starts with a token
@@ -58,10 +60,7 @@ struct Cached {
 
 /// Fetches and caches ECR authorization tokens.
 pub struct EcrTokenProvider {
-    /// The AWS configuration clients are built from; loaded from the environment on first
-    /// use when not given.
-    base: Option<aws_config::SdkConfig>,
-    clients: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
+    aws: Arc<AwsClients>,
     tokens: Mutex<HashMap<EcrHost, Cached>>,
 }
 
@@ -72,45 +71,23 @@ impl Default for EcrTokenProvider {
 }
 
 impl EcrTokenProvider {
+    /// A provider that loads the AWS configuration from the environment on first use.
     pub fn new() -> Self {
+        Self::with_clients(Arc::new(AwsClients::from_environment()))
+    }
+
+    /// A provider on AWS clients the caller already has (a Lambda's, or a test's pointing
+    /// at a local endpoint). The region is taken from each registry host.
+    pub fn with_clients(aws: Arc<AwsClients>) -> Self {
         EcrTokenProvider {
-            base: None,
-            clients: Mutex::new(HashMap::new()),
+            aws,
             tokens: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A provider on an AWS configuration the caller already loaded (a Lambda's, or a
-    /// test's pointing at a local endpoint). The region is taken from each registry host.
-    pub fn from_config(config: aws_config::SdkConfig) -> Self {
-        EcrTokenProvider {
-            base: Some(config),
-            ..Self::new()
-        }
-    }
-
-    async fn client(&self, region: &str) -> aws_sdk_ecr::Client {
-        let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(region) {
-            return c.clone();
-        }
-        let region = aws_config::Region::new(region.to_string());
-        let client = match &self.base {
-            Some(base) => aws_sdk_ecr::Client::from_conf(
-                aws_sdk_ecr::config::Builder::from(base)
-                    .region(region.clone())
-                    .build(),
-            ),
-            None => aws_sdk_ecr::Client::new(
-                &aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .region(region.clone())
-                    .load()
-                    .await,
-            ),
-        };
-        let region = region.to_string();
-        clients.insert(region.to_string(), client.clone());
-        client
+    /// Forget the token for `host`, after the registry refused it.
+    pub async fn invalidate(&self, host: &EcrHost) {
+        self.tokens.lock().await.remove(host);
     }
 
     /// The basic-auth credential for `host`, from cache when still fresh.
@@ -121,7 +98,7 @@ impl EcrTokenProvider {
                 return Ok(c.credential.clone());
             }
         }
-        let client = self.client(&host.region).await;
+        let client = self.aws.ecr(&host.region).await;
         let out = client
             // No registryIds: the parameter is deprecated, and a token serves every registry
             // the identity may access.

@@ -1,0 +1,254 @@
+//! The events the planner Lambda is invoked with, told apart by shape:
+//!
+//! 1. a manual invoke: `{"action": "sync", "sources": ["name", …], "dry_run": true}`;
+//! 2. an EventBridge schedule: `"source": "aws.events", "detail-type": "Scheduled Event"`;
+//! 3. an EventBridge ECR push: `"source": "aws.ecr", "detail-type": "ECR Image Action"` with
+//!    `action-type: PUSH` and `result: SUCCESS` (other ECR actions are ignored, by name);
+//! 4. an SQS batch of planning tasks (`"Records"` from `aws:sqs`), the planner's own
+//!    fan-out for large registries.
+//!
+//! Anything else is refused with an error that says what ferry expected. Pure code.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlannerEvent {
+    Manual(ManualSync),
+    Scheduled,
+    EcrPush(EcrPush),
+    /// An ECR event ferry has nothing to do for (a delete, a failed push).
+    Ignored(String),
+    /// SQS records: (message id, body).
+    Tasks(Vec<(String, String)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ManualSync {
+    pub action: String,
+    /// Only these configured sources (by name); all when absent.
+    #[serde(default)]
+    pub sources: Option<Vec<String>>,
+    /// Return the plan instead of sending it.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrPush {
+    pub account: String,
+    pub region: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EventError(pub String);
+
+impl PlannerEvent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlannerEvent::Manual(_) => "manual",
+            PlannerEvent::Scheduled => "schedule",
+            PlannerEvent::EcrPush(_) => "ecr-push",
+            PlannerEvent::Ignored(_) => "ignored",
+            PlannerEvent::Tasks(_) => "sqs-tasks",
+        }
+    }
+
+    pub fn parse(event: &Value) -> Result<PlannerEvent, EventError> {
+        let object = event.as_object().ok_or_else(|| {
+            EventError(format!(
+                "expected a JSON object event, got {}",
+                type_name(event)
+            ))
+        })?;
+        if let Some(records) = object.get("Records") {
+            return parse_records(records);
+        }
+        let source = object.get("source").and_then(Value::as_str);
+        let detail_type = object.get("detail-type").and_then(Value::as_str);
+        match (source, detail_type) {
+            (Some("aws.events"), Some("Scheduled Event")) => return Ok(PlannerEvent::Scheduled),
+            (Some("aws.scheduler"), _) => return Ok(PlannerEvent::Scheduled),
+            (Some("aws.ecr"), Some("ECR Image Action")) => return parse_ecr(object),
+            (Some(s), Some(d)) => {
+                return Err(EventError(format!(
+                    "EventBridge event {d:?} from {s:?} is not one ferry handles; route only ECR Image Action and Scheduled Event to the planner"
+                )))
+            }
+            _ => {}
+        }
+        if object.contains_key("action") {
+            let manual: ManualSync = serde_json::from_value(event.clone())
+                .map_err(|e| EventError(format!("manual invoke: {e}; expected {{\"action\": \"sync\", \"sources\": [..], \"dry_run\": false}}")))?;
+            if manual.action != "sync" {
+                return Err(EventError(format!(
+                    "manual invoke: unknown action {:?}; the only action is \"sync\"",
+                    manual.action
+                )));
+            }
+            return Ok(PlannerEvent::Manual(manual));
+        }
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        keys.sort();
+        Err(EventError(format!(
+            "unrecognized event with fields {keys:?}: invoke with {{\"action\": \"sync\"}}, an EventBridge schedule, an ECR Image Action event, or SQS planning tasks"
+        )))
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_records(records: &Value) -> Result<PlannerEvent, EventError> {
+    let records = records
+        .as_array()
+        .ok_or_else(|| EventError("\"Records\" must be an array".into()))?;
+    let mut tasks = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let source = r.get("eventSource").and_then(Value::as_str);
+        if source != Some("aws:sqs") {
+            return Err(EventError(format!(
+                "Records[{i}] comes from {source:?}, not aws:sqs; only the planning queue may trigger the planner"
+            )));
+        }
+        let id = r
+            .get("messageId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let body = r.get("body").and_then(Value::as_str).unwrap_or_default();
+        tasks.push((id.to_string(), body.to_string()));
+    }
+    Ok(PlannerEvent::Tasks(tasks))
+}
+
+fn parse_ecr(object: &serde_json::Map<String, Value>) -> Result<PlannerEvent, EventError> {
+    let detail = object
+        .get("detail")
+        .and_then(Value::as_object)
+        .ok_or_else(|| EventError("ECR Image Action event without a detail object".into()))?;
+    let field = |name: &str| detail.get(name).and_then(Value::as_str);
+    let action = field("action-type").unwrap_or_default();
+    let result = field("result").unwrap_or_default();
+    if action != "PUSH" || result != "SUCCESS" {
+        return Ok(PlannerEvent::Ignored(format!(
+            "ECR {action} {result} for {}",
+            field("repository-name").unwrap_or("?")
+        )));
+    }
+    let Some(tag) = field("image-tag").filter(|t| !t.is_empty()) else {
+        return Ok(PlannerEvent::Ignored(format!(
+            "untagged push to {}",
+            field("repository-name").unwrap_or("?")
+        )));
+    };
+    let need = |v: Option<&str>, name: &str| {
+        v.filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| EventError(format!("ECR Image Action event without {name}")))
+    };
+    Ok(PlannerEvent::EcrPush(EcrPush {
+        account: need(object.get("account").and_then(Value::as_str), "account")?,
+        region: need(object.get("region").and_then(Value::as_str), "region")?,
+        repository: need(field("repository-name"), "detail.repository-name")?,
+        tag: tag.to_string(),
+        digest: need(field("image-digest"), "detail.image-digest")?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn push(action: &str, result: &str) -> Value {
+        json!({
+            "version": "0", "id": "e1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+            "account": "123456789012", "time": "2026-11-24T10:00:00Z", "region": "eu-west-1",
+            "resources": [],
+            "detail": {"result": result, "repository-name": "team/app", "image-digest": "sha256:ab",
+                        "action-type": action, "image-tag": "1.4"}
+        })
+    }
+
+    #[test]
+    fn tells_the_shapes_apart() {
+        assert_eq!(
+            PlannerEvent::parse(&json!({"action": "sync", "dry_run": true})).unwrap(),
+            PlannerEvent::Manual(ManualSync {
+                action: "sync".into(),
+                sources: None,
+                dry_run: true
+            })
+        );
+        let schedule = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
+                              "account": "123456789012", "region": "eu-west-1", "detail": {}});
+        assert_eq!(
+            PlannerEvent::parse(&schedule).unwrap(),
+            PlannerEvent::Scheduled
+        );
+        assert_eq!(
+            PlannerEvent::parse(&push("PUSH", "SUCCESS")).unwrap(),
+            PlannerEvent::EcrPush(EcrPush {
+                account: "123456789012".into(),
+                region: "eu-west-1".into(),
+                repository: "team/app".into(),
+                tag: "1.4".into(),
+                digest: "sha256:ab".into(),
+            })
+        );
+        assert!(matches!(
+            PlannerEvent::parse(&push("DELETE", "SUCCESS")).unwrap(),
+            PlannerEvent::Ignored(_)
+        ));
+        assert!(matches!(
+            PlannerEvent::parse(&push("PUSH", "FAILURE")).unwrap(),
+            PlannerEvent::Ignored(_)
+        ));
+        let sqs = json!({"Records": [{"messageId": "m1", "body": "{}", "eventSource": "aws:sqs"}]});
+        assert_eq!(
+            PlannerEvent::parse(&sqs).unwrap(),
+            PlannerEvent::Tasks(vec![("m1".into(), "{}".into())])
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_does_not_know_and_says_what_it_expected() {
+        let cases = [
+            (json!("sync"), "expected a JSON object"),
+            (json!({"action": "delete"}), "unknown action \"delete\""),
+            (
+                json!({"action": "sync", "force": true}),
+                "unknown field `force`",
+            ),
+            (
+                json!({"hello": 1}),
+                "unrecognized event with fields [\"hello\"]",
+            ),
+            (
+                json!({"source": "aws.s3", "detail-type": "Object Created"}),
+                "not one ferry handles",
+            ),
+            (
+                json!({"Records": [{"eventSource": "aws:sns"}]}),
+                "not aws:sqs",
+            ),
+        ];
+        for (event, expected) in cases {
+            let e = PlannerEvent::parse(&event).unwrap_err();
+            assert!(e.0.contains(expected), "{event} => {e}");
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Planning: from the configuration and what the sources hold, the copy jobs to run.
+//!
+//! A job is one source image (pinned to the digest seen while planning) and every
+//! destination it goes to. The planner drops destinations that already hold that digest
+//! when asking is cheap (one manifest HEAD, which registries do not count as a pull), so a
+//! re-sync of an unchanged registry sends no messages at all. The same code plans for the
+//! planner Lambda, `ferry plan` and `ferry sync`.
+
+pub mod enumerate;
+
+use std::collections::BTreeMap;
+
+use futures::{stream, StreamExt};
+use serde::Serialize;
+
+use crate::auth::ecr::EcrHost;
+use crate::aws::AwsClients;
+use crate::config::{Source, SourceKind, SyncConfig};
+use crate::error::{Error, Result};
+use crate::event::EcrPush;
+use crate::filter::TagInfo;
+use crate::message::{CopyJob, JobDestination, Reason, RepositoryTask};
+use crate::reference::ImageRef;
+use crate::registry::RegistryClient;
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// HEAD each destination and leave out those already holding the source digest.
+    pub check_destinations: bool,
+    /// Registry requests in flight at once while planning.
+    pub concurrency: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            check_destinations: true,
+            concurrency: 16,
+        }
+    }
+}
+
+/// What planning found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub jobs: Vec<CopyJob>,
+    /// Source images whose every destination already holds them.
+    pub up_to_date: Vec<String>,
+    /// Images left out, and why (a tag that names no image under a split, a tag gone
+    /// between listing and reading).
+    pub skipped: Vec<Skipped>,
+    pub repositories: usize,
+    pub tags: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub image: String,
+    pub reason: String,
+}
+
+impl Plan {
+    pub fn merge(&mut self, other: Plan) {
+        self.jobs.extend(other.jobs);
+        self.up_to_date.extend(other.up_to_date);
+        self.skipped.extend(other.skipped);
+        self.repositories += other.repositories;
+        self.tags += other.tags;
+    }
+}
+
+pub struct Planner<'a> {
+    pub config: &'a SyncConfig,
+    pub registry: &'a RegistryClient,
+    pub aws: &'a AwsClients,
+    pub options: PlanOptions,
+}
+
+/// A source's registry host and, for ECR, its account and region.
+struct Place {
+    host: String,
+    ecr: Option<(String, String)>,
+}
+
+impl<'a> Planner<'a> {
+    fn place(&self, source: &Source) -> Result<Place> {
+        match &source.kind {
+            SourceKind::Ecr {
+                account, region, ..
+            } => {
+                let account = account
+                    .clone()
+                    .or_else(|| self.config.defaults.account.clone())
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "source {}: ecr.account is not set and ferry's own account is not known (set FERRY_ACCOUNT_ID or defaults.account)",
+                            source.name
+                        ))
+                    })?;
+                let region = region
+                    .clone()
+                    .or_else(|| self.config.defaults.region.clone())
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "source {}: ecr.region is not set and AWS_REGION is unknown",
+                            source.name
+                        ))
+                    })?;
+                Ok(Place {
+                    host: format!("{account}.dkr.ecr.{region}.amazonaws.com"),
+                    ecr: Some((account, region)),
+                })
+            }
+            SourceKind::Registry { host, .. } => Ok(Place {
+                host: host.clone(),
+                ecr: None,
+            }),
+            SourceKind::Images(_) => Ok(Place {
+                host: String::new(),
+                ecr: None,
+            }),
+        }
+    }
+
+    /// The repositories of a source that pass its filter. Image lists have none: they are
+    /// planned whole by [`Planner::plan_source`].
+    pub async fn repositories(&self, source: &Source) -> Result<Vec<String>> {
+        let place = self.place(source)?;
+        let names = match (&source.kind, &place.ecr) {
+            (
+                SourceKind::Ecr {
+                    repositories: Some(list),
+                    ..
+                },
+                _,
+            )
+            | (
+                SourceKind::Registry {
+                    repositories: Some(list),
+                    ..
+                },
+                _,
+            ) => list.clone(),
+            (SourceKind::Ecr { prefix, .. }, Some((account, region))) => {
+                enumerate::ecr_repositories(self.aws, account, region, prefix.as_deref()).await?
+            }
+            (SourceKind::Registry { host, .. }, _) => {
+                enumerate::registry_repositories(self.registry, host).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(names
+            .into_iter()
+            .filter(|n| source.repositories.matches(n))
+            .collect())
+    }
+
+    /// One planning task per repository: the fan-out that keeps each planner invocation
+    /// far inside Lambda's 15 minutes however large the registry.
+    pub async fn repository_tasks(
+        &self,
+        source: &Source,
+        reason: Reason,
+        dry_run: bool,
+    ) -> Result<Vec<RepositoryTask>> {
+        Ok(self
+            .repositories(source)
+            .await?
+            .into_iter()
+            .map(|repository| RepositoryTask {
+                source_name: source.name.clone(),
+                repository,
+                reason,
+                dry_run,
+            })
+            .collect())
+    }
+
+    /// Plan a whole source in this call.
+    pub async fn plan_source(&self, source: &Source, reason: Reason) -> Result<Plan> {
+        if let SourceKind::Images(images) = &source.kind {
+            return self.plan_images(source, images, reason).await;
+        }
+        let mut plan = Plan::default();
+        for repository in self.repositories(source).await? {
+            plan.merge(self.plan_repository(source, &repository, reason).await?);
+        }
+        Ok(plan)
+    }
+
+    /// Plan one repository of a source.
+    pub async fn plan_repository(
+        &self,
+        source: &Source,
+        repository: &str,
+        reason: Reason,
+    ) -> Result<Plan> {
+        let place = self.place(source)?;
+        let tags = match &place.ecr {
+            Some((account, region)) => {
+                enumerate::ecr_tags(self.aws, account, region, repository).await?
+            }
+            None => {
+                let repo = ImageRef::new(&place.host, repository, None, None)?;
+                enumerate::registry_tags(self.registry, &repo).await?
+            }
+        };
+        let selected = source.tags.select(tags);
+        let mut plan = self
+            .plan_tags(source, &place.host, repository, selected, reason)
+            .await?;
+        plan.repositories = 1;
+        Ok(plan)
+    }
+
+    /// Plan the one image an ECR push names, for every source that covers it.
+    pub async fn plan_push(&self, push: &EcrPush) -> Result<Plan> {
+        let mut plan = Plan::default();
+        for source in &self.config.sources {
+            if !self.covers(source, push)? {
+                continue;
+            }
+            let tag = TagInfo {
+                name: push.tag.clone(),
+                digest: Some(push.digest.clone()),
+                pushed_at: None,
+            };
+            let host = format!("{}.dkr.ecr.{}.amazonaws.com", push.account, push.region);
+            plan.merge(
+                self.plan_tags(source, &host, &push.repository, vec![tag], Reason::Push)
+                    .await?,
+            );
+        }
+        Ok(plan)
+    }
+
+    fn covers(&self, source: &Source, push: &EcrPush) -> Result<bool> {
+        let SourceKind::Ecr {
+            repositories,
+            prefix,
+            ..
+        } = &source.kind
+        else {
+            return Ok(false);
+        };
+        let place = self.place(source)?;
+        let Some((account, region)) = &place.ecr else {
+            return Ok(false);
+        };
+        Ok(account == &push.account
+            && region == &push.region
+            && repositories
+                .as_ref()
+                .is_none_or(|list| list.contains(&push.repository))
+            && prefix
+                .as_deref()
+                .is_none_or(|p| push.repository.starts_with(p))
+            && source.repositories.matches(&push.repository)
+            && source.tags.admits(&push.tag))
+    }
+
+    async fn plan_images(
+        &self,
+        source: &Source,
+        images: &[ImageRef],
+        reason: Reason,
+    ) -> Result<Plan> {
+        let mut plan = Plan::default();
+        for image in images {
+            if !source.repositories.matches(image.repository()) {
+                continue;
+            }
+            let tag = image.tag().unwrap_or_default();
+            if !tag.is_empty() && !source.tags.admits(tag) {
+                continue;
+            }
+            let info = TagInfo {
+                name: tag.to_string(),
+                digest: image.digest().map(|d| d.to_string()),
+                pushed_at: None,
+            };
+            plan.merge(
+                self.plan_tags(
+                    source,
+                    image.registry(),
+                    image.repository(),
+                    vec![info],
+                    reason,
+                )
+                .await?,
+            );
+        }
+        Ok(plan)
+    }
+
+    /// Jobs for the given tags of one repository: pin digests, map destinations, leave out
+    /// what is already there.
+    async fn plan_tags(
+        &self,
+        source: &Source,
+        host: &str,
+        repository: &str,
+        tags: Vec<TagInfo>,
+        reason: Reason,
+    ) -> Result<Plan> {
+        let count = tags.len();
+        let planned: Vec<Result<TagPlan>> = stream::iter(tags)
+            .map(|tag| self.plan_tag(source, host, repository, tag, reason))
+            .buffered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        let mut plan = Plan {
+            tags: count,
+            ..Plan::default()
+        };
+        for p in planned {
+            let p = p?;
+            plan.jobs.extend(p.jobs);
+            plan.skipped.extend(p.skipped);
+            if let Some(u) = p.up_to_date {
+                plan.up_to_date.push(u);
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn plan_tag(
+        &self,
+        source: &Source,
+        host: &str,
+        repository: &str,
+        tag: TagInfo,
+        reason: Reason,
+    ) -> Result<TagPlan> {
+        let mut out = TagPlan::default();
+        let by_tag = !tag.name.is_empty();
+        let base = ImageRef::new(host, repository, by_tag.then_some(tag.name.as_str()), None)?;
+        let digest = match &tag.digest {
+            Some(d) => d.parse().map_err(|_| Error::Protocol {
+                at: crate::error::Location {
+                    registry: host.to_string(),
+                    repository: repository.to_string(),
+                },
+                op: crate::error::Operation::ListTags,
+                detail: format!("listing gave {d:?}, which is not a digest"),
+            })?,
+            None => match self.registry.head_manifest(&base, &tag.name).await? {
+                Some(head) => head.digest,
+                None => {
+                    out.skipped.push(Skipped {
+                        image: base.to_string(),
+                        reason: "the tag disappeared between listing and reading".into(),
+                    });
+                    return Ok(out);
+                }
+            },
+        };
+        let pinned = base.with_digest(digest.clone());
+
+        // Destinations grouped by platform filter: each group is one copy of one manifest.
+        let mut groups: BTreeMap<Vec<String>, Vec<JobDestination>> = BTreeMap::new();
+        let mut all_current = true;
+        for dest in &source.destinations {
+            let vars = self.config.vars(host, repository, &tag.name);
+            let reference = match dest.target.render(&vars) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    out.skipped.push(Skipped {
+                        image: base.to_string(),
+                        reason: format!(
+                            "tag names no image for the split of {}",
+                            dest.target.template()
+                        ),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(Error::Config(format!("source {}: {e}", source.name))),
+            };
+            // A platform-filtered copy has a digest of its own, so only an unfiltered
+            // destination can be recognized as current from the source digest.
+            if self.options.check_destinations && dest.platforms.is_empty() {
+                let dest_tag = reference.tag().unwrap_or(tag.name.as_str());
+                if let Ok(Some(head)) = self.registry.head_manifest(&reference, dest_tag).await {
+                    if head.digest == digest {
+                        continue;
+                    }
+                }
+            }
+            all_current = false;
+            let key = dest.platforms.iter().map(|p| p.to_string()).collect();
+            let create_repository = dest
+                .create_repository
+                .filter(|_| EcrHost::parse(reference.registry()).is_some());
+            groups.entry(key).or_default().push(JobDestination {
+                reference: reference.to_string(),
+                overwrite: dest.overwrite,
+                create_repository,
+            });
+        }
+        if all_current && out.skipped.len() < source.destinations.len() {
+            out.up_to_date = Some(pinned.to_string());
+        }
+        for (platforms, destinations) in groups {
+            out.jobs.push(CopyJob {
+                source: pinned.to_string(),
+                destinations,
+                platforms,
+                source_name: Some(source.name.clone()),
+                reason,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct TagPlan {
+    jobs: Vec<CopyJob>,
+    skipped: Vec<Skipped>,
+    up_to_date: Option<String>,
+}
