@@ -13,12 +13,15 @@ pub mod digest;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod handler;
 pub mod manifest;
 pub mod mapping;
 pub mod message;
 pub mod plan;
+pub mod queue;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod service;
 
 pub use error::{Error, Result};

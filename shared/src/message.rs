@@ -173,14 +173,16 @@ impl CopyJob {
             }
             destinations.push(r);
         }
+        let mut request = CopyRequest::new(source, destinations);
         for (i, p) in self.platforms.iter().enumerate() {
-            p.parse::<crate::manifest::Platform>()
-                .map_err(|e| MessageError::Invalid {
+            request
+                .platforms
+                .push(p.parse().map_err(|e| MessageError::Invalid {
                     field: format!("platforms[{i}]"),
                     problem: e,
-                })?;
+                })?);
         }
-        Ok(CopyRequest::new(source, destinations))
+        Ok(request)
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod challenge;
 pub mod docker_config;
 pub mod ecr;
+pub mod secrets_manager;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -79,6 +80,9 @@ impl Credential {
 /// Looks up the credential for a registry host.
 pub struct CredentialStore {
     explicit: HashMap<String, Credential>,
+    /// Registry host → Secrets Manager secret id.
+    secrets: HashMap<String, String>,
+    secrets_source: Option<Arc<secrets_manager::SecretsManagerSource>>,
     files: Vec<docker_config::AuthFile>,
     ecr: Option<Arc<ecr::EcrTokenProvider>>,
 }
@@ -88,6 +92,8 @@ impl CredentialStore {
     pub fn anonymous() -> Self {
         CredentialStore {
             explicit: HashMap::new(),
+            secrets: HashMap::new(),
+            secrets_source: None,
             files: Vec::new(),
             ecr: None,
         }
@@ -96,15 +102,25 @@ impl CredentialStore {
     /// A store that reads the user's docker/containers auth files and asks ECR for tokens.
     pub fn from_environment() -> Result<Self> {
         Ok(CredentialStore {
-            explicit: HashMap::new(),
             files: docker_config::AuthFile::load_default_locations()?,
             ecr: Some(Arc::new(ecr::EcrTokenProvider::new())),
+            ..Self::anonymous()
         })
     }
 
     /// Use `credential` for `registry` ahead of every other source.
     pub fn insert(&mut self, registry: &str, credential: Credential) {
         self.explicit.insert(normalize_host(registry), credential);
+    }
+
+    /// Read `registry`'s credentials from Secrets Manager secret `secret_id`.
+    pub fn insert_secret(&mut self, registry: &str, secret_id: &str) {
+        self.secrets
+            .insert(normalize_host(registry), secret_id.to_string());
+    }
+
+    pub fn set_secrets_source(&mut self, source: Arc<secrets_manager::SecretsManagerSource>) {
+        self.secrets_source = Some(source);
     }
 
     pub fn add_file(&mut self, file: docker_config::AuthFile) {
@@ -121,6 +137,14 @@ impl CredentialStore {
         let host = normalize_host(registry);
         if let Some(c) = self.explicit.get(&host) {
             return Ok(c.clone());
+        }
+        if let Some(secret_id) = self.secrets.get(&host) {
+            let source = self.secrets_source.as_ref().ok_or_else(|| {
+                Error::Credentials(format!(
+                    "credentials for {host} are in secret {secret_id}, but Secrets Manager is not available here"
+                ))
+            })?;
+            return source.credential(secret_id, &host, repository).await;
         }
         if let (Some(provider), Some(ecr_host)) = (&self.ecr, ecr::EcrHost::parse(&host)) {
             match provider.credential(&ecr_host).await {

@@ -55,6 +55,8 @@ pub struct CopyRequest {
     /// Replace destination tags that point at another digest. When false they are left
     /// alone and reported as [`Status::Kept`].
     pub overwrite: bool,
+    /// This image's platform filter; empty means the copier's [`CopyOptions::platforms`].
+    pub platforms: Vec<Platform>,
 }
 
 impl CopyRequest {
@@ -63,6 +65,7 @@ impl CopyRequest {
             source,
             destinations,
             overwrite: true,
+            platforms: Vec::new(),
         }
     }
 }
@@ -199,7 +202,12 @@ impl Copier {
         // Decide what the destinations should end up with, as cheaply as possible: without a
         // platform filter that is the source digest (a HEAD, which registries such as Docker
         // Hub do not count as a pull).
-        let (want, mut root) = if self.options.platforms.is_empty() {
+        let platforms = if request.platforms.is_empty() {
+            &self.options.platforms
+        } else {
+            &request.platforms
+        };
+        let (want, mut root) = if platforms.is_empty() {
             let digest = match source.digest() {
                 Some(d) => d.clone(),
                 None => {
@@ -216,9 +224,7 @@ impl Copier {
             (digest, None)
         } else {
             let fetched = self.client.get_manifest(source, &source_ref).await?;
-            let selected =
-                tree::select_platforms(&self.client, source, fetched, &self.options.platforms)
-                    .await?;
+            let selected = tree::select_platforms(&self.client, source, fetched, platforms).await?;
             (selected.digest.clone(), Some(selected))
         };
 

@@ -1,0 +1,348 @@
+//! The copier function's handler: an SQS batch of copy messages in, a partial-batch
+//! response out.
+//!
+//! Records are copied concurrently (bounded). What becomes of each one:
+//! - copied, already up to date, or kept (overwrite off): deleted from the queue;
+//! - a failure that may pass (network, throttling, 5xx): reported in `batchItemFailures`
+//!   so SQS delivers it again, after a visibility timeout that grows with each receive;
+//! - a failure that cannot pass (malformed message, immutable tag, source gone, access
+//!   denied): sent straight to the dead-letter queue with its reason in message
+//!   attributes, and deleted — retrying it would only burn time. If that send fails, the
+//!   record is retried instead, so nothing is lost either way.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+use futures::{stream, StreamExt};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::{batch_response, metrics, BatchOutcome};
+use crate::auth::ecr::EcrHost;
+use crate::config::CreateRepository;
+use crate::copy::{Copier, CopyRequest};
+use crate::error::{Error, Result};
+use crate::message::{CopyJob, Message};
+use crate::reference::ImageRef;
+use crate::report::{ImageReport, RunReport, Status};
+use crate::service::Services;
+
+pub struct CopierHandler {
+    pub services: Services,
+    pub copier: Copier,
+    pub sqs: aws_sdk_sqs::Client,
+    /// The work queue's URL, to lengthen the visibility timeout of retried records.
+    pub queue_url: Option<String>,
+    pub dead_letter_url: Option<String>,
+    /// Records of one batch copied at the same time.
+    pub concurrency: usize,
+    created: Mutex<HashSet<String>>,
+}
+
+/// One SQS record, as the handler needs it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub message_id: String,
+    pub body: String,
+    pub receipt_handle: String,
+    pub receive_count: u32,
+}
+
+enum Outcome {
+    Done(Vec<ImageReport>),
+    Retry(String),
+    Permanent { kind: String, reason: String },
+}
+
+impl CopierHandler {
+    pub fn new(
+        services: Services,
+        copier: Copier,
+        sqs: aws_sdk_sqs::Client,
+        queue_url: Option<String>,
+        dead_letter_url: Option<String>,
+    ) -> Self {
+        CopierHandler {
+            services,
+            copier,
+            sqs,
+            queue_url,
+            dead_letter_url,
+            concurrency: 4,
+            created: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Handle an SQS event (`{"Records": [...]}`); returns `{"batchItemFailures": [...]}`.
+    pub async fn handle(&self, event: Value) -> Result<Value> {
+        let records = parse_records(&event)?;
+        let started = std::time::Instant::now();
+        let results: Vec<(String, BatchOutcome, Vec<ImageReport>)> = stream::iter(records)
+            .map(|record| async move {
+                let (outcome, reports) = self.record(&record).await;
+                (record.message_id, outcome, reports)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut outcomes = Vec::new();
+        let mut images = Vec::new();
+        for (id, outcome, reports) in results {
+            outcomes.push((id, outcome));
+            images.extend(reports);
+        }
+        let report = RunReport::from_images(images, started.elapsed().as_millis() as u64);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        // EMF must be a line of its own on stdout, not inside a tracing record.
+        println!("{}", metrics::copier_metrics(&report, now));
+        Ok(batch_response(&outcomes))
+    }
+
+    async fn record(&self, record: &Record) -> (BatchOutcome, Vec<ImageReport>) {
+        match self.process(&record.body).await {
+            Outcome::Done(reports) => {
+                for r in &reports {
+                    tracing::info!(message_id = %record.message_id, source = %r.source, status = ?r.status, bytes = r.stats.bytes_uploaded, duration_ms = r.duration_ms, "image done");
+                }
+                (BatchOutcome::Done, reports)
+            }
+            Outcome::Retry(reason) => {
+                tracing::warn!(message_id = %record.message_id, receive_count = record.receive_count, %reason, "copy failed; SQS will deliver it again");
+                self.back_off(record).await;
+                (BatchOutcome::Retry, Vec::new())
+            }
+            Outcome::Permanent { kind, reason } => {
+                tracing::error!(message_id = %record.message_id, %kind, %reason, "copy cannot succeed; sending to the dead-letter queue");
+                match self.dead_letter(record, &kind, &reason).await {
+                    Ok(()) => (BatchOutcome::Done, Vec::new()),
+                    Err(e) => {
+                        tracing::error!(message_id = %record.message_id, error = %e, "dead-letter send failed; leaving the message for redrive");
+                        (BatchOutcome::Retry, Vec::new())
+                    }
+                }
+            }
+        }
+    }
+
+    async fn process(&self, body: &str) -> Outcome {
+        let job = match Message::decode(body) {
+            Ok(Message::Copy(job)) => job,
+            Ok(Message::PlanRepository(_)) => {
+                return Outcome::Permanent {
+                    kind: "bad_message".into(),
+                    reason: "a planning task reached the copy queue; point the planner's trigger at the planning queue".into(),
+                }
+            }
+            Err(e) => {
+                return Outcome::Permanent {
+                    kind: "bad_message".into(),
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let requests = match requests(&job) {
+            Ok(r) => r,
+            Err(e) => {
+                return Outcome::Permanent {
+                    kind: "bad_message".into(),
+                    reason: e,
+                }
+            }
+        };
+        for d in &job.destinations {
+            if let Some(settings) = d.create_repository {
+                if let Err(e) = self.ensure_repository(&d.reference, settings).await {
+                    return failure(&e);
+                }
+            }
+        }
+        let mut reports = Vec::new();
+        for request in &requests {
+            reports.push(self.copier.copy_image(request).await);
+        }
+        let failed: Vec<&ImageReport> = reports
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .collect();
+        if failed.is_empty() {
+            return Outcome::Done(reports);
+        }
+        let reason = failed
+            .iter()
+            .filter_map(|r| r.first_error().map(|e| e.message.clone()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if failed.iter().all(|r| r.retryable()) {
+            Outcome::Retry(reason)
+        } else {
+            let kind = failed
+                .iter()
+                .find_map(|r| r.first_error().filter(|e| !e.retryable).map(|e| e.kind))
+                .unwrap_or("failed")
+                .to_string();
+            Outcome::Permanent { kind, reason }
+        }
+    }
+
+    /// Create an ECR destination repository once per warm container.
+    async fn ensure_repository(&self, reference: &str, settings: CreateRepository) -> Result<()> {
+        let image: ImageRef = reference.parse()?;
+        let Some(host) = EcrHost::parse(image.registry()) else {
+            return Ok(());
+        };
+        let key = format!("{}/{}", image.registry(), image.repository());
+        if self.created.lock().await.contains(&key) {
+            return Ok(());
+        }
+        let client = self.services.aws.ecr(&host.region).await;
+        let mutability = if settings.immutable {
+            aws_sdk_ecr::types::ImageTagMutability::Immutable
+        } else {
+            aws_sdk_ecr::types::ImageTagMutability::Mutable
+        };
+        let result = client
+            .create_repository()
+            .registry_id(&host.account)
+            .repository_name(image.repository())
+            .image_tag_mutability(mutability)
+            .image_scanning_configuration(
+                aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                    .scan_on_push(settings.scan_on_push)
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::info!(repository = %key, immutable = settings.immutable, "created ECR repository")
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_already_exists_exception()) => {}
+            Err(e) => return Err(crate::aws::error("ecr:CreateRepository", &e)),
+        }
+        self.created.lock().await.insert(key);
+        Ok(())
+    }
+
+    /// Lengthen a retried record's visibility timeout with each receive (30 s, 60 s, … up
+    /// to 15 min) so a registry that is down is not hammered. Best effort: without it SQS
+    /// still redelivers after the queue's own timeout.
+    async fn back_off(&self, record: &Record) {
+        let Some(url) = &self.queue_url else { return };
+        let seconds = backoff_for(record.receive_count).as_secs();
+        if let Err(e) = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(&record.receipt_handle)
+            .visibility_timeout(seconds as i32)
+            .send()
+            .await
+        {
+            tracing::debug!(error = %crate::aws::describe(&e), "could not change visibility");
+        }
+    }
+
+    async fn dead_letter(&self, record: &Record, kind: &str, reason: &str) -> Result<()> {
+        let url = self.dead_letter_url.as_ref().ok_or_else(|| Error::Config(
+            "no dead-letter queue configured (FERRY_DEAD_LETTER_QUEUE_URL); the queue's redrive policy will move the message after its retries".into(),
+        ))?;
+        let text = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .expect("type and value are set")
+        };
+        // SQS caps attribute values with the message at 256 KiB; reasons are short, but a
+        // pathological one is cut rather than making the send fail.
+        let reason: String = reason.chars().take(4000).collect();
+        self.sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(&record.body)
+            .message_attributes("ferry-error-kind", text(kind))
+            .message_attributes("ferry-error", text(&reason))
+            .message_attributes("ferry-message-id", text(&record.message_id))
+            .send()
+            .await
+            .map_err(|e| crate::aws::error("sqs:SendMessage", &e))?;
+        Ok(())
+    }
+}
+
+fn failure(e: &Error) -> Outcome {
+    if e.is_retryable() {
+        Outcome::Retry(e.to_string())
+    } else {
+        Outcome::Permanent {
+            kind: e.kind().to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// One copy request per overwrite policy (destinations of one job usually share one).
+fn requests(job: &CopyJob) -> std::result::Result<Vec<CopyRequest>, String> {
+    let base = job.request().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for overwrite in [true, false] {
+        let destinations: Vec<ImageRef> = job
+            .destinations
+            .iter()
+            .zip(&base.destinations)
+            .filter(|(d, _)| d.overwrite == overwrite)
+            .map(|(_, r)| r.clone())
+            .collect();
+        if !destinations.is_empty() {
+            out.push(CopyRequest {
+                destinations,
+                overwrite,
+                ..base.clone()
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The records of an SQS event.
+pub fn parse_records(event: &Value) -> Result<Vec<Record>> {
+    let records = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            Error::Config(
+                "the copier takes SQS events ({\"Records\": [...]}); invoke the planner for everything else".into(),
+            )
+        })?;
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let text = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+            if text("eventSource").as_deref() != Some("aws:sqs") {
+                return Err(Error::Config(format!("Records[{i}] is not an SQS record")));
+            }
+            Ok(Record {
+                message_id: text("messageId").unwrap_or_default(),
+                body: text("body").unwrap_or_default(),
+                receipt_handle: text("receiptHandle").unwrap_or_default(),
+                receive_count: r
+                    .pointer("/attributes/ApproximateReceiveCount")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1),
+            })
+        })
+        .collect()
+}
+
+/// How long a record that failed on its `receive_count`-th delivery stays invisible.
+pub fn backoff_for(receive_count: u32) -> Duration {
+    Duration::from_secs((30u64 << receive_count.saturating_sub(1).min(5)).min(900))
+}

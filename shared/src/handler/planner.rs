@@ -1,0 +1,228 @@
+//! The planner function's handler: an event in, messages out, a summary back.
+//!
+//! Manual and scheduled syncs of a registry fan out one planning task per repository to
+//! the planning queue (when one is configured), so no invocation enumerates a whole
+//! registry; the planner, triggered again by that queue, plans each repository and sends
+//! its copy jobs. Image lists, ECR pushes and dry runs are planned in the invocation.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{batch_response, BatchOutcome};
+use crate::config::{Source, SourceKind};
+use crate::error::{Error, Result};
+use crate::event::{ManualSync, PlannerEvent};
+use crate::message::{Message, Reason, RepositoryTask};
+use crate::plan::{Plan, PlanOptions, Planner};
+use crate::queue::SqsQueue;
+use crate::service::Services;
+
+pub struct PlannerHandler {
+    pub services: Services,
+    pub copy_queue: SqsQueue,
+    /// Where per-repository planning tasks go; without it every source is planned inline.
+    pub plan_queue: Option<SqsQueue>,
+    pub options: PlanOptions,
+}
+
+/// What one invocation did, returned to a manual invoke and logged for the others.
+#[derive(Debug, Default, Serialize)]
+pub struct PlannerSummary {
+    pub event: &'static str,
+    pub sources: Vec<String>,
+    pub repositories: usize,
+    pub tags: usize,
+    pub messages_sent: usize,
+    pub planning_tasks_sent: usize,
+    pub up_to_date: usize,
+    pub skipped: usize,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}
+
+impl PlannerHandler {
+    fn planner(&self) -> Planner<'_> {
+        Planner {
+            config: &self.services.config,
+            registry: &self.services.registry,
+            aws: &self.services.aws,
+            options: self.options.clone(),
+        }
+    }
+
+    /// Handle any planner event. Errors are for the whole invocation (Lambda retries async
+    /// invocations); planning tasks from SQS report failures per record instead.
+    pub async fn handle(&self, event: Value) -> Result<Value> {
+        let parsed = PlannerEvent::parse(&event).map_err(|e| Error::Config(e.0))?;
+        tracing::info!(event = parsed.kind(), "planner invoked");
+        let summary = match parsed {
+            PlannerEvent::Manual(m) => self.sync(&m, Reason::Manual).await?,
+            PlannerEvent::Scheduled => self.sync(&ManualSync::default(), Reason::Schedule).await?,
+            PlannerEvent::EcrPush(push) => {
+                let plan = self.planner().plan_push(&push).await?;
+                let mut summary = PlannerSummary {
+                    event: "ecr-push",
+                    ..Default::default()
+                };
+                if plan.jobs.is_empty() && plan.up_to_date.is_empty() {
+                    let why = format!(
+                        "no source covers {}.dkr.ecr.{}.amazonaws.com/{}:{}",
+                        push.account, push.region, push.repository, push.tag
+                    );
+                    tracing::info!(reason = %why, "push ignored");
+                    summary.ignored = Some(why);
+                }
+                self.send(&plan, &mut summary).await?;
+                summary
+            }
+            PlannerEvent::Ignored(why) => {
+                tracing::info!(reason = %why, "event ignored");
+                PlannerSummary {
+                    event: "ignored",
+                    ignored: Some(why),
+                    ..Default::default()
+                }
+            }
+            PlannerEvent::Tasks(records) => return Ok(self.tasks(records).await),
+        };
+        tracing::info!(
+            messages = summary.messages_sent,
+            tasks = summary.planning_tasks_sent,
+            up_to_date = summary.up_to_date,
+            "planned"
+        );
+        Ok(serde_json::to_value(&summary).expect("summary serializes"))
+    }
+
+    async fn sync(&self, request: &ManualSync, reason: Reason) -> Result<PlannerSummary> {
+        let config = &self.services.config;
+        let sources: Vec<&Source> = match &request.sources {
+            None => config.sources.iter().collect(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    config.source(n).ok_or_else(|| {
+                        let known: Vec<&str> =
+                            config.sources.iter().map(|s| s.name.as_str()).collect();
+                        Error::Config(format!("no source named {n:?}; configured: {known:?}"))
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let mut summary = PlannerSummary {
+            event: match reason {
+                Reason::Schedule => "schedule",
+                _ => "manual",
+            },
+            sources: sources.iter().map(|s| s.name.clone()).collect(),
+            dry_run: request.dry_run,
+            ..Default::default()
+        };
+        let mut whole = Plan::default();
+        for source in sources {
+            let fan_out = self
+                .plan_queue
+                .as_ref()
+                .filter(|_| !request.dry_run && !matches!(source.kind, SourceKind::Images(_)));
+            match fan_out {
+                Some(queue) => {
+                    let tasks = self
+                        .planner()
+                        .repository_tasks(source, reason, false)
+                        .await?;
+                    summary.repositories += tasks.len();
+                    let bodies: Vec<String> = tasks
+                        .into_iter()
+                        .map(|t| Message::PlanRepository(t).encode())
+                        .collect();
+                    summary.planning_tasks_sent += queue.send_all(&bodies).await?;
+                }
+                None => whole.merge(self.planner().plan_source(source, reason).await?),
+            }
+        }
+        if request.dry_run {
+            summary.repositories += whole.repositories;
+            summary.tags = whole.tags;
+            summary.up_to_date = whole.up_to_date.len();
+            summary.skipped = whole.skipped.len();
+            summary.plan = Some(whole);
+        } else {
+            self.send(&whole, &mut summary).await?;
+        }
+        Ok(summary)
+    }
+
+    async fn send(&self, plan: &Plan, summary: &mut PlannerSummary) -> Result<()> {
+        let bodies: Vec<String> = plan
+            .jobs
+            .iter()
+            .map(|j| Message::Copy(j.clone()).encode())
+            .collect();
+        summary.messages_sent += self.copy_queue.send_all(&bodies).await?;
+        summary.repositories += plan.repositories;
+        summary.tags += plan.tags;
+        summary.up_to_date += plan.up_to_date.len();
+        summary.skipped += plan.skipped.len();
+        for s in &plan.skipped {
+            tracing::info!(image = %s.image, reason = %s.reason, "skipped");
+        }
+        Ok(())
+    }
+
+    /// Plan the repositories SQS delivered; failed records come back for a retry.
+    async fn tasks(&self, records: Vec<(String, String)>) -> Value {
+        let mut outcomes = Vec::new();
+        for (id, body) in records {
+            let outcome = match self.task(&body).await {
+                Ok(sent) => {
+                    tracing::info!(message_id = %id, sent, "repository planned");
+                    BatchOutcome::Done
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(message_id = %id, error = %e, "planning failed; will retry");
+                    BatchOutcome::Retry
+                }
+                Err(e) => {
+                    // The redrive policy moves it to the dead-letter queue after the
+                    // configured receives; say why now.
+                    tracing::error!(message_id = %id, error = %e, "planning task cannot succeed");
+                    BatchOutcome::Retry
+                }
+            };
+            outcomes.push((id, outcome));
+        }
+        batch_response(&outcomes)
+    }
+
+    async fn task(&self, body: &str) -> Result<usize> {
+        let task: RepositoryTask =
+            match Message::decode(body) {
+                Ok(Message::PlanRepository(t)) => t,
+                Ok(Message::Copy(_)) => return Err(Error::Config(
+                    "a copy message reached the planning queue; point the copier at the copy queue"
+                        .into(),
+                )),
+                Err(e) => return Err(Error::Config(e.to_string())),
+            };
+        let source = self
+            .services
+            .config
+            .source(&task.source_name)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "planning task names source {:?}, which the configuration no longer has",
+                    task.source_name
+                ))
+            })?;
+        let plan = self
+            .planner()
+            .plan_repository(source, &task.repository, task.reason)
+            .await?;
+        let mut summary = PlannerSummary::default();
+        self.send(&plan, &mut summary).await?;
+        Ok(summary.messages_sent)
+    }
+}

@@ -1,0 +1,138 @@
+//! What a planner, a copier or `ferry sync` builds once from the configuration and keeps
+//! for every invocation: the AWS clients, the credential store (with Secrets Manager and
+//! ECR tokens cached inside), and one registry client whose connections and bearer tokens
+//! are reused across images and warm invocations.
+
+use std::sync::Arc;
+
+use crate::auth::ecr::EcrTokenProvider;
+use crate::auth::secrets_manager::{SecretsManagerSource, DEFAULT_TTL};
+use crate::auth::{Credential, CredentialStore};
+use crate::aws::AwsClients;
+use crate::config::{CredentialSpec, SyncConfig};
+use crate::error::Result;
+use crate::registry::{Endpoints, RegistryClient, RegistryOptions};
+
+/// Environment variables the functions read, in one place.
+pub mod env {
+    /// The sync configuration itself (YAML or JSON).
+    pub const CONFIG: &str = "FERRY_CONFIG";
+    /// A Secrets Manager secret holding the configuration, for documents over Lambda's
+    /// 4 KB environment limit. Read once per cold start.
+    pub const CONFIG_SECRET: &str = "FERRY_CONFIG_SECRET";
+    /// The account ferry runs in (`{account}` in templates); SAM sets it.
+    pub const ACCOUNT_ID: &str = "FERRY_ACCOUNT_ID";
+    /// `NAME=URL,…`: reach registry NAME at URL (tests, private endpoints).
+    pub const REGISTRY_ENDPOINTS: &str = "FERRY_REGISTRY_ENDPOINTS";
+    pub const COPY_QUEUE_URL: &str = "FERRY_COPY_QUEUE_URL";
+    pub const PLAN_QUEUE_URL: &str = "FERRY_PLAN_QUEUE_URL";
+    pub const DEAD_LETTER_QUEUE_URL: &str = "FERRY_DEAD_LETTER_QUEUE_URL";
+}
+
+pub struct Services {
+    pub config: SyncConfig,
+    pub aws: Arc<AwsClients>,
+    pub registry: Arc<RegistryClient>,
+}
+
+impl Services {
+    /// Build the clients for `config`. `endpoints` carries routes and insecure hosts from
+    /// outside the file (flags, `FERRY_REGISTRY_ENDPOINTS`); the file's
+    /// `insecure_registries` are added to it. With `local_auth_files`, the user's docker
+    /// and containers auth files are consulted too (the CLI; not the functions).
+    pub async fn build(
+        config: SyncConfig,
+        aws: Arc<AwsClients>,
+        mut endpoints: Endpoints,
+        local_auth_files: bool,
+    ) -> Result<Services> {
+        for host in &config.insecure_registries {
+            endpoints = endpoints.insecure_host(host);
+        }
+        let mut store = if local_auth_files {
+            CredentialStore::from_environment()?
+        } else {
+            CredentialStore::anonymous()
+        };
+        store.set_ecr(Some(Arc::new(EcrTokenProvider::with_clients(aws.clone()))));
+        if config
+            .credentials
+            .iter()
+            .any(|(_, c)| matches!(c, CredentialSpec::Secret(_)))
+        {
+            let client = aws_sdk_secretsmanager::Client::new(aws.config().await);
+            store.set_secrets_source(Arc::new(SecretsManagerSource::new(client, DEFAULT_TTL)));
+        }
+        for (host, spec) in &config.credentials {
+            match spec {
+                CredentialSpec::Secret(id) => store.insert_secret(host, id),
+                CredentialSpec::Anonymous => store.insert(host, Credential::Anonymous),
+                CredentialSpec::Ecr => {}
+            }
+        }
+        let options = RegistryOptions {
+            endpoints,
+            ..RegistryOptions::default()
+        };
+        let registry = Arc::new(RegistryClient::new(options, store)?);
+        Ok(Services {
+            config,
+            aws,
+            registry,
+        })
+    }
+}
+
+/// The configuration a function was deployed with: `FERRY_CONFIG` inline, or the secret
+/// `FERRY_CONFIG_SECRET` names; home account and region from the environment.
+pub async fn config_from_environment(aws: &AwsClients) -> std::result::Result<SyncConfig, String> {
+    let text = match (
+        std::env::var(env::CONFIG).ok().filter(|s| !s.trim().is_empty()),
+        std::env::var(env::CONFIG_SECRET).ok().filter(|s| !s.trim().is_empty()),
+    ) {
+        (Some(text), _) => text,
+        (None, Some(secret)) => {
+            let client = aws_sdk_secretsmanager::Client::new(aws.config().await);
+            let out = client
+                .get_secret_value()
+                .secret_id(&secret)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "reading the configuration from secret {secret}: {}",
+                        crate::aws::describe(&e)
+                    )
+                })?;
+            out.secret_string()
+                .ok_or_else(|| format!("secret {secret} has no string value"))?
+                .to_string()
+        }
+        (None, None) => {
+            return Err(format!(
+                "no configuration: set {} to the sync configuration (YAML or JSON) or {} to a secret holding it",
+                env::CONFIG,
+                env::CONFIG_SECRET
+            ))
+        }
+    };
+    let config =
+        SyncConfig::parse(&text).map_err(|e| format!("invalid sync configuration: {e}"))?;
+    let region = aws
+        .config()
+        .await
+        .region()
+        .map(|r| r.to_string())
+        .or_else(|| std::env::var("AWS_REGION").ok());
+    Ok(config.with_home(std::env::var(env::ACCOUNT_ID).ok(), region))
+}
+
+/// Registry routes from `FERRY_REGISTRY_ENDPOINTS`.
+pub fn endpoints_from_environment() -> std::result::Result<Endpoints, String> {
+    match std::env::var(env::REGISTRY_ENDPOINTS) {
+        Ok(list) => Endpoints::new()
+            .routes_from_list(&list)
+            .map_err(|e| format!("{}: {e}", env::REGISTRY_ENDPOINTS)),
+        Err(_) => Ok(Endpoints::new()),
+    }
+}
