@@ -1,0 +1,53 @@
+//! The copier Lambda: builds its clients once per cold start and hands every SQS batch to
+//! [`ferry::handler::copier::CopierHandler`]. Configuration: `FERRY_CONFIG` (or
+//! `FERRY_CONFIG_SECRET`) for credentials and defaults, `FERRY_COPY_QUEUE_URL`,
+//! `FERRY_DEAD_LETTER_QUEUE_URL`.
+
+use std::sync::Arc;
+
+use ferry::aws::AwsClients;
+use ferry::copy::{Copier, CopyOptions};
+use ferry::handler::copier::CopierHandler;
+use ferry::service::{self, env, Services};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let aws = Arc::new(AwsClients::from_environment());
+    let config = service::config_from_environment(&aws).await?;
+    let endpoints = service::endpoints_from_environment()?;
+    let mut options = CopyOptions::default();
+    if let Some(n) = config.defaults.blob_concurrency {
+        options.blob_concurrency = n;
+    }
+    let image_concurrency = config.defaults.image_concurrency.unwrap_or(4);
+    let services = Services::build(config, aws.clone(), endpoints, false).await?;
+    let copier = Copier::new(services.registry.clone(), options);
+    let sqs = aws_sdk_sqs::Client::new(aws.config().await);
+    let mut handler = CopierHandler::new(
+        services,
+        copier,
+        sqs,
+        std::env::var(env::COPY_QUEUE_URL).ok(),
+        std::env::var(env::DEAD_LETTER_QUEUE_URL).ok(),
+    );
+    handler.concurrency = image_concurrency;
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler.handle(event.payload).await.map_err(|e| {
+            tracing::error!(error = %e, kind = e.kind(), "copier failed");
+            Error::from(e.to_string())
+        })
+    }))
+    .await
+}
