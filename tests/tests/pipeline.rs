@@ -1,0 +1,435 @@
+//! The serverless pipeline end to end, through the real handler code: planner → SQS (moto)
+//! → copier, with credentials from Secrets Manager (moto), ECR's API (moto) and real
+//! docker-registry processes as the registries.
+
+use std::sync::Arc;
+
+use ferry::aws::AwsClients;
+use ferry::config::SyncConfig;
+use ferry::copy::{Copier, CopyOptions};
+use ferry::handler::copier::CopierHandler;
+use ferry::handler::planner::PlannerHandler;
+use ferry::plan::PlanOptions;
+use ferry::queue::SqsQueue;
+use ferry::registry::Endpoints;
+use ferry::service::Services;
+use ferry_testbed::fixtures::{platform, Pushed, Style, OCI_INDEX};
+use ferry_testbed::moto::{MotoServer, ACCOUNT, REGION};
+use ferry_testbed::{Auth, DockerRegistry};
+use serde_json::{json, Value};
+
+struct Pipeline {
+    planner: PlannerHandler,
+    copier: CopierHandler,
+    sqs: aws_sdk_sqs::Client,
+    copy_url: String,
+    dlq_url: String,
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string()
+}
+
+impl Pipeline {
+    async fn new(moto: &MotoServer, config: &str, endpoints: Endpoints) -> Pipeline {
+        let sdk = moto.sdk_config().await;
+        let aws = Arc::new(AwsClients::from_config(sdk.clone()));
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let copy_url = queue(&sqs, "ferry-copy").await;
+        let dlq_url = queue(&sqs, "ferry-dead-letter").await;
+        let config = SyncConfig::parse(config)
+            .unwrap()
+            .with_home(Some(ACCOUNT.into()), Some(REGION.into()));
+        let build = || Services::build(config.clone(), aws.clone(), endpoints.clone(), false);
+        let planner = PlannerHandler {
+            services: build().await.unwrap(),
+            copy_queue: SqsQueue::new(sqs.clone(), &copy_url),
+            plan_queue: None,
+            options: PlanOptions::default(),
+        };
+        let services = build().await.unwrap();
+        let copier = Copier::new(services.registry.clone(), CopyOptions::default());
+        let copier = CopierHandler::new(
+            services,
+            copier,
+            sqs.clone(),
+            Some(copy_url.clone()),
+            Some(dlq_url.clone()),
+        );
+        Pipeline {
+            planner,
+            copier,
+            sqs,
+            copy_url,
+            dlq_url,
+        }
+    }
+
+    /// Receive up to ten messages as the SQS event Lambda would deliver.
+    async fn receive(&self, url: &str) -> (Value, Vec<String>) {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        let mut records = Vec::new();
+        let mut handles = Vec::new();
+        for m in out.messages() {
+            records.push(json!({
+                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                "body": m.body(), "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": m.message_attributes().map(|a| a.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string())).collect::<std::collections::HashMap<_, _>>()),
+            }));
+            handles.push(m.receipt_handle().unwrap().to_string());
+        }
+        (json!({ "Records": records }), handles)
+    }
+
+    /// Run the copier over everything in the copy queue, deleting what it reports done,
+    /// as Lambda's event source mapping does. Returns the ids it asked to retry.
+    async fn drain(&self) -> Vec<String> {
+        let mut retried = Vec::new();
+        loop {
+            let (event, handles) = self.receive(&self.copy_url).await;
+            if handles.is_empty() {
+                return retried;
+            }
+            let response = self.copier.handle(event.clone()).await.unwrap();
+            let failures: Vec<String> = response["batchItemFailures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+                .collect();
+            for (record, handle) in event["Records"].as_array().unwrap().iter().zip(handles) {
+                let id = record["messageId"].as_str().unwrap();
+                if !failures.iter().any(|f| f == id) {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.copy_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            if !failures.is_empty() {
+                retried.extend(failures);
+                return retried;
+            }
+        }
+    }
+}
+
+async fn seed_source(src: &DockerRegistry) -> Vec<(String, String, Pushed)> {
+    let s = src.seeder();
+    let mut images = Vec::new();
+    for (i, (repo, tag)) in [("team/api", "1.0"), ("team/api", "1.1"), ("web", "2.0")]
+        .into_iter()
+        .enumerate()
+    {
+        let p = s
+            .push_image(repo, tag, Style::Docker, &[2000, 3000], i as u64 + 1)
+            .await;
+        images.push((repo.to_string(), tag.to_string(), p));
+    }
+    let amd = s
+        .push_image("web", "2.1-amd64", Style::Oci, &[1000], 10)
+        .await;
+    let arm = s
+        .push_image("web", "2.1-arm64", Style::Oci, &[1000], 11)
+        .await;
+    let index = s
+        .push_index(
+            "web",
+            "2.1",
+            OCI_INDEX,
+            &[
+                amd.descriptor(Some(platform("linux", "amd64"))),
+                arm.descriptor(Some(platform("linux", "arm64"))),
+            ],
+        )
+        .await;
+    images.push(("web".into(), "2.1".into(), index));
+    images
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bulk_sync_through_planner_queue_and_copier_with_secrets_manager_credentials() {
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::Basic {
+        username: "mirror-bot".into(),
+        password: "from-secrets-manager".into(),
+    });
+    let images = seed_source(&src).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    secrets
+        .create_secret()
+        .name("ferry/destination")
+        .secret_string(r#"{"username":"mirror-bot","password":"from-secrets-manager"}"#)
+        .send()
+        .await
+        .unwrap();
+    let config = format!(
+        r#"
+version: 1
+credentials:
+  "{dst}": {{secret: ferry/destination}}
+sources:
+  - name: local
+    registry: {{host: "{src}"}}
+    filters:
+      tags: {{exclude: [".*-(amd64|arm64)"]}}
+    destinations:
+      - target: "{dst}/mirror/{{repo}}:{{tag}}"
+"#,
+        src = src.host(),
+        dst = dst.host()
+    );
+    let p = Pipeline::new(&moto, &config, Endpoints::new().insecure_loopback(true)).await;
+
+    // A dry run plans without sending.
+    let dry = p
+        .planner
+        .handle(json!({"action": "sync", "dry_run": true}))
+        .await
+        .unwrap();
+    assert_eq!(dry["messages_sent"], 0);
+    assert_eq!(dry["plan"]["jobs"].as_array().unwrap().len(), images.len());
+    assert_eq!(dry["repositories"], 2);
+    assert!(
+        p.receive(&p.copy_url).await.1.is_empty(),
+        "dry run sent messages"
+    );
+
+    let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(summary["messages_sent"], images.len(), "{summary}");
+    assert!(p.drain().await.is_empty());
+    for (repo, tag, pushed) in &images {
+        let (raw, _, digest) = dst
+            .seeder()
+            .manifest(&format!("mirror/{repo}"), tag)
+            .await
+            .unwrap_or_else(|| panic!("{repo}:{tag} missing at the destination"));
+        assert_eq!(digest, pushed.digest, "{repo}:{tag}");
+        assert_eq!(raw, pushed.raw);
+    }
+    assert!(dst
+        .seeder()
+        .tags("mirror/web")
+        .await
+        .iter()
+        .all(|t| !t.ends_with("64")));
+
+    // A scheduled run after one new push sends exactly that image.
+    let new = src
+        .seeder()
+        .push_image("team/api", "1.2", Style::Docker, &[500], 42)
+        .await;
+    let schedule = json!({"version": "0", "source": "aws.events", "detail-type": "Scheduled Event",
+                          "account": ACCOUNT, "region": REGION, "detail": {}});
+    let summary = p.planner.handle(schedule).await.unwrap();
+    assert_eq!(summary["messages_sent"], 1, "{summary}");
+    assert_eq!(summary["up_to_date"], images.len());
+    assert!(p.drain().await.is_empty());
+    let (_, _, digest) = dst
+        .seeder()
+        .manifest("mirror/team/api", "1.2")
+        .await
+        .unwrap();
+    assert_eq!(digest, new.digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds() {
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = src
+        .seeder()
+        .push_image("app", "1", Style::Oci, &[700], 3)
+        .await;
+    let config = format!(
+        "version: 1\nsources:\n  - images: [\"{}/app:1\"]\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+        src.host(),
+        dst.host()
+    );
+    let p = Pipeline::new(&moto, &config, Endpoints::new().insecure_loopback(true)).await;
+    let good = json!({"version": 1, "kind": "copy",
+        "source": format!("{}/app:1@{}", src.host(), pushed.digest),
+        "destinations": [{"reference": format!("{}/app:1", dst.host())}]});
+    let gone = json!({"version": 1, "kind": "copy",
+        "source": format!("{}/app:2", src.host()),
+        "destinations": [{"reference": format!("{}/app:2", dst.host())}]});
+    for body in [
+        "this is not json".to_string(),
+        good.to_string(),
+        r#"{"version": 9, "kind": "copy"}"#.to_string(),
+        gone.to_string(),
+    ] {
+        p.sqs
+            .send_message()
+            .queue_url(&p.copy_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(
+        p.drain().await.is_empty(),
+        "permanent failures are not retried"
+    );
+    let (_, _, digest) = dst.seeder().manifest("app", "1").await.unwrap();
+    assert_eq!(digest, pushed.digest);
+
+    let (dead, _) = p.receive(&p.dlq_url).await;
+    let mut kinds: Vec<(String, String)> = dead["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["messageAttributes"]["ferry-error-kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                r["messageAttributes"]["ferry-error"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert_eq!(kinds[0].0, "bad_message");
+    assert_eq!(kinds[1].0, "bad_message");
+    assert!(
+        kinds.iter().any(|(_, why)| why.contains("version 9")),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds[2].0, "manifest_not_found", "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ecr_push_event_syncs_exactly_that_image_into_a_created_repository() {
+    let moto = MotoServer::start();
+    let ecr = MotoServer::ecr_registry();
+    let dst_ecr_region = "eu-west-1";
+    let dst = MotoServer::ecr_registry();
+    let sdk = moto.sdk_config().await;
+    let ecr_api = aws_sdk_ecr::Client::new(&sdk);
+    ecr_api
+        .create_repository()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
+    let s = ecr.seeder();
+    let mut pushed = Vec::new();
+    for (tag, seed) in [("1.0", 1), ("1.1", 2)] {
+        let p = s
+            .push_image("team/app", tag, Style::Docker, &[900], seed)
+            .await;
+        ecr_api
+            .put_image()
+            .repository_name("team/app")
+            .image_tag(tag)
+            .image_manifest(String::from_utf8(p.raw.clone()).unwrap())
+            .image_digest(&p.digest)
+            .send()
+            .await
+            .unwrap();
+        pushed.push(p);
+    }
+    let src_host = MotoServer::ecr_host(REGION);
+    let dst_host = MotoServer::ecr_host(dst_ecr_region);
+    let config = format!(
+        r#"
+version: 1
+sources:
+  - ecr: {{repositories: [team/app]}}
+    destinations:
+      - target: "{{account}}.dkr.ecr.{dst_ecr_region}.amazonaws.com/mirror/{{repo}}"
+        create_repository: {{immutable: true, scan_on_push: true}}
+"#
+    );
+    let endpoints = Endpoints::new()
+        .route(&src_host, &ecr.url())
+        .unwrap()
+        .route(&dst_host, &dst.url())
+        .unwrap();
+    let p = Pipeline::new(&moto, &config, endpoints).await;
+
+    let event = json!({
+        "version": "0", "id": "1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": ACCOUNT, "time": "2026-11-24T10:00:00Z", "region": REGION, "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": "team/app",
+                   "image-digest": pushed[1].digest, "action-type": "PUSH", "image-tag": "1.1"}
+    });
+    let summary = p.planner.handle(event).await.unwrap();
+    assert_eq!(summary["messages_sent"], 1, "{summary}");
+    assert!(p.drain().await.is_empty());
+    assert_eq!(dst.seeder().tags("mirror/team/app").await, ["1.1"]);
+    let (_, _, digest) = dst
+        .seeder()
+        .manifest("mirror/team/app", "1.1")
+        .await
+        .unwrap();
+    assert_eq!(digest, pushed[1].digest);
+
+    let created = aws_sdk_ecr::Client::from_conf(
+        aws_sdk_ecr::config::Builder::from(&sdk)
+            .region(aws_config::Region::new(dst_ecr_region))
+            .build(),
+    )
+    .describe_repositories()
+    .repository_names("mirror/team/app")
+    .send()
+    .await
+    .unwrap();
+    let repo = &created.repositories()[0];
+    assert_eq!(
+        repo.image_tag_mutability(),
+        Some(&aws_sdk_ecr::types::ImageTagMutability::Immutable)
+    );
+    assert_eq!(
+        repo.image_scanning_configuration()
+            .map(|c| c.scan_on_push()),
+        Some(true)
+    );
+
+    // A push to a repository no source covers is ignored, by name.
+    let other = json!({
+        "version": "0", "id": "2", "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": ACCOUNT, "time": "2026-11-24T10:00:00Z", "region": REGION, "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": "elsewhere",
+                   "image-digest": pushed[0].digest, "action-type": "PUSH", "image-tag": "9"}
+    });
+    let summary = p.planner.handle(other).await.unwrap();
+    assert_eq!(summary["messages_sent"], 0);
+    assert!(summary["ignored"]
+        .as_str()
+        .unwrap()
+        .contains("no source covers"));
+
+    // A bulk sync then copies the other tag only.
+    let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(summary["messages_sent"], 1, "{summary}");
+    assert_eq!(summary["up_to_date"], 1);
+    assert!(p.drain().await.is_empty());
+    assert_eq!(dst.seeder().tags("mirror/team/app").await, ["1.0", "1.1"]);
+}
