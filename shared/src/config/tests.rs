@@ -173,7 +173,7 @@ fn errors_point_at_the_field() {
             "unknown field `platforms`",
         ),
         (
-            one(&format!("images: [a/b:1]\n    destinations: [{{target: \"r.example.com/{{repo}}\", platforms: [linux]}}]")),
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}\", platforms: [linux]}]"),
             "sources[0].destinations[0].platforms[0]",
             "os/arch",
         ),
