@@ -108,14 +108,22 @@ impl Target {
         let target = Target { template, split };
         // Render sample values once, so a template that can never produce a valid reference
         // fails when the config is loaded rather than on the first image.
-        target.render(&Vars {
+        target.sample()?;
+        Ok(target)
+    }
+
+    /// The template filled with sample values, whatever the split's prefixes: what the
+    /// configuration checks (validity, which registry it points at) look at.
+    pub fn sample(&self) -> Result<ImageRef, MappingError> {
+        let vars = Vars {
             registry: "registry.example.com",
             repository: "team/app",
-            tag: "image-1.0",
+            tag: "1.0",
             account: Some("123456789012"),
             region: Some("eu-west-1"),
-        })?;
-        Ok(target)
+        };
+        let image = self.split.as_ref().map(|_| "image");
+        self.fill(&vars, image, vars.tag)
     }
 
     pub fn template(&self) -> &str {
@@ -132,6 +140,15 @@ impl Target {
                 None => return Ok(None),
             },
         };
+        self.fill(vars, image, tag).map(Some)
+    }
+
+    fn fill(
+        &self,
+        vars: &Vars<'_>,
+        image: Option<&str>,
+        tag: &str,
+    ) -> Result<ImageRef, MappingError> {
         let repo_base = vars.repository.rsplit('/').next().unwrap_or_default();
         let mut out = String::with_capacity(self.template.len() + 32);
         let mut rest = self.template.as_str();
@@ -152,13 +169,12 @@ impl Target {
             rest = &rest[close + 1..];
         }
         out.push_str(rest);
-        let reference: ImageRef = out.parse().map_err(
+        out.parse().map_err(
             |e: crate::reference::InvalidReference| MappingError::Invalid {
                 rendered: out.clone(),
                 reason: e.to_string(),
             },
-        )?;
-        Ok(Some(reference))
+        )
     }
 }
 
@@ -292,6 +308,11 @@ mod tests {
         }
         assert!(matches!(
             Target::new("Reg.example.com/UPPER/{repo}", None).unwrap_err(),
+            MappingError::Invalid { .. }
+        ));
+        // Checked even when the split's prefixes would match no sample tag.
+        assert!(matches!(
+            Target::new("reg.example.com/UPPER/{image}", dash(&["api"])).unwrap_err(),
             MappingError::Invalid { .. }
         ));
     }

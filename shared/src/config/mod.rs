@@ -369,14 +369,7 @@ fn default_name(kind: &SourceKind, i: usize) -> String {
 }
 
 fn target_is_ecr(target: &Target) -> bool {
-    let sample = Vars {
-        registry: "registry.example.com",
-        repository: "app",
-        tag: "x-1",
-        account: Some("123456789012"),
-        region: Some("eu-west-1"),
-    };
-    matches!(target.render(&sample), Ok(Some(r)) if EcrHost::parse(r.registry()).is_some())
+    matches!(target.sample(), Ok(r) if EcrHost::parse(r.registry()).is_some())
 }
 
 fn check_account(account: &str, path: &str) -> Result<(), ConfigError> {

@@ -87,6 +87,23 @@ fn reads_a_full_example() {
 }
 
 #[test]
+fn split_targets_with_prefixes_may_create_ecr_repositories() {
+    let c = SyncConfig::parse(
+        r#"
+version: 1
+sources:
+  - images: [quay.io/a/proj:api-1]
+    destinations:
+      - target: "{account}.dkr.ecr.{region}.amazonaws.com/{repo}/{image}"
+        split_tag: {prefixes: [api, worker]}
+        create_repository: {immutable: true}
+"#,
+    )
+    .unwrap();
+    assert!(c.sources[0].destinations[0].create_repository.is_some());
+}
+
+#[test]
 fn json_works_too() {
     let c = SyncConfig::parse(
         r#"{"version": 1, "sources": [{"images": ["quay.io/a/b:1"], "destinations": [{"target": "reg.example.com/{repo}"}]}]}"#,
