@@ -93,19 +93,11 @@ pub async fn config_from_environment(aws: &AwsClients) -> std::result::Result<Sy
         (Some(text), _) => text,
         (None, Some(secret)) => {
             let client = aws_sdk_secretsmanager::Client::new(aws.config().await);
-            let out = client
-                .get_secret_value()
-                .secret_id(&secret)
-                .send()
+            SecretsManagerSource::new(client, DEFAULT_TTL)
+                .value(&secret)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "reading the configuration from secret {secret}: {}",
-                        crate::aws::describe(&e)
-                    )
-                })?;
-            out.secret_string()
-                .ok_or_else(|| format!("secret {secret} has no string value"))?
+                .map_err(|e| format!("reading the configuration: {e}"))?
+                .expose()
                 .to_string()
         }
         (None, None) => {
@@ -118,13 +110,33 @@ pub async fn config_from_environment(aws: &AwsClients) -> std::result::Result<Sy
     };
     let config =
         SyncConfig::parse(&text).map_err(|e| format!("invalid sync configuration: {e}"))?;
-    let region = aws
-        .config()
-        .await
-        .region()
-        .map(|r| r.to_string())
-        .or_else(|| std::env::var("AWS_REGION").ok());
+    // The SDK configuration already read AWS_REGION (which Lambda sets).
+    let region = aws.config().await.region().map(|r| r.to_string());
     Ok(config.with_home(std::env::var(env::ACCOUNT_ID).ok(), region))
+}
+
+/// Everything a function builds at cold start from its environment: the configuration,
+/// registry routes, and the clients.
+pub async fn services_from_environment(
+    aws: Arc<AwsClients>,
+) -> std::result::Result<Services, String> {
+    let config = config_from_environment(&aws).await?;
+    let endpoints = endpoints_from_environment()?;
+    Services::build(config, aws, endpoints, false)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// JSON log lines without timestamps (CloudWatch stamps each line), level from `RUST_LOG`.
+pub fn init_function_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
 }
 
 /// Registry routes from `FERRY_REGISTRY_ENDPOINTS`.

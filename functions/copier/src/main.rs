@@ -8,29 +8,21 @@ use std::sync::Arc;
 use ferry::aws::AwsClients;
 use ferry::copy::{Copier, CopyOptions};
 use ferry::handler::copier::CopierHandler;
-use ferry::service::{self, env, Services};
+use ferry::service::{self, env};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    service::init_function_logging();
     let aws = Arc::new(AwsClients::from_environment());
-    let config = service::config_from_environment(&aws).await?;
-    let endpoints = service::endpoints_from_environment()?;
+    let services = service::services_from_environment(aws.clone()).await?;
+    let defaults = &services.config.defaults;
     let mut options = CopyOptions::default();
-    if let Some(n) = config.defaults.blob_concurrency {
+    if let Some(n) = defaults.blob_concurrency {
         options.blob_concurrency = n;
     }
-    let image_concurrency = config.defaults.image_concurrency.unwrap_or(4);
-    let services = Services::build(config, aws.clone(), endpoints, false).await?;
+    let image_concurrency = defaults.image_concurrency.unwrap_or(4);
     let copier = Copier::new(services.registry.clone(), options);
     let sqs = aws_sdk_sqs::Client::new(aws.config().await);
     let mut handler = CopierHandler::new(

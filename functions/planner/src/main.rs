@@ -8,24 +8,15 @@ use ferry::aws::AwsClients;
 use ferry::handler::planner::PlannerHandler;
 use ferry::plan::PlanOptions;
 use ferry::queue::SqsQueue;
-use ferry::service::{self, env, Services};
+use ferry::service::{self, env};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    service::init_function_logging();
     let aws = Arc::new(AwsClients::from_environment());
-    let config = service::config_from_environment(&aws).await?;
-    let endpoints = service::endpoints_from_environment()?;
-    let services = Services::build(config, aws.clone(), endpoints, false).await?;
+    let services = service::services_from_environment(aws.clone()).await?;
     let sqs = aws_sdk_sqs::Client::new(aws.config().await);
     let copy_queue = std::env::var(env::COPY_QUEUE_URL)
         .map_err(|_| format!("{} is not set", env::COPY_QUEUE_URL))?;

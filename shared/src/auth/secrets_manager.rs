@@ -31,7 +31,8 @@ impl SecretsManagerSource {
         }
     }
 
-    async fn value(&self, secret_id: &str) -> Result<Secret> {
+    /// The secret's string value, from cache while fresh.
+    pub async fn value(&self, secret_id: &str) -> Result<Secret> {
         let mut cache = self.cache.lock().await;
         if let Some((at, value)) = cache.get(secret_id) {
             if at.elapsed() < self.ttl {
@@ -53,7 +54,7 @@ impl SecretsManagerSource {
             })?;
         let value = Secret::new(out.secret_string().ok_or_else(|| {
             Error::Credentials(format!(
-                "secret {secret_id} has no string value; store {{\"username\",\"password\"}} JSON or a docker config.json"
+                "secret {secret_id} has no string value (binary secrets are not read)"
             ))
         })?);
         cache.insert(secret_id.to_string(), (Instant::now(), value.clone()));
