@@ -360,8 +360,8 @@ impl<'a> Planner<'a> {
         // Destinations grouped by platform filter: each group is one copy of one manifest.
         let mut groups: BTreeMap<Vec<String>, Vec<JobDestination>> = BTreeMap::new();
         let mut all_current = true;
+        let vars = self.config.vars(host, repository, &tag.name);
         for dest in &source.destinations {
-            let vars = self.config.vars(host, repository, &tag.name);
             let reference = match dest.target.render(&vars) {
                 Ok(Some(r)) => r,
                 Ok(None) => {
