@@ -13,6 +13,23 @@ pub mod token;
 pub use fixtures::{Blob, Seeder};
 pub use registry::{Auth, DockerRegistry};
 
+/// Serve `app` on `listener` in the current runtime until `shutdown` fires or is dropped
+/// (the in-process servers stop with the handle that holds its sender).
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = shutdown.await;
+            })
+            .await
+            .ok();
+    });
+}
+
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

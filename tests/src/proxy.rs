@@ -99,14 +99,7 @@ impl FaultProxy {
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .ok();
-        });
+        crate::serve(listener, app, rx);
         FaultProxy {
             addr,
             inner,

@@ -61,14 +61,7 @@ impl TokenServer {
         let app = Router::new()
             .route("/token", get(issue))
             .with_state(server.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .ok();
-        });
+        crate::serve(listener, app, rx);
         server
     }
 

@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::http::Method;
 use common::*;
 use ferry::auth::Credential;
-use ferry::copy::{Copier, CopyOptions};
 use ferry::report::Status;
 use ferry_testbed::fixtures::Style;
 use ferry_testbed::proxy::{on, Action, FaultProxy};
@@ -35,13 +34,12 @@ async fn rate_limited_requests_wait_for_retry_after() {
         },
         Some(2),
     );
-    let copier = Copier::new(client_with_attempts(&[], 4), CopyOptions::default());
-    let report = copier
-        .copy_image(&request(
-            &format!("{}/app:1", proxy.host()),
-            &[&format!("{}/app:1", dst.host())],
-        ))
-        .await;
+    let report = copy_one(
+        client_with_attempts(&[], 4),
+        &format!("{}/app:1", proxy.host()),
+        &format!("{}/app:1", dst.host()),
+    )
+    .await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
     assert_eq!(report.digest.as_deref(), Some(pushed.digest.as_str()));
 
@@ -78,13 +76,12 @@ async fn rate_limit_that_outlasts_the_retries_fails_the_image_as_retryable() {
         },
         None,
     );
-    let copier = Copier::new(client_with_attempts(&[], 3), CopyOptions::default());
-    let report = copier
-        .copy_image(&request(
-            &format!("{}/app:1", proxy.host()),
-            &[&format!("{}/app:1", dst.host())],
-        ))
-        .await;
+    let report = copy_one(
+        client_with_attempts(&[], 3),
+        &format!("{}/app:1", proxy.host()),
+        &format!("{}/app:1", dst.host()),
+    )
+    .await;
     assert_eq!(report.status, Status::Failed);
     let error = report.first_error().unwrap();
     assert_eq!(error.kind, "rate_limited", "{error:?}");
@@ -130,16 +127,12 @@ async fn expired_bearer_token_is_replaced_and_the_copy_completes() {
             Some(1),
         );
     }
-    let copier = Copier::new(
+    let report = copy_one(
         client_with_attempts(&[(&proxy.host(), Credential::basic("ci", "s3cret"))], 3),
-        CopyOptions::default(),
-    );
-    let report = copier
-        .copy_image(&request(
-            &format!("{}/app:1", src.host()),
-            &[&format!("{}/mirror/app:1", proxy.host())],
-        ))
-        .await;
+        &format!("{}/app:1", src.host()),
+        &format!("{}/mirror/app:1", proxy.host()),
+    )
+    .await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
     let (raw, _, digest) = dst.seeder().manifest("mirror/app", "1").await.unwrap();
     assert_eq!(digest, pushed.digest);
@@ -167,13 +160,12 @@ async fn immutable_tag_conflict_is_a_permanent_failure_and_keeps_the_old_image()
     proxy.rule(|_, _, _| true, Action::ImmutableTags, None);
 
     // Retries are allowed, but a conflict must not use them.
-    let copier = Copier::new(client_with_attempts(&[], 4), CopyOptions::default());
-    let report = copier
-        .copy_image(&request(
-            &format!("{}/app:1.4", src.host()),
-            &[&format!("{}/app:1.4", proxy.host())],
-        ))
-        .await;
+    let report = copy_one(
+        client_with_attempts(&[], 4),
+        &format!("{}/app:1.4", src.host()),
+        &format!("{}/app:1.4", proxy.host()),
+    )
+    .await;
     assert_eq!(report.status, Status::Failed);
     let error = report.first_error().unwrap();
     assert_eq!(error.kind, "immutable_tag", "{error:?}");
@@ -189,12 +181,12 @@ async fn immutable_tag_conflict_is_a_permanent_failure_and_keeps_the_old_image()
     assert_eq!(digest, old.digest, "the existing tag is untouched");
 
     // The same image under an immutable tag is simply up to date: no PUT at all.
-    let same = Copier::new(client_with(&[]), CopyOptions::default())
-        .copy_image(&request(
-            &format!("{}/app:1.4", proxy.host()),
-            &[&format!("{}/app:1.4", proxy.host())],
-        ))
-        .await;
+    let same = copy_one(
+        client_with(&[]),
+        &format!("{}/app:1.4", proxy.host()),
+        &format!("{}/app:1.4", proxy.host()),
+    )
+    .await;
     assert_eq!(same.status, Status::UpToDate);
     assert_ne!(new.digest, old.digest);
 }
@@ -228,16 +220,12 @@ async fn redirected_blob_downloads_carry_no_credentials() {
         Action::RedirectTo(storage.url()),
         None,
     );
-    let copier = Copier::new(
+    let report = copy_one(
         client_with(&[(&front.host(), Credential::basic("reader", "top-secret"))]),
-        CopyOptions::default(),
-    );
-    let report = copier
-        .copy_image(&request(
-            &format!("{}/app:1", front.host()),
-            &[&format!("{}/app:1", dst.host())],
-        ))
-        .await;
+        &format!("{}/app:1", front.host()),
+        &format!("{}/app:1", dst.host()),
+    )
+    .await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
     assert_eq!(report.digest.as_deref(), Some(pushed.digest.as_str()));
 

@@ -10,6 +10,7 @@ use ferry::copy::progress::Progress;
 use ferry::copy::{Copier, CopyOptions, CopyRequest};
 use ferry::reference::ImageRef;
 use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
+use ferry::report::ImageReport;
 
 pub fn client_with(creds: &[(&str, Credential)]) -> Arc<RegistryClient> {
     client_with_attempts(creds, 2)
@@ -43,6 +44,13 @@ pub fn image(s: &str) -> ImageRef {
 
 pub fn request(src: &str, dsts: &[&str]) -> CopyRequest {
     CopyRequest::new(image(src), dsts.iter().map(|d| image(d)).collect())
+}
+
+/// Copy `src` to `dst` (full references) with `client` and default options.
+pub async fn copy_one(client: Arc<RegistryClient>, src: &str, dst: &str) -> ImageReport {
+    Copier::new(client, CopyOptions::default())
+        .copy_image(&request(src, &[dst]))
+        .await
 }
 
 /// Counts bytes read from sources.
