@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod moto;
 pub mod proxy;
 pub mod registry;
+pub mod sqs;
 pub mod token;
 
 pub use fixtures::{Blob, Seeder};

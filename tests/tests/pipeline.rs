@@ -9,41 +9,44 @@ use ferry::config::SyncConfig;
 use ferry::copy::{Copier, CopyOptions};
 use ferry::handler::copier::CopierHandler;
 use ferry::handler::planner::PlannerHandler;
+use ferry::message::{Message, Reason, RepositoryTask};
 use ferry::plan::PlanOptions;
 use ferry::queue::SqsQueue;
 use ferry::registry::Endpoints;
 use ferry::service::Services;
 use ferry_testbed::fixtures::{platform, Pushed, Style, OCI_INDEX};
 use ferry_testbed::moto::{MotoServer, ACCOUNT, REGION};
-use ferry_testbed::{Auth, DockerRegistry};
-use serde_json::{json, Value};
+use ferry_testbed::{sqs, Auth, DockerRegistry};
+use serde_json::json;
 
 struct Pipeline {
     planner: PlannerHandler,
     copier: CopierHandler,
     sqs: aws_sdk_sqs::Client,
     copy_url: String,
+    plan_url: String,
     dlq_url: String,
-}
-
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    sqs.create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string()
 }
 
 impl Pipeline {
     async fn new(moto: &MotoServer, config: &str, endpoints: Endpoints) -> Pipeline {
+        Pipeline::with_plan_queue(moto, config, endpoints, false).await
+    }
+
+    /// With `fan_out`, the planner sends per-repository planning tasks to a planning queue,
+    /// as the deployed stack does.
+    async fn with_plan_queue(
+        moto: &MotoServer,
+        config: &str,
+        endpoints: Endpoints,
+        fan_out: bool,
+    ) -> Pipeline {
         let sdk = moto.sdk_config().await;
         let aws = Arc::new(AwsClients::from_config(sdk.clone()));
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let copy_url = queue(&sqs, "ferry-copy").await;
-        let dlq_url = queue(&sqs, "ferry-dead-letter").await;
+        let copy_url = sqs::create_queue(&sqs, "ferry-copy").await;
+        let plan_url = sqs::create_queue(&sqs, "ferry-plan").await;
+        let dlq_url = sqs::create_queue(&sqs, "ferry-dead-letter").await;
         let config = SyncConfig::parse(config)
             .unwrap()
             .with_home(Some(ACCOUNT.into()), Some(REGION.into()));
@@ -51,7 +54,7 @@ impl Pipeline {
         let planner = PlannerHandler {
             services: build().await.unwrap(),
             copy_queue: SqsQueue::new(sqs.clone(), &copy_url),
-            plan_queue: None,
+            plan_queue: fan_out.then(|| SqsQueue::new(sqs.clone(), &plan_url)),
             options: PlanOptions::default(),
         };
         let services = build().await.unwrap();
@@ -68,67 +71,42 @@ impl Pipeline {
             copier,
             sqs,
             copy_url,
+            plan_url,
             dlq_url,
         }
     }
 
-    /// Receive up to ten messages as the SQS event Lambda would deliver.
-    async fn receive(&self, url: &str) -> (Value, Vec<String>) {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .unwrap();
-        let mut records = Vec::new();
-        let mut handles = Vec::new();
-        for m in out.messages() {
-            records.push(json!({
-                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
-                "body": m.body(), "eventSource": "aws:sqs",
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": m.message_attributes().map(|a| a.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string())).collect::<std::collections::HashMap<_, _>>()),
-            }));
-            handles.push(m.receipt_handle().unwrap().to_string());
-        }
-        (json!({ "Records": records }), handles)
+    async fn receive(&self, url: &str) -> sqs::Batch {
+        sqs::receive(&self.sqs, url).await
     }
 
     /// Run the copier over everything in the copy queue, deleting what it reports done,
     /// as Lambda's event source mapping does. Returns the ids it asked to retry.
     async fn drain(&self) -> Vec<String> {
-        let mut retried = Vec::new();
         loop {
-            let (event, handles) = self.receive(&self.copy_url).await;
-            if handles.is_empty() {
-                return retried;
+            let batch = self.receive(&self.copy_url).await;
+            if batch.is_empty() {
+                return Vec::new();
             }
-            let response = self.copier.handle(event.clone()).await.unwrap();
-            let failures: Vec<String> = response["batchItemFailures"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-                .collect();
-            for (record, handle) in event["Records"].as_array().unwrap().iter().zip(handles) {
-                let id = record["messageId"].as_str().unwrap();
-                if !failures.iter().any(|f| f == id) {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.copy_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .unwrap();
-                }
+            let response = self.copier.handle(batch.event.clone()).await.unwrap();
+            let failed = sqs::settle(&self.sqs, &self.copy_url, &batch, &response).await;
+            if !failed.is_empty() {
+                return failed;
             }
-            if !failures.is_empty() {
-                retried.extend(failures);
-                return retried;
+        }
+    }
+
+    /// Run the planner over everything in the planning queue; returns the ids it asked to
+    /// retry.
+    async fn drain_planning(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        loop {
+            let batch = self.receive(&self.plan_url).await;
+            if batch.is_empty() {
+                return failed;
             }
+            let response = self.planner.handle(batch.event.clone()).await.unwrap();
+            failed.extend(sqs::settle(&self.sqs, &self.plan_url, &batch, &response).await);
         }
     }
 }
@@ -211,7 +189,7 @@ sources:
     assert_eq!(dry["plan"]["jobs"].as_array().unwrap().len(), images.len());
     assert_eq!(dry["repositories"], 2);
     assert!(
-        p.receive(&p.copy_url).await.1.is_empty(),
+        p.receive(&p.copy_url).await.is_empty(),
         "dry run sent messages"
     );
 
@@ -295,10 +273,9 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
     let (_, _, digest) = dst.seeder().manifest("app", "1").await.unwrap();
     assert_eq!(digest, pushed.digest);
 
-    let (dead, _) = p.receive(&p.dlq_url).await;
-    let mut kinds: Vec<(String, String)> = dead["Records"]
-        .as_array()
-        .unwrap()
+    let dead = p.receive(&p.dlq_url).await;
+    let mut kinds: Vec<(String, String)> = dead
+        .records()
         .iter()
         .map(|r| {
             (
@@ -432,4 +409,69 @@ sources:
     assert_eq!(summary["up_to_date"], 1);
     assert!(p.drain().await.is_empty());
     assert_eq!(dst.seeder().tags("mirror/team/app").await, ["1.0", "1.1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_sync_fans_out_one_planning_task_per_repository() {
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let images = seed_source(&src).await;
+    let config = format!(
+        r#"
+version: 1
+sources:
+  - name: local
+    registry: {{host: "{src}"}}
+    filters:
+      tags: {{exclude: [".*-(amd64|arm64)"]}}
+    destinations:
+      - target: "{dst}/mirror/{{repo}}:{{tag}}"
+"#,
+        src = src.host(),
+        dst = dst.host()
+    );
+    let p = Pipeline::with_plan_queue(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        true,
+    )
+    .await;
+
+    // The invocation only lists repositories; nothing is copied from it directly.
+    let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(summary["planning_tasks_sent"], 2, "{summary}");
+    assert_eq!(summary["messages_sent"], 0, "{summary}");
+    assert!(p.receive(&p.copy_url).await.is_empty());
+
+    // A task for a source the configuration no longer has fails alone, and is retried
+    // (the redrive policy dead-letters it); the real tasks in its batch succeed.
+    let stale = Message::PlanRepository(RepositoryTask {
+        source_name: "removed".into(),
+        repository: "team/api".into(),
+        reason: Reason::Manual,
+        dry_run: false,
+    })
+    .encode();
+    p.sqs
+        .send_message()
+        .queue_url(&p.plan_url)
+        .message_body(stale)
+        .send()
+        .await
+        .unwrap();
+    let failed = p.drain_planning().await;
+    assert_eq!(failed.len(), 1, "only the stale task fails: {failed:?}");
+
+    assert!(p.drain().await.is_empty());
+    for (repo, tag, pushed) in &images {
+        let (_, _, digest) = dst
+            .seeder()
+            .manifest(&format!("mirror/{repo}"), tag)
+            .await
+            .unwrap_or_else(|| panic!("{repo}:{tag} missing at the destination"));
+        assert_eq!(digest, pushed.digest, "{repo}:{tag}");
+    }
+    assert_eq!(dst.seeder().tags("mirror/web").await, ["2.0", "2.1"]);
 }
