@@ -475,3 +475,67 @@ sources:
     }
     assert_eq!(dst.seeder().tags("mirror/web").await, ["2.0", "2.1"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destinations_with_different_platform_filters_get_their_own_copy_jobs() {
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let amd = s.push_image("web", "amd", Style::Oci, &[800], 21).await;
+    let arm = s.push_image("web", "arm", Style::Oci, &[900], 22).await;
+    let index = s
+        .push_index(
+            "web",
+            "2.1",
+            OCI_INDEX,
+            &[
+                amd.descriptor(Some(platform("linux", "amd64"))),
+                arm.descriptor(Some(platform("linux", "arm64"))),
+            ],
+        )
+        .await;
+    let config = format!(
+        r#"
+version: 1
+sources:
+  - images: ["{src}/web:2.1"]
+    destinations:
+      - target: "{dst}/all/{{repo}}"
+      - target: "{dst}/arm/{{repo}}"
+        platforms: [linux/arm64]
+"#,
+        src = src.host(),
+        dst = dst.host()
+    );
+    let p = Pipeline::new(&moto, &config, Endpoints::new().insecure_loopback(true)).await;
+    let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(summary["messages_sent"], 2, "one job per platform group: {summary}");
+    assert!(p.drain().await.is_empty());
+
+    let (_, _, all) = dst.seeder().manifest("all/web", "2.1").await.unwrap();
+    assert_eq!(all, index.digest, "the unfiltered destination gets the index");
+    let (raw, _, only_arm) = dst.seeder().manifest("arm/web", "2.1").await.unwrap();
+    assert_eq!(
+        (raw, only_arm),
+        (arm.raw.clone(), arm.digest.clone()),
+        "the filtered destination gets the arm64 manifest itself"
+    );
+    assert!(!dst.seeder().blob_exists("arm/web", &amd.blobs[1].digest).await);
+
+    // Next sync: the unfiltered copy is recognized as current from the source digest;
+    // the filtered one has a digest of its own, so its job goes out and the copier finds
+    // it already done.
+    let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(summary["messages_sent"], 1, "{summary}");
+    let batch = p.receive(&p.copy_url).await;
+    let job = Message::decode(batch.records()[0]["body"].as_str().unwrap()).unwrap();
+    let Message::Copy(job) = job else {
+        panic!("{job:?}")
+    };
+    assert_eq!(job.platforms, ["linux/arm64"]);
+    let response = p.copier.handle(batch.event.clone()).await.unwrap();
+    assert!(sqs::settle(&p.sqs, &p.copy_url, &batch, &response)
+        .await
+        .is_empty());
+}
