@@ -48,6 +48,45 @@ Examples:
 Exit status: 0 when every image was copied or already up to date, 1 when any failed,
 2 for bad arguments or configuration.")]
     Copy(CopyArgs),
+
+    /// Show what a sync would copy: every source image of the configuration, where it goes,
+    /// and which destinations already hold it.
+    #[command(after_help = "\
+Examples:
+  ferry plan --config ferry.yaml                  # a table on a terminal
+  ferry plan --config ferry.yaml --json | jq .    # the plan as JSON
+  ferry plan --config ferry.yaml --source platform-ecr
+
+This is the planner Lambda's code: a plan here is what a deployed planner would send.
+Exit status: 0 when planned, 2 for a bad configuration or an unreachable source.")]
+    Plan(PlanArgs),
+
+    /// Plan and copy everything the configuration names, here and now (no AWS needed unless
+    /// the configuration names ECR or Secrets Manager).
+    #[command(after_help = "\
+Examples:
+  ferry sync --config ferry.yaml
+  ferry sync --config ferry.yaml --source dockerhub-mirror --json > report.json
+
+Images already at their destinations are not copied again; re-running after a failure
+finishes the job. This is the copier Lambda's code, run in-process.
+Exit status: 0 when everything is copied or up to date, 1 when any image failed,
+2 for a bad configuration.")]
+    Sync(SyncArgs),
+
+    /// Check that every destination holds exactly its source image, complete: run it
+    /// before switching the old registry off.
+    #[command(after_help = "\
+Examples:
+  ferry verify --config ferry.yaml
+  ferry verify 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app registry.gitlab.com/acme/app
+  ferry verify --json --config ferry.yaml > verdicts.json
+
+Each destination tag must resolve to the digest its source tag has now (or the platform
+selection of it), and every child manifest and blob that manifest needs must exist.
+Exit status: 0 when everything matches, 1 when anything is missing, different or
+incomplete, 2 for bad arguments or configuration.")]
+    Verify(VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +132,29 @@ pub struct CopyArgs {
     #[arg(long, value_name = "PATH")]
     pub authfile: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+
+    /// Images copied at the same time (with --all-tags).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub image_concurrency: u16,
+
+    /// Blobs of one image copied at the same time.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub blob_concurrency: u16,
+
+    /// Attempts per request for transient failures (5xx, resets, 429), with backoff.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+
+    /// Print one JSON report on stdout instead of progress and a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How registries are reached: shared by every command.
+#[derive(Args, Debug, Clone)]
+pub struct EndpointArgs {
     /// Use plain HTTP (no TLS) for this registry host[:port]; repeatable.
     #[arg(
         long = "insecure-registry",
@@ -115,20 +177,99 @@ pub struct CopyArgs {
         value_delimiter = ','
     )]
     pub registry_endpoints: Vec<String>,
+}
 
-    /// Images copied at the same time (with --all-tags).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub image_concurrency: u16,
+/// The sync configuration and what it leaves to the environment.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// The sync configuration (YAML or JSON): sources, filters, destinations, credentials.
+    /// The same document the Lambda functions are deployed with.
+    #[arg(short, long, value_name = "FILE", env = "FERRY_CONFIG_FILE")]
+    pub config: Option<PathBuf>,
 
-    /// Blobs of one image copied at the same time.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub blob_concurrency: u16,
+    /// Only this source (by its name in the configuration); repeatable. Default: all.
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
 
-    /// Attempts per request for transient failures (5xx, resets, 429), with backoff.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
-    pub retries: u32,
+    /// The AWS account for {account} in targets and for ECR sources that name none.
+    #[arg(long, value_name = "ID", env = "FERRY_ACCOUNT_ID")]
+    pub account: Option<String>,
+
+    /// The AWS region for {region} in targets and for ECR sources that name none.
+    #[arg(long, value_name = "REGION", env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// List every image, including those the destinations already hold (no HEAD requests
+    /// to the destinations).
+    #[arg(long)]
+    pub no_check: bool,
+
+    /// Print the plan as JSON (the default when stdout is not a terminal).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Images copied at the same time. Default: the configuration's
+    /// defaults.image_concurrency, else 4.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub image_concurrency: Option<u16>,
 
     /// Print one JSON report on stdout instead of progress and a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// SRC DST pairs to check instead of (or as well as) the configuration's plan. Without
+    /// tags, every tag of SRC is checked under the same tag in DST.
+    #[arg(value_name = "SRC DST")]
+    pub pairs: Vec<String>,
+
+    /// Platform the copies were made with (os/arch[/variant]), for SRC DST pairs; repeatable.
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    pub platforms: Vec<String>,
+
+    /// Source credentials as USER:PASSWORD, for SRC DST pairs.
+    #[arg(
+        long,
+        env = "FERRY_SRC_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub src_creds: Option<String>,
+
+    /// Destination credentials as USER:PASSWORD, for SRC DST pairs.
+    #[arg(
+        long,
+        env = "FERRY_DEST_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub dest_creds: Option<String>,
+
+    /// Also list the images that are fine.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print the verdicts as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -5,15 +5,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use ferry::auth::docker_config::AuthFile;
-use ferry::auth::{Credential, CredentialStore};
 use ferry::copy::{all_tags, Copier, CopyOptions, CopyRequest};
 use ferry::manifest::Platform;
 use ferry::reference::ImageRef;
-use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
+use ferry::registry::RegistryClient;
 
 use crate::args::CopyArgs;
 use crate::output;
+use crate::setup;
 
 pub async fn run(args: CopyArgs) -> Result<ExitCode> {
     let source: ImageRef = args.source.parse()?;
@@ -92,42 +91,18 @@ fn build_client(
     source: &ImageRef,
     destinations: &[ImageRef],
 ) -> Result<RegistryClient> {
-    let mut endpoints = Endpoints::new().insecure_loopback(args.insecure_loopback);
-    for host in args.insecure_registries.iter().filter(|h| !h.is_empty()) {
-        endpoints = endpoints.insecure_host(host);
-    }
-    for route in args.registry_endpoints.iter().filter(|r| !r.is_empty()) {
-        endpoints = endpoints.routes_from_list(route)?;
-    }
-    let mut credentials = CredentialStore::from_environment()?;
-    if let Some(path) = &args.authfile {
-        credentials.add_file(AuthFile::load(path)?);
-    }
-    if let Some(c) = &args.src_creds {
-        credentials.insert(
-            source.registry(),
-            Credential::from_user_colon_password(c).context("--src-creds")?,
-        );
-    }
-    if let Some(c) = &args.dest_creds {
-        let credential = Credential::from_user_colon_password(c).context("--dest-creds")?;
-        for d in destinations {
-            if d.registry() == source.registry()
-                && args.src_creds.is_some()
-                && args.src_creds != args.dest_creds
-            {
-                bail!("source and destination are both on {}: one registry takes one credential; use the same for --src-creds and --dest-creds", d.registry());
-            }
-            credentials.insert(d.registry(), credential.clone());
-        }
-    }
-    let options = RegistryOptions {
-        endpoints,
-        retry: RetryPolicy {
-            max_attempts: args.retries,
-            ..RetryPolicy::default()
-        },
-        ..RegistryOptions::default()
+    let credentials = setup::ExplicitCredentials {
+        authfile: args.authfile.as_deref(),
+        src_creds: args.src_creds.as_deref(),
+        dest_creds: args.dest_creds.as_deref(),
     };
-    Ok(RegistryClient::new(options, credentials)?)
+    let sources = [source];
+    let destinations: Vec<&ImageRef> = destinations.iter().collect();
+    setup::registry_client(
+        args.endpoints.endpoints()?,
+        args.retries,
+        &credentials,
+        &sources,
+        &destinations,
+    )
 }

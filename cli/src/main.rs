@@ -1,9 +1,14 @@
-//! `ferry`: copy container images between registries, exactly.
+//! `ferry`: copy container images between registries, exactly; plan, sync and verify
+//! whole registries from the same configuration the Lambda functions use.
 
 mod args;
 mod copy_cmd;
 mod output;
+mod plan_cmd;
 mod progress;
+mod setup;
+mod sync_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -25,6 +30,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             args::Command::Copy(a) => copy_cmd::run(a).await,
+            args::Command::Plan(a) => plan_cmd::run(a).await,
+            args::Command::Sync(a) => sync_cmd::run(a).await,
+            args::Command::Verify(a) => verify_cmd::run(a).await,
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! Human-readable lines and the closing summary.
 
+use ferry::reference::ImageRef;
 use ferry::report::{ImageReport, RunReport, Status};
 
 pub fn human_bytes(n: u64) -> String {
@@ -14,6 +15,18 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A source as people read it: `host/repo:tag`, without the digest it was pinned to when
+/// it has a tag.
+pub fn short_source(source: &str) -> String {
+    match source.parse::<ImageRef>() {
+        Ok(image) => match image.tag() {
+            Some(tag) => image.with_tag(tag).to_string(),
+            None => source.to_string(),
+        },
+        Err(_) => source.to_string(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod handler;
+pub mod jobs;
 pub mod manifest;
 pub mod mapping;
 pub mod message;
@@ -23,5 +24,6 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod service;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ use crate::auth::secrets_manager::{SecretsManagerSource, DEFAULT_TTL};
 use crate::auth::{Credential, CredentialStore};
 use crate::aws::AwsClients;
 use crate::config::{CredentialSpec, SyncConfig};
+use crate::copy::CopyOptions;
 use crate::error::Result;
 use crate::registry::{Endpoints, RegistryClient, RegistryOptions};
 
@@ -80,6 +81,21 @@ impl Services {
             aws,
             registry,
         })
+    }
+}
+
+impl Services {
+    /// Copy settings from the configuration's `defaults`.
+    pub fn copy_options(&self) -> CopyOptions {
+        let defaults = &self.config.defaults;
+        let mut options = CopyOptions::default();
+        if let Some(n) = defaults.image_concurrency {
+            options.image_concurrency = n;
+        }
+        if let Some(n) = defaults.blob_concurrency {
+            options.blob_concurrency = n;
+        }
+        options
     }
 }
 

@@ -510,18 +510,28 @@ sources:
     );
     let p = Pipeline::new(&moto, &config, Endpoints::new().insecure_loopback(true)).await;
     let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
-    assert_eq!(summary["messages_sent"], 2, "one job per platform group: {summary}");
+    assert_eq!(
+        summary["messages_sent"], 2,
+        "one job per platform group: {summary}"
+    );
     assert!(p.drain().await.is_empty());
 
     let (_, _, all) = dst.seeder().manifest("all/web", "2.1").await.unwrap();
-    assert_eq!(all, index.digest, "the unfiltered destination gets the index");
+    assert_eq!(
+        all, index.digest,
+        "the unfiltered destination gets the index"
+    );
     let (raw, _, only_arm) = dst.seeder().manifest("arm/web", "2.1").await.unwrap();
     assert_eq!(
         (raw, only_arm),
         (arm.raw.clone(), arm.digest.clone()),
         "the filtered destination gets the arm64 manifest itself"
     );
-    assert!(!dst.seeder().blob_exists("arm/web", &amd.blobs[1].digest).await);
+    assert!(
+        !dst.seeder()
+            .blob_exists("arm/web", &amd.blobs[1].digest)
+            .await
+    );
 
     // Next sync: the unfiltered copy is recognized as current from the source digest;
     // the filtered one has a digest of its own, so its job goes out and the copier finds

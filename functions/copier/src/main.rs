@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ferry::aws::AwsClients;
-use ferry::copy::{Copier, CopyOptions};
+use ferry::copy::Copier;
 use ferry::handler::copier::CopierHandler;
 use ferry::service::{self, env};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -17,12 +17,8 @@ async fn main() -> Result<(), Error> {
     service::init_function_logging();
     let aws = Arc::new(AwsClients::from_environment());
     let services = service::services_from_environment(aws.clone()).await?;
-    let defaults = &services.config.defaults;
-    let mut options = CopyOptions::default();
-    if let Some(n) = defaults.blob_concurrency {
-        options.blob_concurrency = n;
-    }
-    let image_concurrency = defaults.image_concurrency.unwrap_or(4);
+    let options = services.copy_options();
+    let image_concurrency = options.image_concurrency;
     let copier = Copier::new(services.registry.clone(), options);
     let sqs = aws_sdk_sqs::Client::new(aws.config().await);
     let mut handler = CopierHandler::new(

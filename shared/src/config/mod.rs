@@ -168,6 +168,23 @@ impl SyncConfig {
     pub fn source(&self, name: &str) -> Option<&Source> {
         self.sources.iter().find(|s| s.name == name)
     }
+
+    /// The sources with these names, in the order given; every source when `names` is
+    /// empty. An unknown name is an error that lists the configured ones.
+    pub fn sources_named(&self, names: &[String]) -> Result<Vec<&Source>, String> {
+        if names.is_empty() {
+            return Ok(self.sources.iter().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.source(n).ok_or_else(|| {
+                    let known: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+                    format!("no source named {n:?}; configured: {known:?}")
+                })
+            })
+            .collect()
+    }
 }
 
 fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {

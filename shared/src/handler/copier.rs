@@ -10,34 +10,29 @@
 //!   attributes, and deleted — retrying it would only burn time. If that send fails, the
 //!   record is retried instead, so nothing is lost either way.
 
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use futures::{stream, StreamExt};
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 use super::{batch_response, metrics, BatchOutcome};
-use crate::auth::ecr::EcrHost;
-use crate::config::CreateRepository;
-use crate::copy::{Copier, CopyRequest};
+use crate::copy::Copier;
 use crate::error::{Error, Result};
-use crate::message::{CopyJob, Message};
-use crate::reference::ImageRef;
+use crate::jobs::{JobError, JobRunner};
+use crate::message::Message;
 use crate::report::{ImageReport, RunReport, Status};
 use crate::service::Services;
 
 pub struct CopierHandler {
     pub services: Services,
-    pub copier: Copier,
+    pub jobs: JobRunner,
     pub sqs: aws_sdk_sqs::Client,
     /// The work queue's URL, to lengthen the visibility timeout of retried records.
     pub queue_url: Option<String>,
     pub dead_letter_url: Option<String>,
     /// Records of one batch copied at the same time.
     pub concurrency: usize,
-    created: Mutex<HashSet<String>>,
 }
 
 /// One SQS record, as the handler needs it.
@@ -63,14 +58,14 @@ impl CopierHandler {
         queue_url: Option<String>,
         dead_letter_url: Option<String>,
     ) -> Self {
+        let jobs = JobRunner::new(copier, services.aws.clone());
         CopierHandler {
             services,
-            copier,
+            jobs,
             sqs,
             queue_url,
             dead_letter_url,
             concurrency: 4,
-            created: Mutex::new(HashSet::new()),
         }
     }
 
@@ -144,26 +139,16 @@ impl CopierHandler {
                 }
             }
         };
-        let requests = match requests(&job) {
-            Ok(r) => r,
-            Err(e) => {
+        let reports = match self.jobs.run(&job).await {
+            Ok(reports) => reports,
+            Err(JobError::Invalid(e)) => {
                 return Outcome::Permanent {
                     kind: "bad_message".into(),
-                    reason: e,
+                    reason: e.to_string(),
                 }
             }
+            Err(JobError::Prepare(e)) => return failure(&e),
         };
-        for d in &job.destinations {
-            if let Some(settings) = d.create_repository {
-                if let Err(e) = self.ensure_repository(&d.reference, settings).await {
-                    return failure(&e);
-                }
-            }
-        }
-        let mut reports = Vec::new();
-        for request in &requests {
-            reports.push(self.copier.copy_image(request).await);
-        }
         let failed: Vec<&ImageReport> = reports
             .iter()
             .filter(|r| r.status == Status::Failed)
@@ -186,47 +171,6 @@ impl CopierHandler {
                 .to_string();
             Outcome::Permanent { kind, reason }
         }
-    }
-
-    /// Create an ECR destination repository once per warm container.
-    async fn ensure_repository(&self, reference: &str, settings: CreateRepository) -> Result<()> {
-        let image: ImageRef = reference.parse()?;
-        let Some(host) = EcrHost::parse(image.registry()) else {
-            return Ok(());
-        };
-        let key = format!("{}/{}", image.registry(), image.repository());
-        if self.created.lock().await.contains(&key) {
-            return Ok(());
-        }
-        let client = self.services.aws.ecr(&host.region).await;
-        let mutability = if settings.immutable {
-            aws_sdk_ecr::types::ImageTagMutability::Immutable
-        } else {
-            aws_sdk_ecr::types::ImageTagMutability::Mutable
-        };
-        let result = client
-            .create_repository()
-            .registry_id(&host.account)
-            .repository_name(image.repository())
-            .image_tag_mutability(mutability)
-            .image_scanning_configuration(
-                aws_sdk_ecr::types::ImageScanningConfiguration::builder()
-                    .scan_on_push(settings.scan_on_push)
-                    .build(),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                tracing::info!(repository = %key, immutable = settings.immutable, "created ECR repository")
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_repository_already_exists_exception()) => {}
-            Err(e) => return Err(crate::aws::error("ecr:CreateRepository", &e)),
-        }
-        self.created.lock().await.insert(key);
-        Ok(())
     }
 
     /// Lengthen a retried record's visibility timeout with each receive (30 s, 60 s, … up
@@ -285,29 +229,6 @@ fn failure(e: &Error) -> Outcome {
             reason: e.to_string(),
         }
     }
-}
-
-/// One copy request per overwrite policy (destinations of one job usually share one).
-fn requests(job: &CopyJob) -> std::result::Result<Vec<CopyRequest>, String> {
-    let base = job.request().map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for overwrite in [true, false] {
-        let destinations: Vec<ImageRef> = job
-            .destinations
-            .iter()
-            .zip(&base.destinations)
-            .filter(|(d, _)| d.overwrite == overwrite)
-            .map(|(_, r)| r.clone())
-            .collect();
-        if !destinations.is_empty() {
-            out.push(CopyRequest {
-                destinations,
-                overwrite,
-                ..base.clone()
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// The records of an SQS event.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{batch_response, BatchOutcome};
-use crate::config::{Source, SourceKind};
+use crate::config::SourceKind;
 use crate::error::{Error, Result};
 use crate::event::{ManualSync, PlannerEvent};
 use crate::message::{Message, Reason, RepositoryTask};
@@ -99,19 +99,9 @@ impl PlannerHandler {
 
     async fn sync(&self, request: &ManualSync, reason: Reason) -> Result<PlannerSummary> {
         let config = &self.services.config;
-        let sources: Vec<&Source> = match &request.sources {
-            None => config.sources.iter().collect(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    config.source(n).ok_or_else(|| {
-                        let known: Vec<&str> =
-                            config.sources.iter().map(|s| s.name.as_str()).collect();
-                        Error::Config(format!("no source named {n:?}; configured: {known:?}"))
-                    })
-                })
-                .collect::<Result<_>>()?,
-        };
+        let sources = config
+            .sources_named(request.sources.as_deref().unwrap_or_default())
+            .map_err(Error::Config)?;
         let mut summary = PlannerSummary {
             event: match reason {
                 Reason::Schedule => "schedule",

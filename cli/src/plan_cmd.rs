@@ -1,0 +1,115 @@
+//! `ferry plan`: what a sync would copy, from the planner's own code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use ferry::plan::{Plan, PlanOptions};
+
+use crate::args::PlanArgs;
+use crate::output::short_source;
+use crate::setup;
+
+pub async fn run(args: PlanArgs) -> Result<ExitCode> {
+    let config = args.config.load()?;
+    let services = args.config.services(config.clone()).await?;
+    let sources = args.config.selected(&config)?;
+    let options = PlanOptions {
+        check_destinations: !args.no_check,
+        ..PlanOptions::default()
+    };
+    let plan = setup::plan(&services, &sources, options).await?;
+    if args.json || !std::io::stdout().is_terminal() {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", table(&plan));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan as aligned rows: what is copied where, what is current, what is left out.
+pub fn table(plan: &Plan) -> String {
+    let mut rows: Vec<(&str, String, String)> = Vec::new();
+    for job in &plan.jobs {
+        let mut to: Vec<&str> = job
+            .destinations
+            .iter()
+            .map(|d| d.reference.as_str())
+            .collect();
+        to.sort_unstable();
+        let mut destination = to.join(", ");
+        if !job.platforms.is_empty() {
+            destination.push_str(&format!(" [{}]", job.platforms.join(", ")));
+        }
+        rows.push(("copy", short_source(&job.source), destination));
+    }
+    for image in &plan.up_to_date {
+        rows.push(("up to date", short_source(image), String::new()));
+    }
+    for s in &plan.skipped {
+        rows.push(("skipped", short_source(&s.image), format!("({})", s.reason)));
+    }
+    let width = rows
+        .iter()
+        .map(|(_, s, _)| s.len())
+        .max()
+        .unwrap_or(0)
+        .max("SOURCE".len());
+    let mut out = format!("{:<10}  {:<width$}  DESTINATION\n", "ACTION", "SOURCE");
+    for (action, source, destination) in &rows {
+        out.push_str(format!("{action:<10}  {source:<width$}  {destination}").trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\n{} repositories, {} tags: {} to copy, {} up to date, {} skipped\n",
+        plan.repositories,
+        plan.tags,
+        plan.jobs.len(),
+        plan.up_to_date.len(),
+        plan.skipped.len()
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry::message::{CopyJob, JobDestination, Reason};
+    use ferry::plan::Skipped;
+
+    #[test]
+    fn rows_are_aligned_and_counted() {
+        let plan = Plan {
+            jobs: vec![CopyJob {
+                source: "src.example/proj:api-1.4@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                destinations: vec![JobDestination {
+                    reference: "dst.example/proj/api:1.4".into(),
+                    overwrite: true,
+                    create_repository: None,
+                }],
+                platforms: vec!["linux/arm64".into()],
+                source_name: Some("s".into()),
+                reason: Reason::Manual,
+            }],
+            up_to_date: vec!["src.example/proj:web-2.0@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()],
+            skipped: vec![Skipped {
+                image: "src.example/proj:other".into(),
+                reason: "tag names no image".into(),
+            }],
+            repositories: 1,
+            tags: 3,
+        };
+        let text = table(&plan);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "copy        src.example/proj:api-1.4  dst.example/proj/api:1.4 [linux/arm64]"
+        );
+        assert_eq!(lines[2], "up to date  src.example/proj:web-2.0");
+        assert_eq!(
+            lines[3],
+            "skipped     src.example/proj:other    (tag names no image)"
+        );
+        assert!(text.ends_with("1 repositories, 3 tags: 1 to copy, 1 up to date, 1 skipped\n"));
+    }
+}

@@ -1,0 +1,171 @@
+//! `ferry verify`: does every destination hold exactly its source image, complete?
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use ferry::manifest::Platform;
+use ferry::plan::PlanOptions;
+use ferry::reference::ImageRef;
+use ferry::registry::{RegistryClient, RetryPolicy};
+use ferry::verify::{Expectation, Finding, Verdict, Verifier, VerifySummary};
+use serde::Serialize;
+
+use crate::args::VerifyArgs;
+use crate::output::short_source;
+use crate::setup;
+
+/// Images checked at the same time.
+const CONCURRENCY: usize = 8;
+
+#[derive(Serialize)]
+struct VerifyReport<'a> {
+    #[serde(flatten)]
+    summary: &'a VerifySummary,
+    verdicts: &'a [Verdict],
+}
+
+pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
+    let verdicts = if args.pairs.is_empty() {
+        from_config(&args).await?
+    } else {
+        if args.config.config.is_some() {
+            bail!("give either --config or SRC DST pairs, not both");
+        }
+        from_pairs(&args).await?
+    };
+    let summary = VerifySummary::of(&verdicts);
+    if args.json {
+        let report = VerifyReport {
+            summary: &summary,
+            verdicts: &verdicts,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for v in verdicts.iter().filter(|v| args.all || !v.is_ok()) {
+            println!("{}", line(v));
+        }
+        println!(
+            "verified {} destinations: {} ok, {} missing, {} different, {} incomplete, {} could not be checked",
+            summary.verified,
+            summary.ok,
+            summary.missing,
+            summary.different,
+            summary.incomplete,
+            summary.errors
+        );
+    }
+    Ok(if summary.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Every destination the configuration's plan names, whether or not it looks current.
+async fn from_config(args: &VerifyArgs) -> Result<Vec<Verdict>> {
+    let config = args.config.load()?;
+    let services = args.config.services(config.clone()).await?;
+    let sources = args.config.selected(&config)?;
+    let options = PlanOptions {
+        check_destinations: false,
+        ..PlanOptions::default()
+    };
+    let plan = setup::plan(&services, &sources, options).await?;
+    for s in &plan.skipped {
+        eprintln!("skipped     {} ({})", short_source(&s.image), s.reason);
+    }
+    let expectations = plan
+        .jobs
+        .iter()
+        .map(Expectation::from_job)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(verifier(&services.registry).verify_all(&expectations).await)
+}
+
+async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
+    if args.pairs.len() % 2 != 0 {
+        bail!(
+            "SRC DST come in pairs; got {} image names (the last, {}, has no destination)",
+            args.pairs.len(),
+            args.pairs.last().expect("odd means at least one")
+        );
+    }
+    let platforms: Vec<Platform> = args
+        .platforms
+        .iter()
+        .map(|p| p.parse::<Platform>().map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    let mut pairs = Vec::new();
+    for pair in args.pairs.chunks(2) {
+        let source: ImageRef = pair[0]
+            .parse()
+            .with_context(|| format!("SRC {}", pair[0]))?;
+        let destination: ImageRef = pair[1]
+            .parse()
+            .with_context(|| format!("DST {}", pair[1]))?;
+        pairs.push((source, destination));
+    }
+    let sources: Vec<&ImageRef> = pairs.iter().map(|(s, _)| s).collect();
+    let destinations: Vec<&ImageRef> = pairs.iter().map(|(_, d)| d).collect();
+    let credentials = setup::ExplicitCredentials {
+        authfile: None,
+        src_creds: args.src_creds.as_deref(),
+        dest_creds: args.dest_creds.as_deref(),
+    };
+    let client = setup::registry_client(
+        args.config.endpoints.endpoints()?,
+        RetryPolicy::default().max_attempts,
+        &credentials,
+        &sources,
+        &destinations,
+    )?;
+    let mut expectations = Vec::new();
+    for (source, destination) in pairs {
+        if source.manifest_reference().is_some() {
+            expectations.push(Expectation {
+                source,
+                destinations: vec![destination],
+                platforms: platforms.clone(),
+            });
+            continue;
+        }
+        if destination.tag().is_some() || destination.digest().is_some() {
+            bail!("{source} names a repository, so {destination} must too (every tag is checked under its own name)");
+        }
+        let tags = client
+            .list_tags(&source)
+            .await
+            .with_context(|| format!("listing the tags of {source}"))?;
+        for tag in tags {
+            expectations.push(Expectation {
+                source: source.with_tag(&tag),
+                destinations: vec![destination.with_tag(&tag)],
+                platforms: platforms.clone(),
+            });
+        }
+    }
+    Ok(verifier(&client).verify_all(&expectations).await)
+}
+
+fn verifier(client: &RegistryClient) -> Verifier<'_> {
+    Verifier {
+        client,
+        concurrency: CONCURRENCY,
+    }
+}
+
+fn line(v: &Verdict) -> String {
+    let source = short_source(&v.source);
+    match &v.finding {
+        Finding::Ok => format!("ok          {}", v.destination),
+        Finding::Missing => format!("MISSING     {} (source {source})", v.destination),
+        Finding::Different { expected, found } => format!(
+            "DIFFERENT   {} holds {found}; source {source} is {expected}",
+            v.destination
+        ),
+        Finding::Incomplete { absent } => {
+            format!("INCOMPLETE  {} lacks {}", v.destination, absent.join(", "))
+        }
+        Finding::Error { message } => format!("ERROR       {}: {message}", v.destination),
+    }
+}
