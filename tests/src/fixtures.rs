@@ -270,6 +270,21 @@ impl Seeder {
         resp.status().is_success()
     }
 
+    /// Unlink a blob from a repository (the registry must have deletes enabled, as the test
+    /// bed's do): what a broken or half-cleaned-up mirror looks like.
+    pub async fn delete_blob(&self, repo: &str, digest: &str) {
+        let resp = self
+            .authed(
+                self.http
+                    .delete(format!("{}/v2/{repo}/blobs/{digest}", self.base)),
+                repo,
+            )
+            .send()
+            .await
+            .expect("DELETE blob");
+        assert!(resp.status().is_success(), "DELETE blob: {}", resp.status());
+    }
+
     pub async fn tags(&self, repo: &str) -> Vec<String> {
         let resp = self
             .authed(

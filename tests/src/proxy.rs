@@ -19,6 +19,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+/// The request method type rules match on, re-exported so tests need not name axum.
+pub use axum::http::Method as HttpMethod;
+
 /// What the proxy saw of one request.
 #[derive(Debug, Clone)]
 pub struct Seen {

@@ -1,0 +1,363 @@
+//! `ferry plan`, `ferry sync` and `ferry verify` end to end: the binary, a configuration
+//! file, and real docker-registry processes.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use ferry_testbed::fixtures::{platform, Pushed, Style, OCI_INDEX};
+use ferry_testbed::proxy::{on, Action, FaultProxy, HttpMethod};
+use ferry_testbed::{Auth, DockerRegistry};
+use serde_json::Value;
+
+fn ferry(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    // The test's own docker config, never the user's.
+    c.env("HOME", home)
+        .env("DOCKER_CONFIG", home)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("RUST_LOG")
+        .env_remove("FERRY_CONFIG_FILE")
+        .stdin(Stdio::null());
+    c
+}
+
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run ferry"))
+        .await
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A platform team's registry: one repository per project, images told apart by tag
+/// prefix, one of them multi-arch; and an ordinary repository.
+struct Fixture {
+    src: DockerRegistry,
+    dst: DockerRegistry,
+    home: tempfile::TempDir,
+    config: std::path::PathBuf,
+    /// (source repo, tag, pushed, destination repo, destination tag)
+    images: Vec<(String, String, Pushed, String, String)>,
+}
+
+async fn fixture() -> Fixture {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::Basic {
+        username: "mirror".into(),
+        password: "s3cret-pw".into(),
+    });
+    let s = src.seeder();
+    let mut images = Vec::new();
+    for (tag, seed) in [("api-1.4", 1), ("api-1.5", 2), ("worker-1.4", 3)] {
+        let p = s
+            .push_image("proj", tag, Style::Docker, &[1200, 300], seed)
+            .await;
+        let (image, version) = tag.split_once('-').unwrap();
+        images.push((
+            "proj".into(),
+            tag.into(),
+            p,
+            format!("group/proj/{image}"),
+            version.into(),
+        ));
+    }
+    let amd = s.push_image("app", "amd", Style::Oci, &[900], 10).await;
+    let arm = s.push_image("app", "arm", Style::Oci, &[800], 11).await;
+    let index = s
+        .push_index(
+            "app",
+            "2.0",
+            OCI_INDEX,
+            &[
+                amd.descriptor(Some(platform("linux", "amd64"))),
+                arm.descriptor(Some(platform("linux", "arm64"))),
+            ],
+        )
+        .await;
+    images.push((
+        "app".into(),
+        "2.0".into(),
+        index,
+        "group/app".into(),
+        "2.0".into(),
+    ));
+    let p = s.push_image("app", "1.0", Style::Oci, &[700], 12).await;
+    images.push((
+        "app".into(),
+        "1.0".into(),
+        p,
+        "group/app".into(),
+        "1.0".into(),
+    ));
+
+    let home = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("mirror:s3cret-pw");
+    std::fs::write(
+        home.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, dst.host()),
+    )
+    .unwrap();
+    let config = home.path().join("ferry.yaml");
+    write_config(&config, &src.host(), &dst.host());
+    Fixture {
+        src,
+        dst,
+        home,
+        config,
+        images,
+    }
+}
+
+fn write_config(path: &Path, src: &str, dst: &str) {
+    std::fs::write(
+        path,
+        format!(
+            r#"version: 1
+sources:
+  - name: projects
+    registry: {{host: "{src}", repositories: [proj]}}
+    destinations:
+      - target: "{dst}/group/{{repo}}/{{image}}:{{tag}}"
+        split_tag: {{separator: "-", prefixes: [api, worker]}}
+  - name: apps
+    registry: {{host: "{src}", repositories: [app]}}
+    filters:
+      tags: {{include: ["[0-9].*"]}}
+    destinations:
+      - target: "{dst}/group/{{repo}}:{{tag}}"
+"#
+        ),
+    )
+    .unwrap();
+}
+
+impl Fixture {
+    fn ferry(&self, args: &[&str]) -> Command {
+        let mut c = ferry(self.home.path());
+        c.args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--insecure-loopback");
+        c
+    }
+
+    async fn assert_copied(&self) {
+        for (repo, tag, pushed, dst_repo, dst_tag) in &self.images {
+            let (raw, _, digest) = self
+                .dst
+                .seeder()
+                .manifest(dst_repo, dst_tag)
+                .await
+                .unwrap_or_else(|| panic!("{repo}:{tag} is not at {dst_repo}:{dst_tag}"));
+            assert_eq!(digest, pushed.digest, "{repo}:{tag}");
+            assert_eq!(raw, pushed.raw, "{repo}:{tag}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_then_sync_then_verify_a_platform_registry() {
+    let f = fixture().await;
+
+    let out = run(f.ferry(&["plan", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("plan JSON when piped");
+    let jobs = plan["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), f.images.len(), "{plan}");
+    let mut targets: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["destinations"][0]["reference"].as_str().unwrap())
+        .collect();
+    targets.sort_unstable();
+    let dst = f.dst.host();
+    assert_eq!(
+        targets,
+        [
+            format!("{dst}/group/app:1.0"),
+            format!("{dst}/group/app:2.0"),
+            format!("{dst}/group/proj/api:1.4"),
+            format!("{dst}/group/proj/api:1.5"),
+            format!("{dst}/group/proj/worker:1.4"),
+        ]
+    );
+    assert_eq!(plan["skipped"].as_array().unwrap().len(), 0);
+
+    let out = run(f.ferry(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("5 copied, 0 up to date"), "{}", text(&out));
+    assert!(!text(&out).contains("s3cret-pw"));
+    f.assert_copied().await;
+
+    // A second sync finds everything current at planning time.
+    let out = run(f.ferry(&["sync", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["copied"].as_u64(), report["up_to_date"].as_u64()),
+        (Some(0), Some(5)),
+        "{report}"
+    );
+
+    let out = run(f.ferry(&["verify"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verified 5 destinations: 5 ok"),
+        "{}",
+        text(&out)
+    );
+
+    // Break the mirror two ways: a layer of worker:1.4 vanishes from the destination, and
+    // app:1.0 moves at the source.
+    let (_, _, worker, _, _) = f.images.iter().find(|i| i.1 == "worker-1.4").unwrap();
+    let layer = worker.blobs[1].digest.clone();
+    f.dst
+        .seeder()
+        .delete_blob("group/proj/worker", &layer)
+        .await;
+    let moved = f
+        .src
+        .seeder()
+        .push_image("app", "1.0", Style::Oci, &[650], 99)
+        .await;
+
+    let out = run(f.ferry(&["verify", "--json"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], 3, "{report}");
+    let verdicts = report["verdicts"].as_array().unwrap();
+    let of = |reference: String| {
+        verdicts
+            .iter()
+            .find(|v| v["destination"] == reference.as_str())
+            .unwrap_or_else(|| panic!("no verdict for {reference}: {report}"))
+    };
+    let incomplete = of(format!("{dst}/group/proj/worker:1.4"));
+    assert_eq!(incomplete["state"], "incomplete");
+    assert_eq!(incomplete["absent"][0], format!("blob {layer}"));
+    let different = of(format!("{dst}/group/app:1.0"));
+    assert_eq!(different["state"], "different");
+    assert_eq!(different["expected"], moved.digest.as_str());
+
+    // The human form names both problems.
+    let out = run(f.ferry(&["verify"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "INCOMPLETE  {dst}/group/proj/worker:1.4 lacks blob {layer}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("DIFFERENT   {dst}/group/app:1.0")),
+        "{stdout}"
+    );
+
+    // SRC DST pairs, without a configuration: every tag of the repository.
+    let mut pairs = ferry(f.home.path());
+    pairs.args([
+        "verify",
+        "--insecure-loopback",
+        &format!("{}/proj", f.src.host()),
+        &format!("{dst}/group/proj/api"),
+    ]);
+    let out = run(pairs).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Only what was copied under the source's own tag names could match; nothing was.
+    assert!(
+        stdout.contains("verified 3 destinations: 0 ok, 3 missing"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_that_fails_part_way_is_finished_by_running_it_again() {
+    let f = fixture().await;
+    // The destination refuses one manifest push, once.
+    let proxy = FaultProxy::start(&f.dst.url()).await;
+    proxy.rule(
+        on(HttpMethod::PUT, "/group/proj/worker/manifests/"),
+        Action::Respond {
+            status: 403,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#.into(),
+        },
+        Some(1),
+    );
+    write_config(&f.config, &f.src.host(), &proxy.host());
+    let auth = base64::engine::general_purpose::STANDARD.encode("mirror:s3cret-pw");
+    std::fs::write(
+        f.home.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, proxy.host()),
+    )
+    .unwrap();
+
+    let out = run(f.ferry(&["sync"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("4 copied, 0 up to date, 1 failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("FAILED"), "{stderr}");
+    assert!(stderr.contains("re-run the same command"), "{stderr}");
+    assert!(
+        f.dst
+            .seeder()
+            .manifest("group/proj/worker", "1.4")
+            .await
+            .is_none(),
+        "the refused tag must not exist"
+    );
+
+    let out = run(f.ferry(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 copied, 4 up to date, 0 failed"),
+        "{stderr}"
+    );
+    f.assert_copied().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_commands_explain_what_is_missing() {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = ferry(home.path());
+    c.args(["sync"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --config FILE"));
+
+    let bad = home.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\nsources:\n  - registry: {host: r.example}\n    destinations: [{target: \"d.example/{repository}\"}]\n",
+    )
+    .unwrap();
+    let mut c = ferry(home.path());
+    c.args(["plan", "--config"]).arg(&bad);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sources[0].destinations[0].target"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("{repository}"), "{stderr}");
+
+    let mut c = ferry(home.path());
+    c.args(["verify", "a.example/x:1"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("come in pairs"));
+}
