@@ -83,7 +83,7 @@ async fn from_config(args: &VerifyArgs) -> Result<Vec<Verdict>> {
 }
 
 async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
-    if args.pairs.len() % 2 != 0 {
+    if !args.pairs.len().is_multiple_of(2) {
         bail!(
             "SRC DST come in pairs; got {} image names (the last, {}, has no destination)",
             args.pairs.len(),
