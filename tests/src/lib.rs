@@ -6,6 +6,7 @@
 
 pub mod fixtures;
 pub mod moto;
+pub mod pipeline;
 pub mod proxy;
 pub mod registry;
 pub mod sqs;

@@ -2,114 +2,13 @@
 //! → copier, with credentials from Secrets Manager (moto), ECR's API (moto) and real
 //! docker-registry processes as the registries.
 
-use std::sync::Arc;
-
-use ferry::aws::AwsClients;
-use ferry::config::SyncConfig;
-use ferry::copy::{Copier, CopyOptions};
-use ferry::handler::copier::CopierHandler;
-use ferry::handler::planner::PlannerHandler;
 use ferry::message::{Message, Reason, RepositoryTask};
-use ferry::plan::PlanOptions;
-use ferry::queue::SqsQueue;
 use ferry::registry::Endpoints;
-use ferry::service::Services;
 use ferry_testbed::fixtures::{platform, Pushed, Style, OCI_INDEX};
 use ferry_testbed::moto::{MotoServer, ACCOUNT, REGION};
+use ferry_testbed::pipeline::LocalPipeline;
 use ferry_testbed::{sqs, Auth, DockerRegistry};
 use serde_json::json;
-
-struct Pipeline {
-    planner: PlannerHandler,
-    copier: CopierHandler,
-    sqs: aws_sdk_sqs::Client,
-    copy_url: String,
-    plan_url: String,
-    dlq_url: String,
-}
-
-impl Pipeline {
-    async fn new(moto: &MotoServer, config: &str, endpoints: Endpoints) -> Pipeline {
-        Pipeline::with_plan_queue(moto, config, endpoints, false).await
-    }
-
-    /// With `fan_out`, the planner sends per-repository planning tasks to a planning queue,
-    /// as the deployed stack does.
-    async fn with_plan_queue(
-        moto: &MotoServer,
-        config: &str,
-        endpoints: Endpoints,
-        fan_out: bool,
-    ) -> Pipeline {
-        let sdk = moto.sdk_config().await;
-        let aws = Arc::new(AwsClients::from_config(sdk.clone()));
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let copy_url = sqs::create_queue(&sqs, "ferry-copy").await;
-        let plan_url = sqs::create_queue(&sqs, "ferry-plan").await;
-        let dlq_url = sqs::create_queue(&sqs, "ferry-dead-letter").await;
-        let config = SyncConfig::parse(config)
-            .unwrap()
-            .with_home(Some(ACCOUNT.into()), Some(REGION.into()));
-        let build = || Services::build(config.clone(), aws.clone(), endpoints.clone(), false);
-        let planner = PlannerHandler {
-            services: build().await.unwrap(),
-            copy_queue: SqsQueue::new(sqs.clone(), &copy_url),
-            plan_queue: fan_out.then(|| SqsQueue::new(sqs.clone(), &plan_url)),
-            options: PlanOptions::default(),
-        };
-        let services = build().await.unwrap();
-        let copier = Copier::new(services.registry.clone(), CopyOptions::default());
-        let copier = CopierHandler::new(
-            services,
-            copier,
-            sqs.clone(),
-            Some(copy_url.clone()),
-            Some(dlq_url.clone()),
-        );
-        Pipeline {
-            planner,
-            copier,
-            sqs,
-            copy_url,
-            plan_url,
-            dlq_url,
-        }
-    }
-
-    async fn receive(&self, url: &str) -> sqs::Batch {
-        sqs::receive(&self.sqs, url).await
-    }
-
-    /// Run the copier over everything in the copy queue, deleting what it reports done,
-    /// as Lambda's event source mapping does. Returns the ids it asked to retry.
-    async fn drain(&self) -> Vec<String> {
-        loop {
-            let batch = self.receive(&self.copy_url).await;
-            if batch.is_empty() {
-                return Vec::new();
-            }
-            let response = self.copier.handle(batch.event.clone()).await.unwrap();
-            let failed = sqs::settle(&self.sqs, &self.copy_url, &batch, &response).await;
-            if !failed.is_empty() {
-                return failed;
-            }
-        }
-    }
-
-    /// Run the planner over everything in the planning queue; returns the ids it asked to
-    /// retry.
-    async fn drain_planning(&self) -> Vec<String> {
-        let mut failed = Vec::new();
-        loop {
-            let batch = self.receive(&self.plan_url).await;
-            if batch.is_empty() {
-                return failed;
-            }
-            let response = self.planner.handle(batch.event.clone()).await.unwrap();
-            failed.extend(sqs::settle(&self.sqs, &self.plan_url, &batch, &response).await);
-        }
-    }
-}
 
 async fn seed_source(src: &DockerRegistry) -> Vec<(String, String, Pushed)> {
     let s = src.seeder();
@@ -177,7 +76,13 @@ sources:
         src = src.host(),
         dst = dst.host()
     );
-    let p = Pipeline::new(&moto, &config, Endpoints::new().insecure_loopback(true)).await;
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
 
     // A dry run plans without sending.
     let dry = p
@@ -195,7 +100,7 @@ sources:
 
     let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
     assert_eq!(summary["messages_sent"], images.len(), "{summary}");
-    assert!(p.drain().await.is_empty());
+    assert!(p.drain_copies().await.failed.is_empty());
     for (repo, tag, pushed) in &images {
         let (raw, _, digest) = dst
             .seeder()
@@ -222,7 +127,7 @@ sources:
     let summary = p.planner.handle(schedule).await.unwrap();
     assert_eq!(summary["messages_sent"], 1, "{summary}");
     assert_eq!(summary["up_to_date"], images.len());
-    assert!(p.drain().await.is_empty());
+    assert!(p.drain_copies().await.failed.is_empty());
     let (_, _, digest) = dst
         .seeder()
         .manifest("mirror/team/api", "1.2")
@@ -245,7 +150,13 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
         src.host(),
         dst.host()
     );
-    let p = Pipeline::new(&moto, &config, Endpoints::new().insecure_loopback(true)).await;
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
     let good = json!({"version": 1, "kind": "copy",
         "source": format!("{}/app:1@{}", src.host(), pushed.digest),
         "destinations": [{"reference": format!("{}/app:1", dst.host())}]});
@@ -267,7 +178,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
             .unwrap();
     }
     assert!(
-        p.drain().await.is_empty(),
+        p.drain_copies().await.failed.is_empty(),
         "permanent failures are not retried"
     );
     let (_, _, digest) = dst.seeder().manifest("app", "1").await.unwrap();
@@ -349,7 +260,7 @@ sources:
         .unwrap()
         .route(&dst_host, &dst.url())
         .unwrap();
-    let p = Pipeline::new(&moto, &config, endpoints).await;
+    let p = LocalPipeline::start(&moto, &config, endpoints, false).await;
 
     let event = json!({
         "version": "0", "id": "1", "detail-type": "ECR Image Action", "source": "aws.ecr",
@@ -359,7 +270,7 @@ sources:
     });
     let summary = p.planner.handle(event).await.unwrap();
     assert_eq!(summary["messages_sent"], 1, "{summary}");
-    assert!(p.drain().await.is_empty());
+    assert!(p.drain_copies().await.failed.is_empty());
     assert_eq!(dst.seeder().tags("mirror/team/app").await, ["1.1"]);
     let (_, _, digest) = dst
         .seeder()
@@ -407,7 +318,7 @@ sources:
     let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
     assert_eq!(summary["messages_sent"], 1, "{summary}");
     assert_eq!(summary["up_to_date"], 1);
-    assert!(p.drain().await.is_empty());
+    assert!(p.drain_copies().await.failed.is_empty());
     assert_eq!(dst.seeder().tags("mirror/team/app").await, ["1.0", "1.1"]);
 }
 
@@ -431,7 +342,7 @@ sources:
         src = src.host(),
         dst = dst.host()
     );
-    let p = Pipeline::with_plan_queue(
+    let p = LocalPipeline::start(
         &moto,
         &config,
         Endpoints::new().insecure_loopback(true),
@@ -461,10 +372,10 @@ sources:
         .send()
         .await
         .unwrap();
-    let failed = p.drain_planning().await;
+    let failed = p.drain_planning().await.failed;
     assert_eq!(failed.len(), 1, "only the stale task fails: {failed:?}");
 
-    assert!(p.drain().await.is_empty());
+    assert!(p.drain_copies().await.failed.is_empty());
     for (repo, tag, pushed) in &images {
         let (_, _, digest) = dst
             .seeder()
@@ -508,13 +419,19 @@ sources:
         src = src.host(),
         dst = dst.host()
     );
-    let p = Pipeline::new(&moto, &config, Endpoints::new().insecure_loopback(true)).await;
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
     let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
     assert_eq!(
         summary["messages_sent"], 2,
         "one job per platform group: {summary}"
     );
-    assert!(p.drain().await.is_empty());
+    assert!(p.drain_copies().await.failed.is_empty());
 
     let (_, _, all) = dst.seeder().manifest("all/web", "2.1").await.unwrap();
     assert_eq!(

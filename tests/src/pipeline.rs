@@ -1,0 +1,128 @@
+//! The serverless pipeline on one machine, through the real handler code: a planner and a
+//! copier handler wired to moto's SQS the way Lambda's triggers wire them. Tests and the
+//! demo drive it.
+
+use std::sync::Arc;
+
+use ferry::aws::AwsClients;
+use ferry::config::SyncConfig;
+use ferry::copy::Copier;
+use ferry::handler::copier::CopierHandler;
+use ferry::handler::planner::PlannerHandler;
+use ferry::plan::PlanOptions;
+use ferry::queue::SqsQueue;
+use ferry::registry::Endpoints;
+use ferry::service::Services;
+
+use crate::moto::{MotoServer, ACCOUNT, REGION};
+use crate::sqs;
+
+pub struct LocalPipeline {
+    pub planner: PlannerHandler,
+    pub copier: CopierHandler,
+    pub sqs: aws_sdk_sqs::Client,
+    pub copy_url: String,
+    pub plan_url: String,
+    pub dlq_url: String,
+}
+
+/// What running a function over a queue until it was empty did.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Lambda invocations (one per batch of up to ten records).
+    pub invocations: usize,
+    pub records: usize,
+    /// Message ids the function asked SQS to redeliver.
+    pub failed: Vec<String>,
+}
+
+impl LocalPipeline {
+    /// Queues `ferry-copy`, `ferry-plan` and `ferry-dead-letter` on `moto`, and both
+    /// handlers for `config` (YAML or JSON) in moto's account and region. With `fan_out`,
+    /// registry syncs go through the planning queue, as in the deployed stack.
+    pub async fn start(
+        moto: &MotoServer,
+        config: &str,
+        endpoints: Endpoints,
+        fan_out: bool,
+    ) -> LocalPipeline {
+        let sdk = moto.sdk_config().await;
+        let aws = Arc::new(AwsClients::from_config(sdk.clone()));
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let copy_url = sqs::create_queue(&sqs, "ferry-copy").await;
+        let plan_url = sqs::create_queue(&sqs, "ferry-plan").await;
+        let dlq_url = sqs::create_queue(&sqs, "ferry-dead-letter").await;
+        let config = SyncConfig::parse(config)
+            .unwrap_or_else(|e| panic!("configuration: {e}"))
+            .with_home(Some(ACCOUNT.into()), Some(REGION.into()));
+        let build = || Services::build(config.clone(), aws.clone(), endpoints.clone(), false);
+        let planner = PlannerHandler {
+            services: build().await.expect("planner services"),
+            copy_queue: SqsQueue::new(sqs.clone(), &copy_url),
+            plan_queue: fan_out.then(|| SqsQueue::new(sqs.clone(), &plan_url)),
+            options: PlanOptions::default(),
+        };
+        let services = build().await.expect("copier services");
+        let copier = Copier::new(services.registry.clone(), services.copy_options());
+        let copier = CopierHandler::new(
+            services,
+            copier,
+            sqs.clone(),
+            Some(copy_url.clone()),
+            Some(dlq_url.clone()),
+        );
+        LocalPipeline {
+            planner,
+            copier,
+            sqs,
+            copy_url,
+            plan_url,
+            dlq_url,
+        }
+    }
+
+    pub async fn receive(&self, url: &str) -> sqs::Batch {
+        sqs::receive(&self.sqs, url).await
+    }
+
+    /// Run the copier over the copy queue until it is empty, deleting what it reports
+    /// done, as Lambda's event source mapping does.
+    pub async fn drain_copies(&self) -> Drained {
+        let mut drained = Drained::default();
+        loop {
+            let batch = self.receive(&self.copy_url).await;
+            if batch.is_empty() {
+                return drained;
+            }
+            let response = self
+                .copier
+                .handle(batch.event.clone())
+                .await
+                .expect("copier");
+            drained.invocations += 1;
+            drained.records += batch.records().len();
+            let failed = sqs::settle(&self.sqs, &self.copy_url, &batch, &response).await;
+            drained.failed.extend(failed);
+        }
+    }
+
+    /// Run the planner over the planning queue until it is empty.
+    pub async fn drain_planning(&self) -> Drained {
+        let mut drained = Drained::default();
+        loop {
+            let batch = self.receive(&self.plan_url).await;
+            if batch.is_empty() {
+                return drained;
+            }
+            let response = self
+                .planner
+                .handle(batch.event.clone())
+                .await
+                .expect("planner");
+            drained.invocations += 1;
+            drained.records += batch.records().len();
+            let failed = sqs::settle(&self.sqs, &self.plan_url, &batch, &response).await;
+            drained.failed.extend(failed);
+        }
+    }
+}
