@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A local end-to-end demo on the embedded default (no AWS account): starts two registries,
-# seeds realistic images and copies them with the ferry CLI.
+# The local end-to-end demo (no AWS account): moto_server plays ECR, SQS and Secrets
+# Manager, docker-registry processes play ECR's registry and GitLab's; the planner and copier
+# Lambda handlers migrate ECR to "GitLab" through SQS, an ECR push event syncs one more
+# image, and the ferry CLI verifies the mirror. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release -p ferry-cli --locked
-FERRY_BIN="$PWD/target/release/ferry" cargo run --release -q -p ferry-testbed --example demo --locked
+cargo build --release --locked -p ferry-cli --bin ferry --example demo
+FERRY_BIN="$PWD/target/release/ferry" target/release/examples/demo

@@ -132,7 +132,13 @@ impl TagFilter {
             .collect();
         if let Some(n) = self.newest {
             if selected.iter().all(|t| t.pushed_at.is_some()) {
-                selected.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then(a.name.cmp(&b.name)));
+                // Tags pushed in the same instant (one CI run, a registry that keeps
+                // seconds only) are ordered by version, so the choice stays meaningful.
+                selected.sort_by(|a, b| {
+                    b.pushed_at
+                        .cmp(&a.pushed_at)
+                        .then_with(|| newer_version_first(&a.name, &b.name))
+                });
             } else {
                 selected.sort_by(|a, b| newer_version_first(&a.name, &b.name));
             }
@@ -248,6 +254,22 @@ mod tests {
         };
         let tags = vec![tag("9.0", 10), tag("1.0", 30), tag("latest", 20)];
         assert_eq!(names(&f.select(tags)), ["1.0", "latest"]);
+    }
+
+    #[test]
+    fn tags_pushed_in_the_same_second_are_ordered_by_version() {
+        let f = TagFilter::new(&[], &[], None, Some(3)).unwrap();
+        let tag = |n: &str, t| TagInfo {
+            pushed_at: Some(t),
+            ..TagInfo::named(n)
+        };
+        let tags = vec![
+            tag("1.0.9", 5),
+            tag("1.0.10", 5),
+            tag("1.0.2", 5),
+            tag("1.0.1", 4),
+        ];
+        assert_eq!(names(&f.select(tags)), ["1.0.10", "1.0.9", "1.0.2"]);
     }
 
     #[test]

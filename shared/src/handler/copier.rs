@@ -33,6 +33,9 @@ pub struct CopierHandler {
     pub dead_letter_url: Option<String>,
     /// Records of one batch copied at the same time.
     pub concurrency: usize,
+    /// Print CloudWatch metrics (EMF) on stdout after each batch; off where stdout is for
+    /// people (the demo).
+    pub emit_metrics: bool,
 }
 
 /// One SQS record, as the handler needs it.
@@ -66,6 +69,7 @@ impl CopierHandler {
             queue_url,
             dead_letter_url,
             concurrency: 4,
+            emit_metrics: true,
         }
     }
 
@@ -92,8 +96,10 @@ impl CopierHandler {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as u64;
-        // EMF must be a line of its own on stdout, not inside a tracing record.
-        println!("{}", metrics::copier_metrics(&report, now));
+        if self.emit_metrics {
+            // EMF must be a line of its own on stdout, not inside a tracing record.
+            println!("{}", metrics::copier_metrics(&report, now));
+        }
         Ok(batch_response(&outcomes))
     }
 
