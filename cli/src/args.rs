@@ -110,23 +110,8 @@ pub struct CopyArgs {
     #[arg(long = "platform", value_name = "OS/ARCH")]
     pub platforms: Vec<String>,
 
-    /// Source credentials as USER:PASSWORD (or a token as the password).
-    #[arg(
-        long,
-        env = "FERRY_SRC_CREDS",
-        hide_env_values = true,
-        value_name = "USER:PASSWORD"
-    )]
-    pub src_creds: Option<String>,
-
-    /// Destination credentials as USER:PASSWORD, used for every destination registry.
-    #[arg(
-        long,
-        env = "FERRY_DEST_CREDS",
-        hide_env_values = true,
-        value_name = "USER:PASSWORD"
-    )]
-    pub dest_creds: Option<String>,
+    #[command(flatten)]
+    pub creds: CredentialArgs,
 
     /// An extra docker config.json / auth.json to read credentials from, ahead of the defaults.
     #[arg(long, value_name = "PATH")]
@@ -150,6 +135,28 @@ pub struct CopyArgs {
     /// Print one JSON report on stdout instead of progress and a summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Credentials named on the command line, each bound to its side's registries only.
+#[derive(Args, Debug, Clone)]
+pub struct CredentialArgs {
+    /// Source credentials as USER:PASSWORD (or a token as the password).
+    #[arg(
+        long,
+        env = "FERRY_SRC_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub src_creds: Option<String>,
+
+    /// Destination credentials as USER:PASSWORD, used for every destination registry.
+    #[arg(
+        long,
+        env = "FERRY_DEST_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub dest_creds: Option<String>,
 }
 
 /// How registries are reached: shared by every command.
@@ -247,23 +254,9 @@ pub struct VerifyArgs {
     #[arg(long = "platform", value_name = "OS/ARCH")]
     pub platforms: Vec<String>,
 
-    /// Source credentials as USER:PASSWORD, for SRC DST pairs.
-    #[arg(
-        long,
-        env = "FERRY_SRC_CREDS",
-        hide_env_values = true,
-        value_name = "USER:PASSWORD"
-    )]
-    pub src_creds: Option<String>,
-
-    /// Destination credentials as USER:PASSWORD, for SRC DST pairs.
-    #[arg(
-        long,
-        env = "FERRY_DEST_CREDS",
-        hide_env_values = true,
-        value_name = "USER:PASSWORD"
-    )]
-    pub dest_creds: Option<String>,
+    /// Credentials for SRC DST pairs.
+    #[command(flatten)]
+    pub creds: CredentialArgs,
 
     /// Also list the images that are fine.
     #[arg(long)]

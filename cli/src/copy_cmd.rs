@@ -93,8 +93,8 @@ fn build_client(
 ) -> Result<RegistryClient> {
     let credentials = setup::ExplicitCredentials {
         authfile: args.authfile.as_deref(),
-        src_creds: args.src_creds.as_deref(),
-        dest_creds: args.dest_creds.as_deref(),
+        src_creds: args.creds.src_creds.as_deref(),
+        dest_creds: args.creds.dest_creds.as_deref(),
     };
     let sources = [source];
     let destinations: Vec<&ImageRef> = destinations.iter().collect();

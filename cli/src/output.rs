@@ -1,5 +1,6 @@
 //! Human-readable lines and the closing summary.
 
+use ferry::plan::Plan;
 use ferry::reference::ImageRef;
 use ferry::report::{ImageReport, RunReport, Status};
 
@@ -28,6 +29,18 @@ pub fn short_source(source: &str) -> String {
         },
         Err(_) => source.to_string(),
     }
+}
+
+/// `N repositories, N tags: N to copy, N up to date, N skipped`.
+pub fn plan_counts(plan: &Plan) -> String {
+    format!(
+        "{} repositories, {} tags: {} to copy, {} up to date, {} skipped",
+        plan.repositories,
+        plan.tags,
+        plan.jobs.len(),
+        plan.up_to_date.len(),
+        plan.skipped.len()
+    )
 }
 
 pub fn image_line(r: &ImageReport) -> String {

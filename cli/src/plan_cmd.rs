@@ -7,7 +7,7 @@ use anyhow::Result;
 use ferry::plan::{Plan, PlanOptions};
 
 use crate::args::PlanArgs;
-use crate::output::short_source;
+use crate::output::{plan_counts, short_source};
 use crate::setup;
 
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
@@ -60,14 +60,7 @@ pub fn table(plan: &Plan) -> String {
         out.push_str(format!("{action:<10}  {source:<width$}  {destination}").trim_end());
         out.push('\n');
     }
-    out.push_str(&format!(
-        "\n{} repositories, {} tags: {} to copy, {} up to date, {} skipped\n",
-        plan.repositories,
-        plan.tags,
-        plan.jobs.len(),
-        plan.up_to_date.len(),
-        plan.skipped.len()
-    ));
+    out.push_str(&format!("\n{}\n", plan_counts(plan)));
     out
 }
 

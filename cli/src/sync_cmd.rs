@@ -35,14 +35,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     let sources = args.config.selected(&config)?;
     let plan = setup::plan(&services, &sources, PlanOptions::default()).await?;
     if !args.json {
-        eprintln!(
-            "planned {} repositories, {} tags: {} to copy, {} up to date, {} skipped",
-            plan.repositories,
-            plan.tags,
-            plan.jobs.len(),
-            plan.up_to_date.len(),
-            plan.skipped.len()
-        );
+        eprintln!("planned {}", output::plan_counts(&plan));
         for s in &plan.skipped {
             eprintln!(
                 "skipped     {} ({})",

@@ -109,8 +109,8 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
     let destinations: Vec<&ImageRef> = pairs.iter().map(|(_, d)| d).collect();
     let credentials = setup::ExplicitCredentials {
         authfile: None,
-        src_creds: args.src_creds.as_deref(),
-        dest_creds: args.dest_creds.as_deref(),
+        src_creds: args.creds.src_creds.as_deref(),
+        dest_creds: args.creds.dest_creds.as_deref(),
     };
     let client = setup::registry_client(
         args.config.endpoints.endpoints()?,

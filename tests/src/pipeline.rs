@@ -13,6 +13,7 @@ use ferry::plan::PlanOptions;
 use ferry::queue::SqsQueue;
 use ferry::registry::Endpoints;
 use ferry::service::Services;
+use serde_json::Value;
 
 use crate::moto::{MotoServer, ACCOUNT, REGION};
 use crate::sqs;
@@ -88,40 +89,35 @@ impl LocalPipeline {
     /// Run the copier over the copy queue until it is empty, deleting what it reports
     /// done, as Lambda's event source mapping does.
     pub async fn drain_copies(&self) -> Drained {
-        let mut drained = Drained::default();
-        loop {
-            let batch = self.receive(&self.copy_url).await;
-            if batch.is_empty() {
-                return drained;
-            }
-            let response = self
-                .copier
-                .handle(batch.event.clone())
-                .await
-                .expect("copier");
-            drained.invocations += 1;
-            drained.records += batch.records().len();
-            let failed = sqs::settle(&self.sqs, &self.copy_url, &batch, &response).await;
-            drained.failed.extend(failed);
-        }
+        self.drain(&self.copy_url, |event| async move {
+            self.copier.handle(event).await.expect("copier")
+        })
+        .await
     }
 
     /// Run the planner over the planning queue until it is empty.
     pub async fn drain_planning(&self) -> Drained {
+        self.drain(&self.plan_url, |event| async move {
+            self.planner.handle(event).await.expect("planner")
+        })
+        .await
+    }
+
+    async fn drain<F, Fut>(&self, url: &str, function: F) -> Drained
+    where
+        F: Fn(Value) -> Fut,
+        Fut: std::future::Future<Output = Value>,
+    {
         let mut drained = Drained::default();
         loop {
-            let batch = self.receive(&self.plan_url).await;
+            let batch = self.receive(url).await;
             if batch.is_empty() {
                 return drained;
             }
-            let response = self
-                .planner
-                .handle(batch.event.clone())
-                .await
-                .expect("planner");
+            let response = function(batch.event.clone()).await;
             drained.invocations += 1;
             drained.records += batch.records().len();
-            let failed = sqs::settle(&self.sqs, &self.plan_url, &batch, &response).await;
+            let failed = sqs::settle(&self.sqs, url, &batch, &response).await;
             drained.failed.extend(failed);
         }
     }

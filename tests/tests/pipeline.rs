@@ -10,6 +10,27 @@ use ferry_testbed::pipeline::LocalPipeline;
 use ferry_testbed::{sqs, Auth, DockerRegistry};
 use serde_json::json;
 
+/// Mirror every repository of `src` (per-architecture tags left out) under `mirror/` in
+/// `dst`, with `dst`'s credentials from the named secret.
+fn mirror_registry(src: &DockerRegistry, dst: &DockerRegistry, secret: Option<&str>) -> String {
+    let credentials = secret
+        .map(|id| format!("credentials:\n  \"{}\": {{secret: {id}}}\n", dst.host()))
+        .unwrap_or_default();
+    format!(
+        r#"version: 1
+{credentials}sources:
+  - name: local
+    registry: {{host: "{src}"}}
+    filters:
+      tags: {{exclude: [".*-(amd64|arm64)"]}}
+    destinations:
+      - target: "{dst}/mirror/{{repo}}:{{tag}}"
+"#,
+        src = src.host(),
+        dst = dst.host()
+    )
+}
+
 async fn seed_source(src: &DockerRegistry) -> Vec<(String, String, Pushed)> {
     let s = src.seeder();
     let mut images = Vec::new();
@@ -60,22 +81,7 @@ async fn bulk_sync_through_planner_queue_and_copier_with_secrets_manager_credent
         .send()
         .await
         .unwrap();
-    let config = format!(
-        r#"
-version: 1
-credentials:
-  "{dst}": {{secret: ferry/destination}}
-sources:
-  - name: local
-    registry: {{host: "{src}"}}
-    filters:
-      tags: {{exclude: [".*-(amd64|arm64)"]}}
-    destinations:
-      - target: "{dst}/mirror/{{repo}}:{{tag}}"
-"#,
-        src = src.host(),
-        dst = dst.host()
-    );
+    let config = mirror_registry(&src, &dst, Some("ferry/destination"));
     let p = LocalPipeline::start(
         &moto,
         &config,
@@ -328,20 +334,7 @@ async fn a_registry_sync_fans_out_one_planning_task_per_repository() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
     let images = seed_source(&src).await;
-    let config = format!(
-        r#"
-version: 1
-sources:
-  - name: local
-    registry: {{host: "{src}"}}
-    filters:
-      tags: {{exclude: [".*-(amd64|arm64)"]}}
-    destinations:
-      - target: "{dst}/mirror/{{repo}}:{{tag}}"
-"#,
-        src = src.host(),
-        dst = dst.host()
-    );
+    let config = mirror_registry(&src, &dst, None);
     let p = LocalPipeline::start(
         &moto,
         &config,
