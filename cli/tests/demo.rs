@@ -1,24 +1,36 @@
-//! The README's first command must work: run the demo (built by `cargo test` with the
-//! package's examples) against the `ferry` binary under test, and check its story ends
-//! the way it says.
+//! The README's first command must work: build the demo example, run it against the
+//! `ferry` binary under test, and check its story ends the way it says.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `cargo test` builds examples into `target/<profile>/examples/` beside the `deps/`
-/// directory this test runs from.
+use ferry_testbed::cargo;
+
+/// Build the demo the way `scripts/demo.sh` does (in this test's profile) and return its
+/// path. `cargo test --all-targets` compiles examples as test harnesses under hashed names,
+/// so the runnable example is built here rather than assumed to exist.
 fn demo_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>");
-    let demo = profile_dir.join("examples").join("demo");
+    let mut build = cargo::command();
+    build.args(["build", "--locked", "-p", "ferry-cli", "--example", "demo"]);
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        build.arg("--release");
+    }
+    let out = build.output().expect("run cargo build --example demo");
     assert!(
-        demo.exists(),
-        "{} is missing: cargo test builds it with the examples",
-        demo.display()
+        out.status.success(),
+        "cargo build --example demo failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let demo = profile_dir.join("examples").join("demo");
+    assert!(demo.exists(), "{} was not built", demo.display());
     demo
 }
 

@@ -4,6 +4,7 @@
 //! API; a `moto_server` for the AWS APIs; and a fault-injecting proxy to put in front of
 //! a registry. Everything started here stops when its handle is dropped.
 
+pub mod cargo;
 pub mod fixtures;
 pub mod moto;
 pub mod pipeline;

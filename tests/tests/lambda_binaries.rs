@@ -7,10 +7,11 @@
 //! function's environment (configuration, queue URLs), and AWS credentials; moto and
 //! docker-registry stand in for AWS and the registries.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
+use ferry_testbed::cargo::{self, workspace};
 use ferry_testbed::fixtures::Style;
 use ferry_testbed::moto::{MotoServer, ACCOUNT};
 use ferry_testbed::{free_port, sqs, Auth, DockerRegistry};
@@ -18,36 +19,10 @@ use serde_json::{json, Value};
 
 const FUNCTIONS: [&str; 2] = ["ferry-planner", "ferry-copier"];
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// A `cargo` command with the environment a user's shell would give it. `cargo test` hands
-/// its test binaries `CARGO_*` variables and a library path that build scripts watch, so
-/// passing them on would make every run rebuild the release binaries from scratch.
-fn cargo() -> Command {
-    let mut command = Command::new("cargo");
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if (name.starts_with("CARGO") && name != "CARGO_HOME")
-            || name.starts_with("RUSTC")
-            || name == "LD_LIBRARY_PATH"
-            || name == "OUT_DIR"
-        {
-            command.env_remove(name.as_ref());
-        }
-    }
-    command.current_dir(workspace());
-    command
-}
-
 /// Build both functions the way a user deploys them. A no-op when `scripts/test.sh`
 /// already built them; a real build (minutes) when run alone after a change.
 fn build_functions() -> Vec<PathBuf> {
-    let out = cargo()
+    let out = cargo::command()
         .args(["lambda", "build", "--release", "--locked"])
         .output()
         .expect("run cargo lambda: install it with pip install cargo-lambda ziglang (scripts/setup.sh does)");
@@ -124,7 +99,7 @@ impl LocalLambda {
     fn start(binaries: &[PathBuf], env: &[(&str, String)]) -> LocalLambda {
         let port = free_port();
         let watch = Process::spawn(
-            cargo()
+            cargo::command()
                 .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes"])
                 .args([
                     "--invoke-address",
@@ -183,7 +158,7 @@ impl LocalLambda {
                 panic!("{name} exited with {status}:\n{}", p.log());
             }
         }
-        let out: Output = cargo()
+        let out: Output = cargo::command()
             .args(["lambda", "invoke", function, "--output-format", "json"])
             .args([
                 "--invoke-address",
