@@ -73,8 +73,13 @@ impl MotoServer {
     /// An SDK configuration for this server, built without touching the process
     /// environment (tests run in parallel threads).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        Self::sdk_config_at(&self.endpoint()).await
+    }
+
+    /// The same configuration, reaching moto through `endpoint` (a proxy in front of it).
+    pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
+            .endpoint_url(endpoint)
             .region(aws_config::Region::new(REGION))
             .credentials_provider(aws_credential_types::Credentials::new(
                 "testing",

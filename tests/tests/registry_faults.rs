@@ -240,3 +240,91 @@ async fn redirected_blob_downloads_carry_no_credentials() {
         .as_deref()
         .is_some_and(|a| a.starts_with("Basic "))));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_ecr_token_is_renewed_and_the_copy_completes() {
+    use base64::Engine;
+    use ferry::auth::ecr::EcrTokenProvider;
+    use ferry::auth::CredentialStore;
+    use ferry::aws::AwsClients;
+    use ferry::registry::{Endpoints, RegistryClient, RegistryOptions};
+    use ferry_testbed::moto::{MotoServer, REGION};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    let moto = MotoServer::start();
+    let ecr = MotoServer::ecr_registry();
+    let src = DockerRegistry::start(Auth::None);
+    let pushed = src
+        .seeder()
+        .push_image("app", "1", Style::Oci, &[800, 1600], 3)
+        .await;
+
+    // ECR's API behind a proxy that counts token requests and answers the first with a
+    // token the registry no longer accepts (as after its 12 hours), claiming hours to live.
+    let aws = FaultProxy::start(&moto.endpoint()).await;
+    let token_requests = Arc::new(AtomicUsize::new(0));
+    let is_token_request = |headers: &axum::http::HeaderMap| {
+        headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.ends_with("GetAuthorizationToken"))
+    };
+    let counter = token_requests.clone();
+    aws.rule(
+        move |_, _, headers| {
+            if is_token_request(headers) {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            false
+        },
+        Action::Delay(Duration::ZERO),
+        None,
+    );
+    let stale = base64::engine::general_purpose::STANDARD.encode("AWS:token-from-yesterday");
+    let in_six_hours = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 6 * 3600;
+    aws.rule(
+        move |_, _, headers| is_token_request(headers),
+        Action::Respond {
+            status: 200,
+            headers: vec![("content-type".into(), "application/x-amz-json-1.1".into())],
+            body: serde_json::json!({"authorizationData": [{
+                "authorizationToken": stale,
+                "expiresAt": in_six_hours,
+                "proxyEndpoint": format!("https://{}", MotoServer::ecr_host(REGION)),
+            }]})
+            .to_string(),
+        },
+        Some(1),
+    );
+
+    let sdk = MotoServer::sdk_config_at(&aws.url()).await;
+    let mut store = CredentialStore::anonymous();
+    store.set_ecr(Some(Arc::new(EcrTokenProvider::with_clients(Arc::new(
+        AwsClients::from_config(sdk),
+    )))));
+    let ecr_host = MotoServer::ecr_host(REGION);
+    let options = RegistryOptions {
+        endpoints: Endpoints::new()
+            .insecure_loopback(true)
+            .route(&ecr_host, &ecr.url())
+            .unwrap(),
+        ..RegistryOptions::default()
+    };
+    let client = Arc::new(RegistryClient::new(options, store).unwrap());
+    let report = copy_one(
+        client,
+        &format!("{}/app:1", src.host()),
+        &format!("{ecr_host}/mirror/app:1"),
+    )
+    .await;
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    let (raw, _, digest) = ecr.seeder().manifest("mirror/app", "1").await.unwrap();
+    assert_eq!((raw, digest), (pushed.raw, pushed.digest));
+    // One token that was refused, one that worked; not one per request.
+    assert_eq!(token_requests.load(Ordering::SeqCst), 2);
+}

@@ -85,9 +85,14 @@ impl EcrTokenProvider {
         }
     }
 
-    /// Forget the token for `host`, after the registry refused it.
-    pub async fn invalidate(&self, host: &EcrHost) {
-        self.tokens.lock().await.remove(host);
+    /// Forget the token for `host` after the registry refused `rejected`. A token cached
+    /// since (by a concurrent request that saw the same refusal) is kept, so a burst of
+    /// 401s costs one `GetAuthorizationToken`, not one each.
+    pub async fn invalidate(&self, host: &EcrHost, rejected: &Credential) {
+        let mut tokens = self.tokens.lock().await;
+        if tokens.get(host).is_some_and(|c| &c.credential == rejected) {
+            tokens.remove(host);
+        }
     }
 
     /// The basic-auth credential for `host`, from cache when still fresh.

@@ -165,6 +165,22 @@ impl CredentialStore {
             .unwrap_or(Credential::Anonymous))
     }
 
+    /// Forget any cached credential for `registry` after the registry rejected it, so the
+    /// next lookup asks its source again: a new ECR token (the old one expired), or the
+    /// secret's current value (it was rotated). Explicit and file credentials have nothing
+    /// cached to forget.
+    pub async fn forget(&self, registry: &str, rejected: &Credential) {
+        let host = normalize_host(registry);
+        if self.explicit.contains_key(&host) {
+            return;
+        }
+        if let (Some(secret_id), Some(source)) = (self.secrets.get(&host), &self.secrets_source) {
+            source.forget(secret_id).await;
+        } else if let (Some(provider), Some(ecr_host)) = (&self.ecr, ecr::EcrHost::parse(&host)) {
+            provider.invalidate(&ecr_host, rejected).await;
+        }
+    }
+
     async fn lookup_files(&self, host: &str, repository: &str) -> Result<Option<Credential>> {
         for file in &self.files {
             if let Some(c) = file.lookup(host, repository).await? {

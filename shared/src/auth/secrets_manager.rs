@@ -61,6 +61,12 @@ impl SecretsManagerSource {
         Ok(value)
     }
 
+    /// Drop the cached value of `secret_id`, after a registry rejected what it held (the
+    /// secret may have been rotated since it was read).
+    pub async fn forget(&self, secret_id: &str) {
+        self.cache.lock().await.remove(secret_id);
+    }
+
     /// The credential for registry `host` in secret `secret_id`.
     pub async fn credential(
         &self,

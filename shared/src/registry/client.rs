@@ -162,8 +162,9 @@ impl RegistryClient {
 
     /// Send a request built by `build`, authenticating as the registry asks. A 401 teaches
     /// the session the scheme (or that its token expired) and the request is sent once more,
-    /// if `replayable`. Returns the response whatever its status, and whether it went out
-    /// without credentials.
+    /// if `replayable`; a 401 to basic credentials renews them from their source once (an
+    /// expired ECR token, a rotated secret). Returns the response whatever its status, and
+    /// whether it went out without credentials.
     async fn send(
         &self,
         call: &Call<'_>,
@@ -171,30 +172,54 @@ impl RegistryClient {
         mut build: impl FnMut(&reqwest::Client, &Url) -> RequestBuilder,
     ) -> Result<(Response, bool)> {
         let session = self.session(call.image.registry());
-        let credential = session
+        let mut credential = session
             .credential(&self.credentials, call.image.repository())
             .await?;
         let mut auth = session
             .authorization(&self.http, &credential, &call.scopes, false)
             .await?;
-        let mut attempt = 0;
+        let (mut learned, mut renewed) = (false, false);
         loop {
             let mut req = build(&self.http, &session.base);
             if let Some(h) = &auth {
                 req = req.header(AUTHORIZATION, h.clone());
             }
             let resp = req.send().await.map_err(|e| call.transient(e))?;
-            if resp.status() != StatusCode::UNAUTHORIZED || attempt > 0 {
+            if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok((resp, credential.is_anonymous()));
             }
-            attempt += 1;
-            let challenge = resp
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(challenge::parse);
-            if !session.learn(challenge, &self.options.endpoints).await? {
-                return Ok((resp, credential.is_anonymous()));
+            if auth.is_some() && session.is_basic().await && !credential.is_anonymous() {
+                // The basic credential we sent was refused. The same answer from its source
+                // means it is simply wrong, and the 401 stands.
+                if renewed {
+                    return Ok((resp, false));
+                }
+                renewed = true;
+                session.forget_credential(&credential).await;
+                self.credentials
+                    .forget(call.image.registry(), &credential)
+                    .await;
+                let fresh = session
+                    .credential(&self.credentials, call.image.repository())
+                    .await?;
+                if fresh == credential {
+                    return Ok((resp, false));
+                }
+                tracing::info!(registry = %call.image.registry(), "credential refused; retrying with a renewed one");
+                credential = fresh;
+            } else {
+                if learned {
+                    return Ok((resp, credential.is_anonymous()));
+                }
+                learned = true;
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(challenge::parse);
+                if !session.learn(challenge, &self.options.endpoints).await? {
+                    return Ok((resp, credential.is_anonymous()));
+                }
             }
             auth = session
                 .authorization(&self.http, &credential, &call.scopes, true)
@@ -203,11 +228,11 @@ impl RegistryClient {
                 return Ok((resp, credential.is_anonymous()));
             }
             if !replayable {
-                // The body is gone; the fresh token is cached for the caller's retry.
+                // The body is gone; the fresh credential is cached for the caller's retry.
                 return Err(Error::Transient {
                     at: call.location(),
                     op: call.op,
-                    detail: "authorization expired during the upload; retrying with a new token"
+                    detail: "authorization expired during the upload; retrying with a new one"
                         .into(),
                 });
             }

@@ -146,6 +146,18 @@ impl Failure {
                     detail: self.summary(),
                 }
             }
+            // The registry forgot the upload session (restarted, expired it, or a load
+            // balancer sent the request to a node that never saw it): start the blob over.
+            404 if op == Operation::UploadBlob || self.code == "BLOB_UPLOAD_UNKNOWN" => {
+                Error::Transient {
+                    at,
+                    op,
+                    detail: format!(
+                        "the registry dropped the upload session ({})",
+                        self.summary()
+                    ),
+                }
+            }
             429 => Error::RateLimited {
                 at,
                 retry_after: self.retry_after,
@@ -209,6 +221,8 @@ mod tests {
             (failure(429, "TOOMANYREQUESTS", ""), Operation::ReadManifest, false, "rate_limited"),
             (failure(503, "", ""), Operation::ReadBlob, false, "transient"),
             (failure(400, "DIGEST_INVALID", ""), Operation::UploadBlob, false, "transient"),
+            (failure(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"), Operation::UploadBlob, false, "transient"),
+            (failure(404, "", ""), Operation::UploadBlob, false, "transient"),
             (failure(404, "NAME_UNKNOWN", "repository does not exist"), Operation::StartUpload, false, "protocol"),
         ];
         for (f, op, anonymous, kind) in cases {

@@ -99,6 +99,21 @@ impl Session {
         Ok(c)
     }
 
+    /// Drop the cached credential, if it is still the `rejected` one, so the next request
+    /// looks it up again.
+    pub async fn forget_credential(&self, rejected: &Credential) {
+        let mut slot = self.credential.lock().await;
+        if slot.as_ref().is_some_and(|(c, _)| c == rejected) {
+            *slot = None;
+        }
+    }
+
+    /// Whether requests already carry HTTP basic credentials (so a 401 means they were
+    /// rejected, not that the registry wants some).
+    pub async fn is_basic(&self) -> bool {
+        matches!(*self.scheme.lock().await, Scheme::Basic)
+    }
+
     /// Record what a 401 asked for. Returns false when the challenge is not one ferry can
     /// answer.
     pub async fn learn(
