@@ -18,6 +18,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use bytes::Bytes;
+use futures::StreamExt;
 
 /// The request method type rules match on, re-exported so tests need not name axum.
 pub use axum::http::Method as HttpMethod;
@@ -50,8 +52,18 @@ pub enum Action {
     /// ECR's tag immutability: a manifest PUT to a tag that already exists upstream is
     /// answered `400 TAG_INVALID`, whatever digest it carries.
     ImmutableTags,
-    /// Wait this long, then forward.
+    /// Wait this long, then forward. A long delay is a registry that accepted the
+    /// connection and never answered.
     Delay(Duration),
+    /// Forward, pass on the response head and this many bytes of its body, then drop the
+    /// connection: a reset in the middle of a download.
+    CutResponse(usize),
+    /// Read this many bytes of the request body, then drop the connection without an
+    /// answer: a reset in the middle of an upload.
+    CutRequest(usize),
+    /// Forward, pass on the response head and this many bytes of its body, then send
+    /// nothing more while keeping the connection open: a stalled download.
+    StallResponse(usize),
 }
 
 struct Rule {
@@ -221,10 +233,68 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             tokio::time::sleep(d).await;
             forward(&inner, request).await
         }
+        Some(Action::CutResponse(after)) => {
+            let response = forward(&inner, request).await;
+            truncate(response, after, Ending::Reset)
+        }
+        Some(Action::StallResponse(after)) => {
+            let response = forward(&inner, request).await;
+            truncate(response, after, Ending::Stall)
+        }
+        Some(Action::CutRequest(after)) => {
+            let mut body = request.into_body().into_data_stream();
+            let mut read = 0;
+            while read < after {
+                match body.next().await {
+                    Some(Ok(chunk)) => read += chunk.len(),
+                    _ => break,
+                }
+            }
+            // A body that fails before its first byte makes hyper close the connection
+            // with the head still unsent: the client sees a reset, not a status.
+            let reset = futures::stream::once(async { Err::<Bytes, _>(injected_reset()) });
+            Response::builder()
+                .status(StatusCode::CREATED)
+                .body(Body::from_stream(reset))
+                .unwrap()
+        }
         None => forward(&inner, request).await,
     };
     inner.record(method, path, &headers, at, response.status().as_u16());
     response
+}
+
+enum Ending {
+    Reset,
+    Stall,
+}
+
+fn injected_reset() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")
+}
+
+/// `response` with its body cut after `after` bytes, ending as `ending` says.
+fn truncate(response: Response, after: usize, ending: Ending) -> Response {
+    let (parts, body) = response.into_parts();
+    let head = body.into_data_stream().scan(after, |left, chunk| {
+        let item = match chunk {
+            Ok(_) if *left == 0 => None,
+            Ok(mut chunk) => {
+                chunk.truncate(*left);
+                *left -= chunk.len();
+                Some(Ok(chunk))
+            }
+            Err(e) => Some(Err(std::io::Error::other(e))),
+        };
+        futures::future::ready(item)
+    });
+    let tail = futures::stream::once(async move {
+        match ending {
+            Ending::Reset => Err(injected_reset()),
+            Ending::Stall => futures::future::pending().await,
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(head.chain(tail)))
 }
 
 /// ECR's answer to overwriting a tag of an immutable repository, if `path` is a manifest PUT
