@@ -28,6 +28,9 @@ pub mod env {
     pub const COPY_QUEUE_URL: &str = "FERRY_COPY_QUEUE_URL";
     pub const PLAN_QUEUE_URL: &str = "FERRY_PLAN_QUEUE_URL";
     pub const DEAD_LETTER_QUEUE_URL: &str = "FERRY_DEAD_LETTER_QUEUE_URL";
+    /// The copy queue's `maxReceiveCount` (its redrive policy), so the copier knows a
+    /// record's last delivery.
+    pub const COPY_MAX_RECEIVES: &str = "FERRY_COPY_MAX_RECEIVES";
 }
 
 pub struct Services {
@@ -71,10 +74,16 @@ impl Services {
                 CredentialSpec::Ecr => {}
             }
         }
-        let options = RegistryOptions {
+        let mut options = RegistryOptions {
             endpoints,
             ..RegistryOptions::default()
         };
+        if let Some(n) = config.defaults.request_attempts {
+            options.retry.max_attempts = n.min(100) as u32;
+        }
+        if let Some(s) = config.defaults.read_timeout_seconds {
+            options.read_timeout = std::time::Duration::from_secs(s as u64);
+        }
         let registry = Arc::new(RegistryClient::new(options, store)?);
         Ok(Services {
             config,

@@ -25,6 +25,9 @@ pub struct LocalPipeline {
     pub copy_url: String,
     pub plan_url: String,
     pub dlq_url: String,
+    /// Make failed records visible again at once instead of after their backoff, so a
+    /// drain runs each message to its end: done, or in the dead-letter queue.
+    pub redeliver_at_once: bool,
 }
 
 /// What running a function over a queue until it was empty did.
@@ -79,6 +82,7 @@ impl LocalPipeline {
             copy_url,
             plan_url,
             dlq_url,
+            redeliver_at_once: false,
         }
     }
 
@@ -118,6 +122,9 @@ impl LocalPipeline {
             drained.invocations += 1;
             drained.records += batch.records().len();
             let failed = sqs::settle(&self.sqs, url, &batch, &response).await;
+            if self.redeliver_at_once {
+                sqs::release(&self.sqs, url, &batch, &failed).await;
+            }
             drained.failed.extend(failed);
         }
     }

@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use serde_json::{json, Value};
+
+static DELETES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Create a standard queue and return its URL.
 pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
@@ -41,6 +44,7 @@ pub async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Batch {
         .queue_url(url)
         .max_number_of_messages(10)
         .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .send()
         .await
         .expect("receive messages");
@@ -57,7 +61,10 @@ pub async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Batch {
             "receiptHandle": m.receipt_handle(),
             "body": m.body(),
             "eventSource": "aws:sqs",
-            "attributes": {"ApproximateReceiveCount": "1"},
+            "attributes": {"ApproximateReceiveCount": m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .map_or("1", String::as_str)},
             "messageAttributes": attributes,
         }));
         handles.push(m.receipt_handle().expect("receipt handle").to_string());
@@ -83,8 +90,8 @@ pub fn failures(response: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Delete the records of `batch` that `response` did not report as failed, as the event
-/// source mapping does; returns the failed ids.
+/// Delete the records of `batch` that `response` did not report as failed, in one
+/// `DeleteMessageBatch` as the event source mapping does; returns the failed ids.
 pub async fn settle(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
@@ -92,16 +99,57 @@ pub async fn settle(
     response: &Value,
 ) -> Vec<String> {
     let failed = failures(response);
-    for (record, handle) in batch.records().iter().zip(&batch.handles) {
-        let id = record["messageId"].as_str().expect("messageId");
-        if !failed.iter().any(|f| f == id) {
-            sqs.delete_message()
-                .queue_url(url)
+    let entries: Vec<DeleteMessageBatchRequestEntry> = batch
+        .records()
+        .iter()
+        .zip(&batch.handles)
+        .enumerate()
+        .filter(|(_, (record, _))| {
+            let id = record["messageId"].as_str().expect("messageId");
+            !failed.iter().any(|f| f == id)
+        })
+        .map(|(i, (_, handle))| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
                 .receipt_handle(handle)
-                .send()
-                .await
-                .expect("delete message");
-        }
+                .build()
+                .expect("id and handle are set")
+        })
+        .collect();
+    if !entries.is_empty() {
+        // moto deletes by rebuilding the queue's message list without the deleted ones, so
+        // two deletes at once can each restore what the other removed. Real SQS has no
+        // such race; here, one delete at a time.
+        let _one_at_a_time = DELETES.lock().await;
+        let out = sqs
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("delete messages");
+        assert!(
+            out.failed().is_empty(),
+            "deletes failed: {:?}",
+            out.failed()
+        );
     }
     failed
+}
+
+/// Make the records of `batch` named in `failed` visible again at once, as if their
+/// backoff had already passed, so a test sees SQS's redeliveries without waiting for them.
+pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, batch: &Batch, failed: &[String]) {
+    for (record, handle) in batch.records().iter().zip(&batch.handles) {
+        let id = record["messageId"].as_str().expect("messageId");
+        if failed.iter().any(|f| f == id) {
+            sqs.change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("change visibility");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The copier Lambda: builds its clients once per cold start and hands every SQS batch to
 //! [`ferry::handler::copier::CopierHandler`]. Configuration: `FERRY_CONFIG` (or
 //! `FERRY_CONFIG_SECRET`) for credentials and defaults, `FERRY_COPY_QUEUE_URL`,
-//! `FERRY_DEAD_LETTER_QUEUE_URL`.
+//! `FERRY_DEAD_LETTER_QUEUE_URL`, `FERRY_COPY_MAX_RECEIVES`.
 
 use std::sync::Arc;
 
@@ -29,6 +29,15 @@ async fn main() -> Result<(), Error> {
         std::env::var(env::DEAD_LETTER_QUEUE_URL).ok(),
     );
     handler.concurrency = image_concurrency;
+    handler.max_receives = match std::env::var(env::COPY_MAX_RECEIVES) {
+        Ok(text) if !text.is_empty() => Some(text.parse().map_err(|_| {
+            format!(
+                "{} must be a whole number (the copy queue's maxReceiveCount), not {text:?}",
+                env::COPY_MAX_RECEIVES
+            )
+        })?),
+        _ => None,
+    };
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handler.handle(event.payload).await.map_err(|e| {

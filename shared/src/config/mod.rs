@@ -64,6 +64,10 @@ pub struct Defaults {
     pub platforms: Vec<Platform>,
     pub image_concurrency: Option<usize>,
     pub blob_concurrency: Option<usize>,
+    /// Tries per registry request, the first included (transient failures only).
+    pub request_attempts: Option<usize>,
+    /// Seconds of silence after which a registry response is given up on (and retried).
+    pub read_timeout_seconds: Option<usize>,
 }
 
 /// Where a registry's credentials come from.
@@ -208,6 +212,8 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
         platforms: platforms(&d.platforms, "defaults.platforms")?,
         image_concurrency: positive(d.image_concurrency, "defaults.image_concurrency")?,
         blob_concurrency: positive(d.blob_concurrency, "defaults.blob_concurrency")?,
+        request_attempts: positive(d.request_attempts, "defaults.request_attempts")?,
+        read_timeout_seconds: positive(d.read_timeout_seconds, "defaults.read_timeout_seconds")?,
     };
     let mut credentials = Vec::new();
     for (host, c) in raw.credentials {

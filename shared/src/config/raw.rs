@@ -31,6 +31,8 @@ pub struct RawDefaults {
     pub platforms: Vec<String>,
     pub image_concurrency: Option<usize>,
     pub blob_concurrency: Option<usize>,
+    pub request_attempts: Option<usize>,
+    pub read_timeout_seconds: Option<usize>,
 }
 
 /// `ecr`, `anonymous`, or `{secret: ID}`. Read by hand: serde's enum forms would make users

@@ -120,6 +120,11 @@ fn errors_point_at_the_field() {
     let cases = [
         ("version: 2\nsources: []\n".to_string(), "version", "unsupported version 2"),
         (
+            format!("version: 1\ndefaults: {{request_attempts: 0}}\nsources:\n  - images: [a/b:1]\n    {dest}\n"),
+            "defaults.request_attempts",
+            "must be at least 1",
+        ),
+        (
             one(&format!("images: [a/b:1]\n    {dest}\n    colour: blue")),
             "sources[0].colour",
             "unknown field `colour`",

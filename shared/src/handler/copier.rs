@@ -8,7 +8,9 @@
 //! - a failure that cannot pass (malformed message, immutable tag, source gone, access
 //!   denied): sent straight to the dead-letter queue with its reason in message
 //!   attributes, and deleted — retrying it would only burn time. If that send fails, the
-//!   record is retried instead, so nothing is lost either way.
+//!   record is retried instead, so nothing is lost either way;
+//! - a retryable failure on the queue's last allowed delivery: the same, with kind
+//!   `retries_exhausted` and the last failure as the reason.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +35,10 @@ pub struct CopierHandler {
     pub dead_letter_url: Option<String>,
     /// Records of one batch copied at the same time.
     pub concurrency: usize,
+    /// The work queue's `maxReceiveCount`. On the last delivery a retryable failure goes to
+    /// the dead-letter queue with its reason, rather than being moved there by SQS's redrive
+    /// with no word of what went wrong.
+    pub max_receives: Option<u32>,
     /// Print CloudWatch metrics (EMF) on stdout after each batch; off where stdout is for
     /// people (the demo).
     pub emit_metrics: bool,
@@ -69,6 +75,7 @@ impl CopierHandler {
             queue_url,
             dead_letter_url,
             concurrency: 4,
+            max_receives: None,
             emit_metrics: true,
         }
     }
@@ -111,20 +118,41 @@ impl CopierHandler {
                 }
                 (BatchOutcome::Done, reports)
             }
+            Outcome::Retry(reason) if self.is_last_delivery(record) => {
+                let reason = format!(
+                    "gave up after {} deliveries; the last failure: {reason}",
+                    record.receive_count
+                );
+                self.give_up(record, "retries_exhausted", &reason).await
+            }
             Outcome::Retry(reason) => {
                 tracing::warn!(message_id = %record.message_id, receive_count = record.receive_count, %reason, "copy failed; SQS will deliver it again");
                 self.back_off(record).await;
                 (BatchOutcome::Retry, Vec::new())
             }
-            Outcome::Permanent { kind, reason } => {
-                tracing::error!(message_id = %record.message_id, %kind, %reason, "copy cannot succeed; sending to the dead-letter queue");
-                match self.dead_letter(record, &kind, &reason).await {
-                    Ok(()) => (BatchOutcome::Done, Vec::new()),
-                    Err(e) => {
-                        tracing::error!(message_id = %record.message_id, error = %e, "dead-letter send failed; leaving the message for redrive");
-                        (BatchOutcome::Retry, Vec::new())
-                    }
-                }
+            Outcome::Permanent { kind, reason } => self.give_up(record, &kind, &reason).await,
+        }
+    }
+
+    fn is_last_delivery(&self, record: &Record) -> bool {
+        self.max_receives
+            .is_some_and(|max| record.receive_count >= max)
+    }
+
+    /// Send `record` to the dead-letter queue with its reason and drop it from the work
+    /// queue; if that send fails, leave it to SQS (redelivery, then redrive).
+    async fn give_up(
+        &self,
+        record: &Record,
+        kind: &str,
+        reason: &str,
+    ) -> (BatchOutcome, Vec<ImageReport>) {
+        tracing::error!(message_id = %record.message_id, %kind, %reason, "copy cannot succeed; sending to the dead-letter queue");
+        match self.dead_letter(record, kind, reason).await {
+            Ok(()) => (BatchOutcome::Done, Vec::new()),
+            Err(e) => {
+                tracing::error!(message_id = %record.message_id, error = %e, "dead-letter send failed; leaving the message for redrive");
+                (BatchOutcome::Retry, Vec::new())
             }
         }
     }

@@ -1,0 +1,280 @@
+//! A migration-sized run through the local pipeline: 1,000 images planned by the planner
+//! handler, fanned out through moto's SQS and copied by copier handlers running side by
+//! side (as concurrent Lambda invocations do), with a few percent of the destination's
+//! requests failing the way busy registries fail. Every image must end either in the
+//! destination, digest-exact, or in the dead-letter queue with its reason: counted, none
+//! lost. The run reports its throughput (a figure, not an assertion).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry::registry::Endpoints;
+use ferry_testbed::fixtures::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
+use ferry_testbed::moto::MotoServer;
+use ferry_testbed::pipeline::LocalPipeline;
+use ferry_testbed::proxy::{Action, FaultProxy, HttpMethod};
+use ferry_testbed::{Auth, DockerRegistry};
+use futures::StreamExt;
+use serde_json::json;
+
+const REPOSITORIES: usize = 20;
+const TAGS: usize = 50;
+/// Lambda invocations of the copier running at once.
+const COPIERS: usize = 4;
+/// The copy queue's maxReceiveCount in this run.
+const MAX_RECEIVES: u32 = 3;
+
+fn repository(r: usize) -> String {
+    format!("load/r{r:02}")
+}
+
+fn tag(t: usize) -> String {
+    format!("t{t:03}")
+}
+
+/// Seed `REPOSITORIES × TAGS` small images sharing a base layer per repository; returns
+/// `(repository, tag) → manifest digest`.
+async fn seed(src: &DockerRegistry) -> BTreeMap<(String, String), String> {
+    let seeder = Arc::new(src.seeder());
+    let mut bases = Vec::new();
+    for r in 0..REPOSITORIES {
+        let base = ferry_testbed::fixtures::random_bytes(4096, r as u64);
+        bases.push(seeder.push_blob(&repository(r), OCI_LAYER, &base).await);
+    }
+    let bases = Arc::new(bases);
+    futures::stream::iter((0..REPOSITORIES).flat_map(|r| (0..TAGS).map(move |t| (r, t))))
+        .map(|(r, t)| {
+            let seeder = seeder.clone();
+            let bases = bases.clone();
+            async move {
+                let repo = repository(r);
+                let config = json!({"architecture": "amd64", "os": "linux",
+                    "rootfs": {"type": "layers", "diff_ids": []}, "image": [r, t]});
+                let config = seeder
+                    .push_blob(&repo, OCI_CONFIG, config.to_string().as_bytes())
+                    .await;
+                let pushed = seeder
+                    .push_manifest_of(&repo, &tag(t), OCI_MANIFEST, &config, &[bases[r].clone()])
+                    .await;
+                ((repo, tag(t)), pushed.digest)
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// Every `n`th request matching `what` (counting only those) gets the fault.
+fn every_nth(
+    n: usize,
+    what: impl Fn(&HttpMethod, &str) -> bool + Send + Sync + 'static,
+) -> impl Fn(&HttpMethod, &str, &axum::http::HeaderMap) -> bool + Send + Sync + 'static {
+    let seen = AtomicUsize::new(0);
+    move |method, path, _| what(method, path) && seen.fetch_add(1, Ordering::Relaxed) % n == n - 1
+}
+
+fn manifest_put(repo_tag: &'static str) -> impl Fn(&HttpMethod, &str) -> bool + Send + Sync {
+    move |m, p| *m == HttpMethod::PUT && p.contains(repo_tag)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_images_end_copied_or_dead_lettered_with_a_reason() {
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let seeding = Instant::now();
+    let images = seed(&src).await;
+    assert_eq!(images.len(), REPOSITORIES * TAGS);
+    let seeding = seeding.elapsed();
+
+    let proxy = FaultProxy::start(&dst.url()).await;
+    let denied = Action::Respond {
+        status: 403,
+        headers: vec![],
+        body: r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#.into(),
+    };
+    let unavailable = Action::Respond {
+        status: 503,
+        headers: vec![],
+        body: r#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}"#.into(),
+    };
+    // Permanent: three tags this identity may not push. Persistent: two tags whose pushes
+    // fail every time, outlasting the request retries and every SQS delivery.
+    for t in [
+        "r13/manifests/t007",
+        "r13/manifests/t008",
+        "r13/manifests/t009",
+    ] {
+        proxy.rule(move |m, p, _| manifest_put(t)(m, p), denied.clone(), None);
+    }
+    for t in ["r17/manifests/t040", "r17/manifests/t041"] {
+        proxy.rule(
+            move |m, p, _| manifest_put(t)(m, p),
+            unavailable.clone(),
+            None,
+        );
+    }
+    // Transient: one upload in 25 answered 503, one manifest push in 30 reset mid-request,
+    // one manifest check in 40 answered 502; each passes when tried again.
+    proxy.rule(
+        every_nth(25, |m, p| {
+            *m == HttpMethod::PUT && p.contains("/blobs/uploads/")
+        }),
+        unavailable.clone(),
+        None,
+    );
+    proxy.rule(
+        every_nth(30, |m, p| {
+            *m == HttpMethod::PUT && p.contains("/manifests/")
+        }),
+        Action::CutRequest(10),
+        None,
+    );
+    proxy.rule(
+        every_nth(40, |m, p| {
+            *m == HttpMethod::HEAD && p.contains("/manifests/")
+        }),
+        Action::Respond {
+            status: 502,
+            headers: vec![],
+            body: "<html><body>502 Bad Gateway</body></html>".into(),
+        },
+        None,
+    );
+
+    let config = format!(
+        r#"
+version: 1
+defaults: {{request_attempts: 3, image_concurrency: 8}}
+sources:
+  - registry: {{host: "{src}"}}
+    destinations: [{{target: "{dst}/mirror/{{repo}}"}}]
+"#,
+        src = src.host(),
+        dst = proxy.host()
+    );
+    let mut p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
+    p.copier.max_receives = Some(MAX_RECEIVES);
+    p.copier.concurrency = 8;
+    p.redeliver_at_once = true;
+    p.copier.emit_metrics = false;
+
+    let started = Instant::now();
+    let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(summary["messages_sent"], images.len(), "{summary}");
+    let planned = started.elapsed();
+    let runs = futures::future::join_all((0..COPIERS).map(|_| p.drain_copies())).await;
+    let elapsed = started.elapsed();
+
+    // Where every image ended.
+    let mut copied = BTreeSet::new();
+    for ((repo, tag), digest) in &images {
+        if let Some((_, _, got)) = dst.seeder().manifest(&format!("mirror/{repo}"), tag).await {
+            assert_eq!(
+                &got, digest,
+                "{repo}:{tag} at the destination is another image"
+            );
+            copied.insert((repo.clone(), tag.clone()));
+        }
+    }
+    let mut dead: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    loop {
+        let batch = p.receive(&p.dlq_url).await;
+        if batch.is_empty() {
+            break;
+        }
+        for record in batch.records() {
+            let body: serde_json::Value =
+                serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+            let source = body["source"].as_str().unwrap();
+            let (name, rest) = source
+                .strip_prefix(&format!("{}/", src.host()))
+                .unwrap()
+                .split_once(':')
+                .unwrap();
+            let tag = rest.split('@').next().unwrap();
+            let attribute = |k: &str| {
+                record["messageAttributes"][k]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("dead letter without {k}: {record}"))
+                    .to_string()
+            };
+            let previous = dead.insert(
+                (name.to_string(), tag.to_string()),
+                (attribute("ferry-error-kind"), attribute("ferry-error")),
+            );
+            assert!(previous.is_none(), "{name}:{tag} dead-lettered twice");
+        }
+        ferry_testbed::sqs::settle(
+            &p.sqs,
+            &p.dlq_url,
+            &batch,
+            &json!({"batchItemFailures": []}),
+        )
+        .await;
+    }
+
+    // None lost, none in both places, none left on the queue.
+    let all: BTreeSet<_> = images.keys().cloned().collect();
+    let dead_keys: BTreeSet<_> = dead.keys().cloned().collect();
+    assert!(copied.is_disjoint(&dead_keys));
+    let accounted: BTreeSet<_> = copied.union(&dead_keys).cloned().collect();
+    let lost: Vec<_> = all.difference(&accounted).collect();
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    let left = p.receive(&p.copy_url).await;
+    assert!(left.is_empty(), "left on the copy queue: {}", left.event);
+
+    // Exactly the images that could not be copied are dead-lettered, each with its reason.
+    let by_kind = |kind: &str| -> Vec<String> {
+        dead.iter()
+            .filter(|(_, (k, _))| k == kind)
+            .map(|((r, t), _)| format!("{r}:{t}"))
+            .collect()
+    };
+    assert_eq!(
+        by_kind("denied"),
+        ["load/r13:t007", "load/r13:t008", "load/r13:t009"],
+        "{dead:#?}"
+    );
+    assert_eq!(
+        by_kind("retries_exhausted"),
+        ["load/r17:t040", "load/r17:t041"],
+        "{dead:#?}"
+    );
+    assert_eq!(dead.len(), 5, "{dead:#?}");
+    for (kind, reason) in dead.values() {
+        assert!(reason.contains("mirror/load/r1"), "{kind}: {reason}");
+    }
+    assert!(dead[&("load/r17".into(), "t040".into())]
+        .1
+        .contains(&format!("gave up after {MAX_RECEIVES} deliveries")));
+
+    let faults = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.status >= 500 || s.status == 403)
+        .count();
+    let invocations: usize = runs.iter().map(|r| r.invocations).sum();
+    let redelivered: usize = runs.iter().map(|r| r.failed.len()).sum();
+    eprintln!(
+        "load: {} images ({} copied, {} dead-lettered) in {:.1} s = {:.0} images/s \
+         (planning {:.1} s; seeding took {:.1} s); {invocations} copier invocations, \
+         {redelivered} redeliveries, {faults} injected error responses plus resets. \
+         moto's SQS dominates: it recounts the queue on every message sent",
+        images.len(),
+        copied.len(),
+        dead.len(),
+        elapsed.as_secs_f64(),
+        images.len() as f64 / elapsed.as_secs_f64(),
+        planned.as_secs_f64(),
+        seeding.as_secs_f64(),
+    );
+}
