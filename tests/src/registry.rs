@@ -34,6 +34,21 @@ pub struct DockerRegistry {
 
 impl DockerRegistry {
     pub fn start(auth: Auth) -> Self {
+        Self::start_with(auth, false)
+    }
+
+    /// A registry that serves HTTPS only, with a certificate for 127.0.0.1 issued by a
+    /// throwaway CA whose PEM is at [`DockerRegistry::ca_file`].
+    pub fn start_tls(auth: Auth) -> Self {
+        Self::start_with(auth, true)
+    }
+
+    /// The CA that issued a TLS registry's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(auth: Auth, tls: bool) -> Self {
         assert!(
             std::path::Path::new(BINARY).exists(),
             "{BINARY} is missing: install the Debian package docker-registry (the README's test command does)"
@@ -65,8 +80,18 @@ impl DockerRegistry {
                 )
             }
         };
+        let tls_yaml = if tls {
+            let (cert, key) = issue_certificate(dir.path());
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            )
+        } else {
+            String::new()
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{VALIDATION}{auth_yaml}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{tls_yaml}{VALIDATION}{auth_yaml}",
             storage.display()
         );
         let config_path = dir.path().join("config.yml");
@@ -149,4 +174,24 @@ impl Drop for DockerRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A CA (written to `dir/ca.pem`) and a server certificate for 127.0.0.1 it issued;
+/// returns the certificate and key files for the registry.
+fn issue_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ferry test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    let cert = params.signed_by(&key, &ca).expect("server certificate");
+    let (cert_file, key_file) = (dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (cert_file, key_file)
 }

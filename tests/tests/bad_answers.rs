@@ -131,7 +131,10 @@ async fn a_blob_shorter_than_its_descriptor_says_is_refused() {
     })
     .await;
     let text = message(&report);
-    assert!(text.contains("5 bytes where the manifest declares 5000"), "{text}");
+    assert!(
+        text.contains("5 bytes where the manifest declares 5000"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,5 +154,8 @@ async fn an_html_error_page_is_described_as_one() {
     assert!(report.retryable(), "a 502 may pass: {report:?}");
     let text = message(&report);
     assert!(text.contains("HTML page") && text.contains("502"), "{text}");
-    assert!(!text.contains("<html>"), "the page itself is not repeated: {text}");
+    assert!(
+        !text.contains("<html>"),
+        "the page itself is not repeated: {text}"
+    );
 }

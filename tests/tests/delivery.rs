@@ -15,7 +15,8 @@ use serde_json::json;
 
 struct Bed {
     moto: MotoServer,
-    src: DockerRegistry,
+    /// Kept running behind `src_proxy`.
+    _src: DockerRegistry,
     dst: DockerRegistry,
     src_proxy: FaultProxy,
     dst_proxy: FaultProxy,
@@ -42,7 +43,7 @@ async fn bed() -> Bed {
     );
     Bed {
         moto,
-        src,
+        _src: src,
         dst,
         src_proxy,
         dst_proxy,
@@ -197,5 +198,4 @@ async fn a_message_delivered_again_after_it_was_done_pushes_nothing() {
         "an up-to-date image needs nothing from the source"
     );
     b.assert_exact().await;
-    drop(b.src);
 }
