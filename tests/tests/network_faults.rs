@@ -53,6 +53,24 @@ fn big_layer(pushed: &Pushed) -> String {
         .clone()
 }
 
+/// The upload of the 2 MiB layer (the only blob over 1 MiB).
+fn big_upload(method: &Method, path: &str, headers: &axum::http::HeaderMap) -> bool {
+    *method == Method::PUT
+        && path.contains("/blobs/uploads/")
+        && headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > 1 << 20)
+}
+
+/// A download of blob `digest`.
+fn download_of(
+    digest: &str,
+) -> impl Fn(&Method, &str, &axum::http::HeaderMap) -> bool + Send + Sync + 'static {
+    let path = format!("/blobs/{digest}");
+    move |m, p, _| *m == Method::GET && p.ends_with(&path)
+}
+
 fn count(seen: &[Seen], method: Method, fragment: &str) -> usize {
     seen.iter()
         .filter(|s| s.method == method && s.path.contains(fragment))
@@ -75,12 +93,7 @@ async fn a_reset_in_the_middle_of_a_download_is_retried() {
     let pushed = seed(&src).await;
     let proxy = FaultProxy::start(&src.url()).await;
     let layer = big_layer(&pushed);
-    let path = format!("/blobs/{layer}");
-    proxy.rule(
-        move |m, p, _| *m == Method::GET && p.ends_with(&path),
-        Action::CutResponse(256 << 10),
-        Some(2),
-    );
+    proxy.rule(download_of(&layer), Action::CutResponse(256 << 10), Some(2));
     let report = copy_one(
         client(4, Duration::from_secs(30)),
         &format!("{}/app:1", proxy.host()),
@@ -101,18 +114,7 @@ async fn a_reset_in_the_middle_of_an_upload_is_retried() {
     let dst = DockerRegistry::start(Auth::None);
     let pushed = seed(&src).await;
     let proxy = FaultProxy::start(&dst.url()).await;
-    proxy.rule(
-        |m, p, headers| {
-            *m == Method::PUT
-                && p.contains("/blobs/uploads/")
-                && headers
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                    .is_some_and(|n| n > 1 << 20)
-        },
-        Action::CutRequest(256 << 10),
-        Some(1),
-    );
+    proxy.rule(big_upload, Action::CutRequest(256 << 10), Some(1));
     let report = copy_one(
         client(4, Duration::from_secs(30)),
         &format!("{}/app:1", src.host()),
@@ -131,9 +133,8 @@ async fn a_stalled_download_times_out_and_is_retried() {
     let pushed = seed(&src).await;
     let proxy = FaultProxy::start(&src.url()).await;
     let layer = big_layer(&pushed);
-    let path = format!("/blobs/{layer}");
     proxy.rule(
-        move |m, p, _| *m == Method::GET && p.ends_with(&path),
+        download_of(&layer),
         Action::StallResponse(64 << 10),
         Some(1),
     );
@@ -262,18 +263,7 @@ async fn a_failed_run_leaves_no_tag_and_the_rerun_sends_only_what_is_missing() {
         body: "down for maintenance".into(),
     };
     // First run: the big layer's upload never succeeds; the other blobs do.
-    proxy.rule(
-        |m, p, headers| {
-            *m == Method::PUT
-                && p.contains("/blobs/uploads/")
-                && headers
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                    .is_some_and(|n| n > 1 << 20)
-        },
-        down.clone(),
-        Some(2),
-    );
+    proxy.rule(big_upload, down.clone(), Some(2));
     let src_ref = format!("{}/app:1", src.host());
     let dst_ref = format!("{}/app:1", proxy.host());
     let first = copy_one(client(2, Duration::from_secs(30)), &src_ref, &dst_ref).await;
