@@ -2,11 +2,15 @@
 # Installs what ferry's demo and tests need on a fresh Debian machine: the CNCF
 # distribution registry (Debian package docker-registry), moto_server (PyPI
 # moto[server]) for the AWS APIs, cfn-lint for the SAM template, and cargo-lambda with
-# its zig linker (PyPI cargo-lambda, ziglang) to build and run the Lambda binaries.
+# its zig linker (PyPI cargo-lambda, ziglang) to build and run the Lambda binaries; and
+# for the benchmark (whose --quick run is part of the tests) skopeo, podman and GNU time.
 # Safe to run again; installs only what is missing.
 set -euo pipefail
 need=()
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v podman >/dev/null || need+=(podman)
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing ${need[*]} (apt)" >&2

@@ -1,0 +1,194 @@
+//! The ways to move the fixture that the benchmark compares: ferry, `skopeo sync`, the
+//! pull/tag/push loop of migration guides, and the floor (the unique blobs, uploaded with
+//! parallel monolithic PUTs, which no mirroring tool can beat).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use futures::StreamExt;
+
+use crate::fixture::{Seeded, Shape};
+use crate::measure::run_timed;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Contender {
+    Ferry,
+    Skopeo,
+    PullTagPush,
+    Floor,
+}
+
+impl Contender {
+    pub fn label(self) -> &'static str {
+        match self {
+            Contender::Ferry => "ferry sync",
+            Contender::Skopeo => "skopeo sync --all",
+            Contender::PullTagPush => "podman pull/tag/push",
+            Contender::Floor => "floor (unique blobs, parallel PUTs)",
+        }
+    }
+
+    /// Whether a second run against a complete destination means something.
+    pub fn has_noop(self) -> bool {
+        self != Contender::Floor
+    }
+}
+
+/// Everything a contender needs to copy the fixture from `src` to `dst`.
+pub struct Job<'a> {
+    pub src: &'a str,
+    pub dst: &'a str,
+    pub shape: &'a Shape,
+    pub seeded: &'a Seeded,
+    pub workdir: &'a Path,
+    pub ferry: &'a Path,
+}
+
+impl Job<'_> {
+    /// Copy everything; returns the peak RSS (KiB) of the largest process involved.
+    pub async fn run(&self, contender: Contender) -> Result<u64> {
+        match contender {
+            Contender::Ferry => self.ferry(),
+            Contender::Skopeo => self.skopeo(),
+            Contender::PullTagPush => self.pull_tag_push(),
+            Contender::Floor => self.floor().await.map(|_| 0),
+        }
+    }
+
+    fn repositories(&self) -> Vec<String> {
+        (0..self.shape.repositories)
+            .map(|r| self.shape.repository(r))
+            .collect()
+    }
+
+    fn ferry(&self) -> Result<u64> {
+        let config = self.workdir.join("ferry.yaml");
+        let repos = self
+            .repositories()
+            .iter()
+            .map(|r| format!("\"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [{repos}]}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+                self.src, self.dst
+            ),
+        )?;
+        run_timed(
+            &self.ferry.to_string_lossy(),
+            &[
+                "sync".into(),
+                "--insecure-loopback".into(),
+                "--json".into(),
+                "--config".into(),
+                config.to_string_lossy().into(),
+            ],
+            &[("RUST_LOG", "warn")],
+        )
+    }
+
+    fn skopeo(&self) -> Result<u64> {
+        let file = self.workdir.join("skopeo-sync.yaml");
+        let mut yaml = format!(
+            "\"{}\":\n  tls-verify: false\n  images-by-tag-regex:\n",
+            self.src
+        );
+        for repo in self.repositories() {
+            yaml.push_str(&format!("    \"{repo}\": \".*\"\n"));
+        }
+        std::fs::write(&file, yaml)?;
+        run_timed(
+            "skopeo",
+            &[
+                "sync".into(),
+                "--all".into(),
+                "--preserve-digests".into(),
+                "--src".into(),
+                "yaml".into(),
+                "--dest".into(),
+                "docker".into(),
+                "--dest-tls-verify=false".into(),
+                file.to_string_lossy().into(),
+                // skopeo puts each repository under this by its last path segment.
+                self.dst.to_string(),
+            ],
+            &[],
+        )
+    }
+
+    /// What migration guides script: for each image, sequentially, pull, tag, push.
+    fn pull_tag_push(&self) -> Result<u64> {
+        let mut peak = 0;
+        for (repo, tag, _) in &self.seeded.images {
+            let from = format!("{}/{repo}:{tag}", self.src);
+            let to = format!("{}/{repo}:{tag}", self.dst);
+            for args in [
+                vec!["pull", "-q", "--tls-verify=false", &from],
+                vec!["tag", &from, &to],
+                vec!["push", "-q", "--tls-verify=false", &to],
+            ] {
+                let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+                peak = peak.max(run_timed("podman", &args, &[])?);
+            }
+        }
+        Ok(peak)
+    }
+
+    /// Upload every unique blob once, 8 at a time, each with one POST and one PUT.
+    async fn floor(&self) -> Result<()> {
+        let http = reqwest::Client::new();
+        let dst = self.dst;
+        let results: Vec<Result<()>> = futures::stream::iter(&self.seeded.unique_blobs)
+            .map(|(digest, bytes)| {
+                let http = http.clone();
+                async move {
+                    let start = http
+                        .post(format!("http://{dst}/v2/floor/blobs/uploads/"))
+                        .header("content-length", "0")
+                        .send()
+                        .await?;
+                    let location = start
+                        .headers()
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let url = if location.starts_with("http") {
+                        location
+                    } else {
+                        format!("http://{dst}{location}")
+                    };
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    let put = http
+                        .put(format!("{url}{sep}digest={digest}"))
+                        .header("content-type", "application/octet-stream")
+                        .body(bytes.clone())
+                        .send()
+                        .await?;
+                    if put.status().as_u16() != 201 {
+                        bail!("floor upload of {digest}: {}", put.status());
+                    }
+                    Ok(())
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+}
+
+/// Reset podman's local image store so each pull/tag/push run starts cold.
+pub fn reset_podman() {
+    let _ = std::process::Command::new("podman")
+        .args(["rmi", "--all", "--force"])
+        .output();
+}
+
+/// The `ferry` binary to measure: a release build.
+pub fn default_ferry() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/ferry")
+}

@@ -1,0 +1,169 @@
+//! `ferry-bench`: ferry against `skopeo sync`, a pull/tag/push loop and the raw upload
+//! floor, on the same fixtures in the same run. Each contender starts from an empty
+//! destination registry; figures are the median wall time of the runs, bytes sent to the
+//! destination, peak RSS, whether the destination digests equal the source's, and the time
+//! of a no-op re-sync. Results go to `bench/results/latest.{json,md}`.
+//!
+//! Run with `scripts/bench.sh` (it installs skopeo and podman and builds ferry).
+
+mod contenders;
+mod fixture;
+mod measure;
+mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use ferry_testbed::{Auth, DockerRegistry};
+
+use contenders::{Contender, Job};
+use fixture::Shape;
+use measure::{digests_match, measure, median, CountingProxy};
+use report::{ContenderResult, FixtureResult};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark ferry against skopeo sync, pull/tag/push and the upload floor")]
+struct Args {
+    /// Small fixtures and one run each: about a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Fixtures to run (default: bulk and many).
+    #[arg(long = "fixture", value_parser = ["bulk", "many"])]
+    fixtures: Vec<String>,
+    /// Contenders to run (default: all).
+    #[arg(long = "contender", value_enum)]
+    contenders: Vec<Contender>,
+    /// Cold runs per contender; the median is reported (default 3, 1 with --quick).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Multiply every fixture's layer sizes by this (counts by its square root).
+    #[arg(long)]
+    scale: Option<f64>,
+    /// The ferry binary to measure.
+    #[arg(long, default_value_os_t = contenders::default_ferry())]
+    ferry: PathBuf,
+    /// Where results are written.
+    #[arg(long, default_value_os_t = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results")))]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.ferry.exists(),
+        "{} does not exist: build it with cargo build --release -p ferry-cli",
+        args.ferry.display()
+    );
+    let scale = args
+        .scale
+        .unwrap_or(if args.quick { 1.0 / 16.0 } else { 1.0 });
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let fixtures = if args.fixtures.is_empty() {
+        vec!["bulk".to_string(), "many".to_string()]
+    } else {
+        args.fixtures.clone()
+    };
+    let contenders = if args.contenders.is_empty() {
+        vec![
+            Contender::Ferry,
+            Contender::Skopeo,
+            Contender::PullTagPush,
+            Contender::Floor,
+        ]
+    } else {
+        args.contenders.clone()
+    };
+    let workdir = tempfile::tempdir()?;
+    let mut results = Vec::new();
+    for name in &fixtures {
+        let shape = match name.as_str() {
+            "bulk" => Shape::bulk(scale),
+            _ => Shape::many(scale),
+        };
+        results.push(run_fixture(&shape, &contenders, runs, &args, workdir.path()).await?);
+    }
+    let report = report::Report::new(results, args.quick);
+    report.write(&args.out)?;
+    println!("{}", report.markdown());
+    Ok(())
+}
+
+async fn run_fixture(
+    shape: &Shape,
+    contenders: &[Contender],
+    runs: usize,
+    args: &Args,
+    workdir: &std::path::Path,
+) -> Result<FixtureResult> {
+    let src = DockerRegistry::start(Auth::None);
+    let seeding = Instant::now();
+    let seeded = fixture::seed(&src.seeder(), shape).await;
+    eprintln!(
+        "{}: {} images, {} unique blobs, {:.1} MiB unique, seeded in {:.1} s",
+        shape.name,
+        seeded.images.len(),
+        seeded.unique_blobs.len(),
+        seeded.unique_bytes() as f64 / (1 << 20) as f64,
+        seeding.elapsed().as_secs_f64()
+    );
+    let mut out = Vec::new();
+    for &contender in contenders {
+        let mut walls = Vec::new();
+        let mut result = ContenderResult::new(contender);
+        for run in 0..runs {
+            if contender == Contender::PullTagPush {
+                contenders::reset_podman();
+            }
+            let dst = DockerRegistry::start(Auth::None);
+            let proxy = CountingProxy::start(dst.port).await?;
+            let job = Job {
+                src: &src.host(),
+                dst: &proxy.host(),
+                shape,
+                seeded: &seeded,
+                workdir,
+                ferry: &args.ferry,
+            };
+            let cost = measure(|| job.run(contender))
+                .await
+                .with_context(|| format!("{} on {}", contender.label(), shape.name))?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            walls.push(cost.wall);
+            result.peak_rss_kib = result.peak_rss_kib.max(cost.peak_rss_kib);
+            result.bytes_uploaded = proxy.sent();
+            eprintln!(
+                "  {:<38} run {}: {:>7.2} s, {:.1} MiB sent",
+                contender.label(),
+                run + 1,
+                cost.wall.as_secs_f64(),
+                proxy.sent() as f64 / (1 << 20) as f64
+            );
+            if run + 1 == runs {
+                result.digests_equal = (contender != Contender::Floor)
+                    .then_some(digests_match(&dst.host(), &seeded.images).await?);
+                if contender.has_noop() {
+                    proxy.reset();
+                    let noop = measure(|| job.run(contender)).await?;
+                    result.noop_seconds = Some(noop.wall.as_secs_f64());
+                    eprintln!(
+                        "  {:<38} no-op: {:>7.2} s",
+                        contender.label(),
+                        noop.wall.as_secs_f64()
+                    );
+                }
+            }
+        }
+        result.runs_seconds = walls.iter().map(Duration::as_secs_f64).collect();
+        result.cold_seconds = median(walls).as_secs_f64();
+        out.push(result);
+    }
+    Ok(FixtureResult {
+        shape: shape.clone(),
+        images: seeded.images.len(),
+        unique_bytes: seeded.unique_bytes(),
+        contenders: out,
+    })
+}

@@ -1,0 +1,148 @@
+//! The benchmark's results: JSON for machines, a Markdown table for the README, both with
+//! the machine's core count and ferry's ratio to each contender.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::contenders::Contender;
+use crate::fixture::Shape;
+
+#[derive(Debug, Serialize)]
+pub struct ContenderResult {
+    pub contender: Contender,
+    pub label: &'static str,
+    /// Median of the cold runs.
+    pub cold_seconds: f64,
+    pub runs_seconds: Vec<f64>,
+    /// Sent to the destination during the last cold run.
+    pub bytes_uploaded: u64,
+    pub peak_rss_kib: u64,
+    /// `None` for the floor, which pushes no manifests.
+    pub digests_equal: Option<bool>,
+    pub noop_seconds: Option<f64>,
+}
+
+impl ContenderResult {
+    pub fn new(contender: Contender) -> Self {
+        ContenderResult {
+            contender,
+            label: contender.label(),
+            cold_seconds: 0.0,
+            runs_seconds: Vec::new(),
+            bytes_uploaded: 0,
+            peak_rss_kib: 0,
+            digests_equal: None,
+            noop_seconds: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct FixtureResult {
+    pub shape: Shape,
+    pub images: usize,
+    pub unique_bytes: u64,
+    pub contenders: Vec<ContenderResult>,
+}
+
+impl FixtureResult {
+    fn ferry(&self) -> Option<&ContenderResult> {
+        self.contenders
+            .iter()
+            .find(|c| c.contender == Contender::Ferry)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cores: usize,
+    pub quick: bool,
+    pub unix_time: u64,
+    pub fixtures: Vec<FixtureResult>,
+}
+
+impl Report {
+    pub fn new(fixtures: Vec<FixtureResult>, quick: bool) -> Report {
+        Report {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            quick,
+            unix_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            fixtures,
+        }
+    }
+
+    /// `latest.json` and `latest.md` in `dir` (quick runs: `quick.json`, `quick.md`, so a
+    /// test run never overwrites the published figures).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let stem = if self.quick { "quick" } else { "latest" };
+        std::fs::write(
+            dir.join(format!("{stem}.json")),
+            serde_json::to_string_pretty(self)?,
+        )?;
+        std::fs::write(dir.join(format!("{stem}.md")), self.markdown())?;
+        Ok(())
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "Machine: {} cores.{}\n",
+            self.cores,
+            if self.quick { " Quick sizes." } else { "" }
+        );
+        for f in &self.fixtures {
+            let s = &f.shape;
+            md.push_str(&format!(
+                "\n**{}**: {} repositories × {} tags = {} images; layers {} / {} / {} (base / per repository / per tag); {:.1} MiB unique.\n\n",
+                s.name, s.repositories, s.tags, f.images,
+                size(s.base_bytes as u64), size(s.repository_bytes as u64), size(s.tag_bytes as u64),
+                f.unique_bytes as f64 / (1 << 20) as f64
+            ));
+            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ unique bytes | peak RSS | digests equal |\n");
+            md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+            let ferry = f.ferry();
+            for c in &f.contenders {
+                let ratio = ferry
+                    .map(|r| format!("{:.2}×", c.cold_seconds / r.cold_seconds))
+                    .unwrap_or_default();
+                let noop_ratio = match (c.noop_seconds, ferry.and_then(|r| r.noop_seconds)) {
+                    (Some(n), Some(r)) => format!("{:.1}×", n / r),
+                    _ => "–".into(),
+                };
+                md.push_str(&format!(
+                    "| {} | {:.2} s | {} | {} | {} | {} | {:.3} | {} | {} |\n",
+                    c.label,
+                    c.cold_seconds,
+                    ratio,
+                    c.noop_seconds.map_or("–".into(), |n| format!("{n:.2} s")),
+                    noop_ratio,
+                    size(c.bytes_uploaded),
+                    c.bytes_uploaded as f64 / f.unique_bytes as f64,
+                    if c.peak_rss_kib == 0 {
+                        "–".into()
+                    } else {
+                        size(c.peak_rss_kib * 1024)
+                    },
+                    match c.digests_equal {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "–",
+                    }
+                ));
+            }
+        }
+        md
+    }
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{:.0} KiB", bytes as f64 / 1024.0)
+    }
+}

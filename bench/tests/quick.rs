@@ -1,0 +1,56 @@
+//! The benchmark harness runs end to end at `--quick` size: every contender copies both
+//! fixtures and the results are written. Timings are reported, never asserted.
+
+use std::process::Command;
+
+use ferry_testbed::cargo;
+
+#[test]
+fn the_harness_runs_every_contender_at_quick_size() {
+    // The debug ferry of this build: the figures mean nothing here, the plumbing does.
+    let build = cargo::command()
+        .args(["build", "--locked", "-p", "ferry-cli", "--bin", "ferry"])
+        .output()
+        .expect("cargo build");
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let ferry = cargo::workspace().join("target/debug/ferry");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry-bench"))
+        .arg("--quick")
+        .arg("--ferry")
+        .arg(&ferry)
+        .arg("--out")
+        .arg(out_dir.path())
+        .output()
+        .expect("run ferry-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.path().join("quick.json")).unwrap()).unwrap();
+    let fixtures = report["fixtures"].as_array().unwrap();
+    assert_eq!(fixtures.len(), 2);
+    for fixture in fixtures {
+        let contenders = fixture["contenders"].as_array().unwrap();
+        let names: Vec<&str> = contenders
+            .iter()
+            .map(|c| c["contender"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["ferry", "skopeo", "pull-tag-push", "floor"]);
+        for c in contenders {
+            assert!(c["cold_seconds"].as_f64().unwrap() > 0.0, "{c}");
+            assert!(c["bytes_uploaded"].as_u64().unwrap() > 0, "{c}");
+        }
+        assert_eq!(contenders[0]["digests_equal"], true, "ferry is byte-exact");
+        assert_eq!(
+            contenders[1]["digests_equal"], true,
+            "skopeo --preserve-digests too"
+        );
+    }
+    let table = std::fs::read_to_string(out_dir.path().join("quick.md")).unwrap();
+    assert!(table.contains("| ferry sync |"), "{table}");
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The benchmark: ferry against skopeo sync, a podman pull/tag/push loop and the upload
+# floor on the same fixtures. Installs what it needs, builds ferry in release mode, and
+# writes bench/results/latest.{json,md} (quick.{json,md} with --quick).
+#   scripts/bench.sh            # full sizes, 3 runs each (several minutes)
+#   scripts/bench.sh --quick    # small sizes, 1 run: about a minute
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh   # docker-registry, skopeo, podman, GNU time, moto_server
+cargo build --release --locked -p ferry-cli -p ferry-bench
+exec target/release/ferry-bench "$@"
