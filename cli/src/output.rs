@@ -1,6 +1,6 @@
 //! Human-readable lines and the closing summary.
 
-use ferry::plan::Plan;
+use ferry::plan::{Plan, Skipped};
 use ferry::reference::ImageRef;
 use ferry::report::{ImageReport, RunReport, Status};
 
@@ -32,6 +32,15 @@ pub fn short_source(source: &str) -> String {
 }
 
 /// `N repositories, N tags: N to copy, N up to date, N skipped`.
+/// A source image planning left out, and why.
+pub fn skipped_line(skipped: &Skipped) -> String {
+    format!(
+        "skipped     {} ({})",
+        short_source(&skipped.image),
+        skipped.reason
+    )
+}
+
 pub fn plan_counts(plan: &Plan) -> String {
     format!(
         "{} repositories, {} tags: {} to copy, {} up to date, {} skipped",

@@ -8,17 +8,13 @@ use ferry::plan::{Plan, PlanOptions};
 
 use crate::args::PlanArgs;
 use crate::output::{plan_counts, short_source};
-use crate::setup;
 
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
-    let config = args.config.load()?;
-    let services = args.config.services(config.clone()).await?;
-    let sources = args.config.selected(&config)?;
     let options = PlanOptions {
         check_destinations: !args.no_check,
         ..PlanOptions::default()
     };
-    let plan = setup::plan(&services, &sources, options).await?;
+    let (_, plan) = args.config.plan(options).await?;
     if args.json || !std::io::stdout().is_terminal() {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use ferry::auth::docker_config::AuthFile;
 use ferry::auth::{Credential, CredentialStore};
 use ferry::aws::AwsClients;
-use ferry::config::{Source, SyncConfig};
+use ferry::config::SyncConfig;
 use ferry::message::Reason;
 use ferry::plan::{Plan, PlanOptions, Planner};
 use ferry::reference::ImageRef;
@@ -51,30 +51,30 @@ impl ConfigArgs {
             .context("setting up registry access")
     }
 
-    pub fn selected<'c>(&self, config: &'c SyncConfig) -> Result<Vec<&'c Source>> {
-        config
+    /// Load the configuration, build its clients, and plan the sources `--source` selects
+    /// (all by default) with the planner's code.
+    pub async fn plan(&self, options: PlanOptions) -> Result<(Services, Plan)> {
+        let services = self.services(self.load()?).await?;
+        let sources = services
+            .config
             .sources_named(&self.sources)
-            .map_err(anyhow::Error::msg)
+            .map_err(anyhow::Error::msg)?;
+        let planner = Planner {
+            config: &services.config,
+            registry: &services.registry,
+            aws: &services.aws,
+            options,
+        };
+        let mut plan = Plan::default();
+        for source in sources {
+            let part = planner
+                .plan_source(source, Reason::Manual)
+                .await
+                .with_context(|| format!("planning source {}", source.name))?;
+            plan.merge(part);
+        }
+        Ok((services, plan))
     }
-}
-
-/// Plan the selected sources with the planner's code.
-pub async fn plan(services: &Services, sources: &[&Source], options: PlanOptions) -> Result<Plan> {
-    let planner = Planner {
-        config: &services.config,
-        registry: &services.registry,
-        aws: &services.aws,
-        options,
-    };
-    let mut plan = Plan::default();
-    for source in sources {
-        let part = planner
-            .plan_source(source, Reason::Manual)
-            .await
-            .with_context(|| format!("planning source {}", source.name))?;
-        plan.merge(part);
-    }
-    Ok(plan)
 }
 
 /// Credentials given on the command line, for commands that name images directly.

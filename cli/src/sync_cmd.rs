@@ -16,7 +16,6 @@ use serde::Serialize;
 
 use crate::args::SyncArgs;
 use crate::output;
-use crate::setup;
 
 /// `--json` output: the copy report, with what planning counted and left out.
 #[derive(Serialize)]
@@ -30,18 +29,11 @@ struct SyncReport {
 
 pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let config = args.config.load()?;
-    let services = args.config.services(config.clone()).await?;
-    let sources = args.config.selected(&config)?;
-    let plan = setup::plan(&services, &sources, PlanOptions::default()).await?;
+    let (services, plan) = args.config.plan(PlanOptions::default()).await?;
     if !args.json {
         eprintln!("planned {}", output::plan_counts(&plan));
         for s in &plan.skipped {
-            eprintln!(
-                "skipped     {} ({})",
-                output::short_source(&s.image),
-                s.reason
-            );
+            eprintln!("{}", output::skipped_line(s));
         }
     }
 

@@ -11,7 +11,7 @@ use ferry::verify::{Expectation, Finding, Verdict, Verifier, VerifySummary};
 use serde::Serialize;
 
 use crate::args::VerifyArgs;
-use crate::output::short_source;
+use crate::output::{short_source, skipped_line};
 use crate::setup;
 
 /// Images checked at the same time.
@@ -63,16 +63,13 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
 
 /// Every destination the configuration's plan names, whether or not it looks current.
 async fn from_config(args: &VerifyArgs) -> Result<Vec<Verdict>> {
-    let config = args.config.load()?;
-    let services = args.config.services(config.clone()).await?;
-    let sources = args.config.selected(&config)?;
     let options = PlanOptions {
         check_destinations: false,
         ..PlanOptions::default()
     };
-    let plan = setup::plan(&services, &sources, options).await?;
+    let (services, plan) = args.config.plan(options).await?;
     for s in &plan.skipped {
-        eprintln!("skipped     {} ({})", short_source(&s.image), s.reason);
+        eprintln!("{}", skipped_line(s));
     }
     let expectations = plan
         .jobs
