@@ -91,9 +91,7 @@ impl Services {
             registry,
         })
     }
-}
 
-impl Services {
     /// Copy settings from the configuration's `defaults`.
     pub fn copy_options(&self) -> CopyOptions {
         let defaults = &self.config.defaults;
@@ -171,5 +169,39 @@ pub fn endpoints_from_environment() -> std::result::Result<Endpoints, String> {
             .routes_from_list(&list)
             .map_err(|e| format!("{}: {e}", env::REGISTRY_ENDPOINTS)),
         Err(_) => Ok(Endpoints::new()),
+    }
+}
+
+/// The copy queue's `maxReceiveCount` from `FERRY_COPY_MAX_RECEIVES`, if set.
+pub fn max_receives_from_environment() -> std::result::Result<Option<u32>, String> {
+    parse_max_receives(std::env::var(env::COPY_MAX_RECEIVES).ok().as_deref())
+}
+
+fn parse_max_receives(value: Option<&str>) -> std::result::Result<Option<u32>, String> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(format!(
+                "{} must be a whole number of at least 1 (the copy queue's maxReceiveCount), not {text:?}",
+                env::COPY_MAX_RECEIVES
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_receives_is_optional_and_checked() {
+        assert_eq!(parse_max_receives(None), Ok(None));
+        assert_eq!(parse_max_receives(Some("")), Ok(None));
+        assert_eq!(parse_max_receives(Some("5")), Ok(Some(5)));
+        for bad in ["five", "-1", "0"] {
+            let e = parse_max_receives(Some(bad)).unwrap_err();
+            assert!(e.contains("FERRY_COPY_MAX_RECEIVES"), "{e}");
+        }
     }
 }

@@ -29,15 +29,7 @@ async fn main() -> Result<(), Error> {
         std::env::var(env::DEAD_LETTER_QUEUE_URL).ok(),
     );
     handler.concurrency = image_concurrency;
-    handler.max_receives = match std::env::var(env::COPY_MAX_RECEIVES) {
-        Ok(text) if !text.is_empty() => Some(text.parse().map_err(|_| {
-            format!(
-                "{} must be a whole number (the copy queue's maxReceiveCount), not {text:?}",
-                env::COPY_MAX_RECEIVES
-            )
-        })?),
-        _ => None,
-    };
+    handler.max_receives = service::max_receives_from_environment()?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handler.handle(event.payload).await.map_err(|e| {
