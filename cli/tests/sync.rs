@@ -286,11 +286,7 @@ async fn a_sync_that_fails_part_way_is_finished_by_running_it_again() {
     let proxy = FaultProxy::start(&f.dst.url()).await;
     proxy.rule(
         on(HttpMethod::PUT, "/group/proj/worker/manifests/"),
-        Action::Respond {
-            status: 403,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#.into(),
-        },
+        Action::registry_error(403, "DENIED", "requested access to the resource is denied"),
         Some(1),
     );
     write_config(&f.config, &f.src.host(), &proxy.host());

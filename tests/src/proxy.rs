@@ -66,6 +66,25 @@ pub enum Action {
     StallResponse(usize),
 }
 
+impl Action {
+    /// Answer `status` with the distribution API's error document, as a registry does.
+    pub fn registry_error(status: u16, code: &str, message: &str) -> Action {
+        Action::Respond {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::json!({"errors": [{"code": code, "message": message}]}).to_string(),
+        }
+    }
+
+    /// The same answer with one more header (`Retry-After`, `WWW-Authenticate`).
+    pub fn with_header(mut self, name: &str, value: &str) -> Action {
+        if let Action::Respond { headers, .. } = &mut self {
+            headers.push((name.into(), value.into()));
+        }
+        self
+    }
+}
+
 struct Rule {
     matches: Predicate,
     action: Action,

@@ -35,6 +35,19 @@ impl Batch {
     pub fn records(&self) -> &[Value] {
         self.event["Records"].as_array().map_or(&[], Vec::as_slice)
     }
+
+    /// Each record's message id with its receipt handle, in order.
+    pub fn ids_and_handles(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.records()
+            .iter()
+            .zip(&self.handles)
+            .map(|(record, handle)| {
+                (
+                    record["messageId"].as_str().expect("messageId"),
+                    handle.as_str(),
+                )
+            })
+    }
 }
 
 /// Receive up to ten messages, with their attributes, as an SQS event for Lambda.
@@ -100,14 +113,9 @@ pub async fn settle(
 ) -> Vec<String> {
     let failed = failures(response);
     let entries: Vec<DeleteMessageBatchRequestEntry> = batch
-        .records()
-        .iter()
-        .zip(&batch.handles)
+        .ids_and_handles()
         .enumerate()
-        .filter(|(_, (record, _))| {
-            let id = record["messageId"].as_str().expect("messageId");
-            !failed.iter().any(|f| f == id)
-        })
+        .filter(|(_, (id, _))| !failed.iter().any(|f| f == id))
         .map(|(i, (_, handle))| {
             DeleteMessageBatchRequestEntry::builder()
                 .id(i.to_string())
@@ -140,8 +148,7 @@ pub async fn settle(
 /// Make the records of `batch` named in `failed` visible again at once, as if their
 /// backoff had already passed, so a test sees SQS's redeliveries without waiting for them.
 pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, batch: &Batch, failed: &[String]) {
-    for (record, handle) in batch.records().iter().zip(&batch.handles) {
-        let id = record["messageId"].as_str().expect("messageId");
+    for (id, handle) in batch.ids_and_handles() {
         if failed.iter().any(|f| f == id) {
             sqs.change_message_visibility()
                 .queue_url(url)

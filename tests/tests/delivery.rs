@@ -127,11 +127,7 @@ async fn a_copier_killed_mid_image_finishes_it_when_the_message_returns() {
     );
 
     // Lambda returned nothing, so SQS delivers the message again once it is visible.
-    let ids: Vec<String> = batch
-        .records()
-        .iter()
-        .map(|r| r["messageId"].as_str().unwrap().to_string())
-        .collect();
+    let ids: Vec<String> = batch.ids_and_handles().map(|(id, _)| id.into()).collect();
     sqs::release(&p.sqs, &p.copy_url, &batch, &ids).await;
     let drained = p.drain_copies().await;
     assert_eq!((drained.records, drained.failed.len()), (1, 0));

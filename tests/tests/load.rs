@@ -90,16 +90,9 @@ async fn a_thousand_images_end_copied_or_dead_lettered_with_a_reason() {
     let seeding = seeding.elapsed();
 
     let proxy = FaultProxy::start(&dst.url()).await;
-    let denied = Action::Respond {
-        status: 403,
-        headers: vec![],
-        body: r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#.into(),
-    };
-    let unavailable = Action::Respond {
-        status: 503,
-        headers: vec![],
-        body: r#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}"#.into(),
-    };
+    let denied =
+        Action::registry_error(403, "DENIED", "requested access to the resource is denied");
+    let unavailable = Action::registry_error(503, "UNAVAILABLE", "service unavailable");
     // Permanent: three tags this identity may not push. Persistent: two tags whose pushes
     // fail every time, outlasting the request retries and every SQS delivery.
     for t in [

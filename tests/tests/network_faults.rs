@@ -190,11 +190,7 @@ async fn server_errors_on_either_side_are_retried() {
     let pushed = seed(&src).await;
     let src_proxy = FaultProxy::start(&src.url()).await;
     let dst_proxy = FaultProxy::start(&dst.url()).await;
-    let unavailable = |status: u16| Action::Respond {
-        status,
-        headers: vec![],
-        body: r#"{"errors":[{"code":"UNAVAILABLE","message":"try again"}]}"#.into(),
-    };
+    let unavailable = |status: u16| Action::registry_error(status, "UNAVAILABLE", "try again");
     src_proxy.rule(on(Method::GET, "/manifests/"), unavailable(503), Some(2));
     dst_proxy.rule(
         on(Method::POST, "/blobs/uploads/"),
@@ -233,11 +229,11 @@ async fn a_dropped_upload_session_restarts_the_blob() {
     let proxy = FaultProxy::start(&dst.url()).await;
     proxy.rule(
         on(Method::PUT, "/blobs/uploads/"),
-        Action::Respond {
-            status: 404,
-            headers: vec![],
-            body: r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry"}]}"#.into(),
-        },
+        Action::registry_error(
+            404,
+            "BLOB_UPLOAD_UNKNOWN",
+            "blob upload unknown to registry",
+        ),
         Some(1),
     );
     let report = copy_one(

@@ -27,11 +27,7 @@ async fn rate_limited_requests_wait_for_retry_after() {
     let proxy = FaultProxy::start(&src.url()).await;
     proxy.rule(
         on(Method::HEAD, "/manifests/"),
-        Action::Respond {
-            status: 429,
-            headers: vec![("Retry-After".into(), "1".into())],
-            body: r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#.into(),
-        },
+        Action::registry_error(429, "TOOMANYREQUESTS", "slow down").with_header("Retry-After", "1"),
         Some(2),
     );
     let report = copy_one(
@@ -119,11 +115,8 @@ async fn expired_bearer_token_is_replaced_and_the_copy_completes() {
                         .get("authorization")
                         .is_some_and(|h| h.as_bytes().starts_with(b"Bearer "))
             },
-            Action::Respond {
-                status: 401,
-                headers: vec![("WWW-Authenticate".into(), expired.clone())],
-                body: r#"{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}"#.into(),
-            },
+            Action::registry_error(401, "UNAUTHORIZED", "token expired")
+                .with_header("WWW-Authenticate", &expired),
             Some(1),
         );
     }
