@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::http::HeaderMap;
 use ferry::registry::Endpoints;
 use ferry_testbed::fixtures::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 use ferry_testbed::moto::MotoServer;
 use ferry_testbed::pipeline::LocalPipeline;
-use ferry_testbed::proxy::{Action, FaultProxy, HttpMethod};
+use ferry_testbed::proxy::{on, Action, FaultProxy, HttpMethod};
 use ferry_testbed::{Auth, DockerRegistry};
 use futures::StreamExt;
 use serde_json::json;
@@ -69,14 +70,12 @@ async fn seed(src: &DockerRegistry) -> BTreeMap<(String, String), String> {
 /// Every `n`th request matching `what` (counting only those) gets the fault.
 fn every_nth(
     n: usize,
-    what: impl Fn(&HttpMethod, &str) -> bool + Send + Sync + 'static,
-) -> impl Fn(&HttpMethod, &str, &axum::http::HeaderMap) -> bool + Send + Sync + 'static {
+    what: impl Fn(&HttpMethod, &str, &HeaderMap) -> bool + Send + Sync + 'static,
+) -> impl Fn(&HttpMethod, &str, &HeaderMap) -> bool + Send + Sync + 'static {
     let seen = AtomicUsize::new(0);
-    move |method, path, _| what(method, path) && seen.fetch_add(1, Ordering::Relaxed) % n == n - 1
-}
-
-fn manifest_put(repo_tag: &'static str) -> impl Fn(&HttpMethod, &str) -> bool + Send + Sync {
-    move |m, p| *m == HttpMethod::PUT && p.contains(repo_tag)
+    move |method, path, headers| {
+        what(method, path, headers) && seen.fetch_add(1, Ordering::Relaxed) % n == n - 1
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -100,35 +99,25 @@ async fn a_thousand_images_end_copied_or_dead_lettered_with_a_reason() {
         "r13/manifests/t008",
         "r13/manifests/t009",
     ] {
-        proxy.rule(move |m, p, _| manifest_put(t)(m, p), denied.clone(), None);
+        proxy.rule(on(HttpMethod::PUT, t), denied.clone(), None);
     }
     for t in ["r17/manifests/t040", "r17/manifests/t041"] {
-        proxy.rule(
-            move |m, p, _| manifest_put(t)(m, p),
-            unavailable.clone(),
-            None,
-        );
+        proxy.rule(on(HttpMethod::PUT, t), unavailable.clone(), None);
     }
     // Transient: one upload in 25 answered 503, one manifest push in 30 reset mid-request,
     // one manifest check in 40 answered 502; each passes when tried again.
     proxy.rule(
-        every_nth(25, |m, p| {
-            *m == HttpMethod::PUT && p.contains("/blobs/uploads/")
-        }),
+        every_nth(25, on(HttpMethod::PUT, "/blobs/uploads/")),
         unavailable.clone(),
         None,
     );
     proxy.rule(
-        every_nth(30, |m, p| {
-            *m == HttpMethod::PUT && p.contains("/manifests/")
-        }),
+        every_nth(30, on(HttpMethod::PUT, "/manifests/")),
         Action::CutRequest(10),
         None,
     );
     proxy.rule(
-        every_nth(40, |m, p| {
-            *m == HttpMethod::HEAD && p.contains("/manifests/")
-        }),
+        every_nth(40, on(HttpMethod::HEAD, "/manifests/")),
         Action::Respond {
             status: 502,
             headers: vec![],
