@@ -44,6 +44,15 @@ struct Args {
     /// The ferry binary to measure.
     #[arg(long, default_value_os_t = contenders::default_ferry())]
     ferry: PathBuf,
+    /// Seed the first fixture, start an empty destination, print both hosts and wait (for
+    /// profiling a contender by hand); nothing is measured.
+    #[arg(long)]
+    hold: bool,
+    /// Where the registries keep their storage. The default, /dev/shm (a tmpfs) when there
+    /// is one, keeps the disk out of the measurement: docker-registry fsyncs every blob, and
+    /// on a virtual disk that adds seconds of noise to every contender.
+    #[arg(long, default_value_os_t = default_storage())]
+    storage: PathBuf,
     /// Where results are written.
     #[arg(long, default_value_os_t = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results")))]
     out: PathBuf,
@@ -77,17 +86,52 @@ async fn main() -> Result<()> {
         args.contenders.clone()
     };
     let workdir = tempfile::tempdir()?;
+    if args.hold {
+        return hold(&shape_named(&fixtures[0], scale), &args.storage).await;
+    }
     let mut results = Vec::new();
     for name in &fixtures {
-        let shape = match name.as_str() {
-            "bulk" => Shape::bulk(scale),
-            _ => Shape::many(scale),
-        };
+        let shape = shape_named(name, scale);
         results.push(run_fixture(&shape, &contenders, runs, &args, workdir.path()).await?);
     }
     let report = report::Report::new(results, args.quick);
     report.write(&args.out)?;
     println!("{}", report.markdown());
+    Ok(())
+}
+
+fn default_storage() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn shape_named(name: &str, scale: f64) -> Shape {
+    match name {
+        "bulk" => Shape::bulk(scale),
+        _ => Shape::many(scale),
+    }
+}
+
+async fn hold(shape: &Shape, storage: &std::path::Path) -> Result<()> {
+    let src = DockerRegistry::start_under(storage, Auth::None);
+    let seeded = fixture::seed(&src.seeder(), shape).await;
+    let dst = DockerRegistry::start_under(storage, Auth::None);
+    println!(
+        "{}: {} images seeded\nsource:      {}\ndestination: {}\nrepositories: {}\nCtrl-C stops both.",
+        shape.name,
+        seeded.images.len(),
+        src.host(),
+        dst.host(),
+        (0..shape.repositories)
+            .map(|r| shape.repository(r))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    tokio::signal::ctrl_c().await?;
     Ok(())
 }
 
@@ -98,7 +142,7 @@ async fn run_fixture(
     args: &Args,
     workdir: &std::path::Path,
 ) -> Result<FixtureResult> {
-    let src = DockerRegistry::start(Auth::None);
+    let src = DockerRegistry::start_under(&args.storage, Auth::None);
     let seeding = Instant::now();
     let seeded = fixture::seed(&src.seeder(), shape).await;
     eprintln!(
@@ -117,7 +161,7 @@ async fn run_fixture(
             if contender == Contender::PullTagPush {
                 contenders::reset_podman();
             }
-            let dst = DockerRegistry::start(Auth::None);
+            let dst = DockerRegistry::start_under(&args.storage, Auth::None);
             let proxy = CountingProxy::start(dst.port).await?;
             let job = Job {
                 src: &src.host(),

@@ -59,12 +59,7 @@ impl ConfigArgs {
             .config
             .sources_named(&self.sources)
             .map_err(anyhow::Error::msg)?;
-        let planner = Planner {
-            config: &services.config,
-            registry: &services.registry,
-            aws: &services.aws,
-            options,
-        };
+        let planner = Planner::new(&services.config, &services.registry, &services.aws, options);
         let mut plan = Plan::default();
         for source in sources {
             let part = planner

@@ -29,7 +29,12 @@ struct SyncReport {
 
 pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let (services, plan) = args.config.plan(PlanOptions::default()).await?;
+    // The copy happens right here, so manifests read while planning are kept for it.
+    let options = PlanOptions {
+        prefetch_manifests: true,
+        ..PlanOptions::default()
+    };
+    let (services, plan) = args.config.plan(options).await?;
     if !args.json {
         eprintln!("planned {}", output::plan_counts(&plan));
         for s in &plan.skipped {

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::CreateRepository;
-use crate::copy::CopyRequest;
+use crate::copy::{CopyRequest, Prior};
 use crate::reference::ImageRef;
 
 pub const VERSION: u64 = 1;
@@ -67,6 +67,9 @@ pub struct CopyJob {
     pub source_name: Option<String>,
     #[serde(default)]
     pub reason: Reason,
+    /// What planning learned, for a copy in the same process; never serialized.
+    #[serde(skip)]
+    pub prior: Prior,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +177,7 @@ impl CopyJob {
             destinations.push(r);
         }
         let mut request = CopyRequest::new(source, destinations);
+        request.prior = self.prior.clone();
         for (i, p) in self.platforms.iter().enumerate() {
             request
                 .platforms
@@ -201,6 +205,7 @@ mod tests {
             platforms: vec!["linux/amd64".into()],
             source_name: Some("ecr".into()),
             reason: Reason::Push,
+            prior: Prior::default(),
         })
     }
 

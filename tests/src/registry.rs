@@ -34,13 +34,19 @@ pub struct DockerRegistry {
 
 impl DockerRegistry {
     pub fn start(auth: Auth) -> Self {
-        Self::start_with(auth, false)
+        Self::start_with(auth, false, None)
+    }
+
+    /// A registry whose storage lives under `parent` (say a tmpfs, so that the disk's fsync
+    /// after every blob does not dominate a measurement).
+    pub fn start_under(parent: &std::path::Path, auth: Auth) -> Self {
+        Self::start_with(auth, false, Some(parent))
     }
 
     /// A registry that serves HTTPS only, with a certificate for 127.0.0.1 issued by a
     /// throwaway CA whose PEM is at [`DockerRegistry::ca_file`].
     pub fn start_tls(auth: Auth) -> Self {
-        Self::start_with(auth, true)
+        Self::start_with(auth, true, None)
     }
 
     /// The CA that issued a TLS registry's certificate.
@@ -48,12 +54,16 @@ impl DockerRegistry {
         self.dir.path().join("ca.pem")
     }
 
-    fn start_with(auth: Auth, tls: bool) -> Self {
+    fn start_with(auth: Auth, tls: bool, parent: Option<&std::path::Path>) -> Self {
         assert!(
             std::path::Path::new(BINARY).exists(),
             "{BINARY} is missing: install the Debian package docker-registry (the README's test command does)"
         );
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = match parent {
+            Some(p) => tempfile::tempdir_in(p),
+            None => tempfile::tempdir(),
+        }
+        .expect("temp dir");
         let port = crate::free_port();
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).unwrap();

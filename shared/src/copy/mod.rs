@@ -18,7 +18,7 @@ use futures::{stream, StreamExt};
 
 use crate::digest::Digest;
 use crate::error::{Error, Location, Result};
-use crate::manifest::Platform;
+use crate::manifest::{Manifest, Platform};
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
 use crate::report::{BlobStats, DestinationReport, ErrorInfo, ImageReport, RunReport, Status};
@@ -57,7 +57,31 @@ pub struct CopyRequest {
     pub overwrite: bool,
     /// This image's platform filter; empty means the copier's [`CopyOptions::platforms`].
     pub platforms: Vec<Platform>,
+    /// What planning in this process already found out about the image.
+    pub prior: Prior,
 }
+
+/// What planning in the same process already learned about an image, so the copy need not
+/// ask the registries again. It never travels in a queue message: a copier reading a queue
+/// asks for itself, because the registries may have changed since the plan.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    /// The source's root manifest as read while planning (before any platform filter).
+    pub manifest: Option<Arc<Manifest>>,
+    /// No destination's tag list held the tag a moment ago, so there is nothing to compare
+    /// with: the copy skips its manifest HEADs (only when it may overwrite, since a tag that
+    /// appeared since would otherwise have to be kept).
+    pub destinations_absent: bool,
+}
+
+/// Priors are hints; two jobs are the same job whatever their hints.
+impl PartialEq for Prior {
+    fn eq(&self, _: &Prior) -> bool {
+        true
+    }
+}
+
+impl Eq for Prior {}
 
 impl CopyRequest {
     pub fn new(source: ImageRef, destinations: Vec<ImageRef>) -> Self {
@@ -66,6 +90,7 @@ impl CopyRequest {
             destinations,
             overwrite: true,
             platforms: Vec::new(),
+            prior: Prior::default(),
         }
     }
 }
@@ -207,6 +232,14 @@ impl Copier {
         } else {
             &request.platforms
         };
+        // A manifest read while planning stands for the source's root only if it is the
+        // image the request names.
+        let prior_root = request
+            .prior
+            .manifest
+            .as_ref()
+            .filter(|m| source.digest().is_none_or(|d| *d == m.digest))
+            .map(|m| Manifest::clone(m));
         let (want, mut root) = if platforms.is_empty() {
             let digest = match source.digest() {
                 Some(d) => d.clone(),
@@ -221,9 +254,13 @@ impl Copier {
                         .digest
                 }
             };
-            (digest, None)
+            let root = prior_root.filter(|m| m.digest == digest);
+            (digest, root)
         } else {
-            let fetched = self.client.get_manifest(source, &source_ref).await?;
+            let fetched = match prior_root {
+                Some(m) => m,
+                None => self.client.get_manifest(source, &source_ref).await?,
+            };
             let selected = tree::select_platforms(&self.client, source, fetched, platforms).await?;
             (selected.digest.clone(), Some(selected))
         };
@@ -242,12 +279,16 @@ impl Copier {
                 error: None,
             });
         }
-        let heads = futures::future::join_all(
-            targets
-                .iter()
-                .map(|t| self.client.head_manifest(&t.dest, &t.reference)),
-        )
-        .await;
+        let heads = if request.prior.destinations_absent && request.overwrite {
+            targets.iter().map(|_| Ok(None)).collect()
+        } else {
+            futures::future::join_all(
+                targets
+                    .iter()
+                    .map(|t| self.client.head_manifest(&t.dest, &t.reference)),
+            )
+            .await
+        };
         for (t, head) in targets.iter_mut().zip(heads) {
             match head {
                 Ok(Some(h)) if h.digest == want => t.status = Status::UpToDate,

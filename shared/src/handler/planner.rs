@@ -45,12 +45,12 @@ pub struct PlannerSummary {
 
 impl PlannerHandler {
     fn planner(&self) -> Planner<'_> {
-        Planner {
-            config: &self.services.config,
-            registry: &self.services.registry,
-            aws: &self.services.aws,
-            options: self.options.clone(),
-        }
+        Planner::new(
+            &self.services.config,
+            &self.services.registry,
+            &self.services.aws,
+            self.options.clone(),
+        )
     }
 
     /// Handle any planner event. Errors are for the whole invocation (Lambda retries async

@@ -8,7 +8,9 @@
 
 pub mod enumerate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use futures::{stream, StreamExt};
 use serde::Serialize;
@@ -16,6 +18,7 @@ use serde::Serialize;
 use crate::auth::ecr::EcrHost;
 use crate::aws::AwsClients;
 use crate::config::{Source, SourceKind, SyncConfig};
+use crate::copy::Prior;
 use crate::error::{Error, Result};
 use crate::event::EcrPush;
 use crate::filter::TagInfo;
@@ -25,10 +28,16 @@ use crate::registry::RegistryClient;
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
-    /// HEAD each destination and leave out those already holding the source digest.
+    /// Leave out destinations already holding the source digest (asked with a tag listing
+    /// or a manifest HEAD).
     pub check_destinations: bool,
     /// Registry requests in flight at once while planning.
     pub concurrency: usize,
+    /// Read (GET) the manifest of an image that is going to be copied instead of a HEAD,
+    /// and keep it with the job for a copy in this same process (`ferry sync`), which then
+    /// need not read it again. Off for plans that are only shown or sent to a queue:
+    /// registries such as Docker Hub count a GET as a pull, and a HEAD as none.
+    pub prefetch_manifests: bool,
 }
 
 impl Default for PlanOptions {
@@ -36,9 +45,20 @@ impl Default for PlanOptions {
         PlanOptions {
             check_destinations: true,
             concurrency: 16,
+            prefetch_manifests: false,
         }
     }
 }
+
+/// From this many tags of one repository, planning lists each destination repository's tags
+/// once instead of asking for every tag with a HEAD: in a migration most tags are missing,
+/// and one listing answers for all of them. Fewer tags (an ECR push names one) are asked
+/// for one by one, since listing a big destination repository would cost more.
+const LIST_DESTINATIONS_FROM: usize = 8;
+
+/// Manifests read while planning are kept for the copy up to this many bytes in all, so the
+/// plan of a huge registry stays small; beyond it the copy reads them again.
+const PREFETCH_BUDGET_BYTES: usize = 32 << 20;
 
 /// What planning found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -70,10 +90,12 @@ impl Plan {
 }
 
 pub struct Planner<'a> {
-    pub config: &'a SyncConfig,
-    pub registry: &'a RegistryClient,
-    pub aws: &'a AwsClients,
-    pub options: PlanOptions,
+    config: &'a SyncConfig,
+    registry: &'a RegistryClient,
+    aws: &'a AwsClients,
+    options: PlanOptions,
+    /// Bytes of manifests kept with jobs so far (see [`PREFETCH_BUDGET_BYTES`]).
+    prefetched: AtomicUsize,
 }
 
 /// A source's registry host and, for ECR, its account and region.
@@ -83,6 +105,21 @@ struct Place {
 }
 
 impl<'a> Planner<'a> {
+    pub fn new(
+        config: &'a SyncConfig,
+        registry: &'a RegistryClient,
+        aws: &'a AwsClients,
+        options: PlanOptions,
+    ) -> Self {
+        Planner {
+            config,
+            registry,
+            aws,
+            options,
+            prefetched: AtomicUsize::new(0),
+        }
+    }
+
     fn place(&self, source: &Source) -> Result<Place> {
         match &source.kind {
             SourceKind::Ecr {
@@ -304,8 +341,15 @@ impl<'a> Planner<'a> {
         reason: Reason,
     ) -> Result<Plan> {
         let count = tags.len();
+        let listed = if self.options.check_destinations && count >= LIST_DESTINATIONS_FROM {
+            self.list_destinations(source, host, repository, &tags)
+                .await
+        } else {
+            DestinationTags::default()
+        };
+        let listed = &listed;
         let planned: Vec<Result<TagPlan>> = stream::iter(tags)
-            .map(|tag| self.plan_tag(source, host, repository, tag, reason))
+            .map(|tag| self.plan_tag(source, host, repository, tag, reason, listed))
             .buffered(self.options.concurrency.max(1))
             .collect()
             .await;
@@ -324,6 +368,49 @@ impl<'a> Planner<'a> {
         Ok(plan)
     }
 
+    /// The tags of every destination repository `tags` map to, one listing each. A
+    /// repository that does not exist yet lists as empty; one whose listing fails is left
+    /// out, and its tags are asked for one by one.
+    async fn list_destinations(
+        &self,
+        source: &Source,
+        host: &str,
+        repository: &str,
+        tags: &[TagInfo],
+    ) -> DestinationTags {
+        let mut repositories: BTreeMap<String, ImageRef> = BTreeMap::new();
+        for tag in tags {
+            let vars = self.config.vars(host, repository, &tag.name);
+            for dest in &source.destinations {
+                if let Ok(Some(reference)) = dest.target.render(&vars) {
+                    let repo = reference.repo_only();
+                    repositories.entry(repo.to_string()).or_insert(repo);
+                }
+            }
+        }
+        let listed: Vec<(String, Option<HashSet<String>>)> = stream::iter(repositories)
+            .map(|(name, repo)| async move {
+                let tags = match self.registry.list_tags(&repo).await {
+                    Ok(tags) => Some(tags.into_iter().collect()),
+                    Err(Error::ManifestNotFound { .. }) => Some(HashSet::new()),
+                    Err(e) => {
+                        tracing::debug!(repository = %name, error = %e, "destination tags not listed; asking per tag");
+                        None
+                    }
+                };
+                (name, tags)
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        DestinationTags(
+            listed
+                .into_iter()
+                .filter_map(|(name, tags)| Some((name, tags?)))
+                .collect(),
+        )
+    }
+
     async fn plan_tag(
         &self,
         source: &Source,
@@ -331,10 +418,38 @@ impl<'a> Planner<'a> {
         repository: &str,
         tag: TagInfo,
         reason: Reason,
+        listed: &DestinationTags,
     ) -> Result<TagPlan> {
         let mut out = TagPlan::default();
         let by_tag = !tag.name.is_empty();
         let base = ImageRef::new(host, repository, by_tag.then_some(tag.name.as_str()), None)?;
+
+        let vars = self.config.vars(host, repository, &tag.name);
+        let mut rendered = Vec::new();
+        for dest in &source.destinations {
+            match dest.target.render(&vars) {
+                Ok(Some(reference)) => {
+                    let missing = listed.lacks(&reference, &tag.name);
+                    rendered.push((dest, reference, missing));
+                }
+                Ok(None) => out.skipped.push(Skipped {
+                    image: base.to_string(),
+                    reason: format!(
+                        "tag names no image for the split of {}",
+                        dest.target.template()
+                    ),
+                }),
+                Err(e) => return Err(Error::Config(format!("source {}: {e}", source.name))),
+            }
+        }
+        if rendered.is_empty() {
+            return Ok(out);
+        }
+
+        // An image that no destination has is going to be copied: read its manifest now
+        // if the copy will happen in this process, rather than a HEAD now and a GET later.
+        let all_missing = rendered.iter().all(|(_, _, missing)| *missing);
+        let mut manifest = None;
         let digest = match &tag.digest {
             Some(d) => d.parse().map_err(|_| Error::Protocol {
                 at: crate::error::Location {
@@ -344,41 +459,32 @@ impl<'a> Planner<'a> {
                 op: crate::error::Operation::ListTags,
                 detail: format!("listing gave {d:?}, which is not a digest"),
             })?,
+            None if all_missing && by_tag && self.may_prefetch() => {
+                match self.registry.get_manifest(&base, &tag.name).await {
+                    Ok(m) => {
+                        self.prefetched.fetch_add(m.raw.len(), Ordering::Relaxed);
+                        let digest = m.digest.clone();
+                        manifest = Some(Arc::new(m));
+                        digest
+                    }
+                    Err(Error::ManifestNotFound { .. }) => return Ok(out.disappeared(&base)),
+                    Err(e) => return Err(e),
+                }
+            }
             None => match self.registry.head_manifest(&base, &tag.name).await? {
                 Some(head) => head.digest,
-                None => {
-                    out.skipped.push(Skipped {
-                        image: base.to_string(),
-                        reason: "the tag disappeared between listing and reading".into(),
-                    });
-                    return Ok(out);
-                }
+                None => return Ok(out.disappeared(&base)),
             },
         };
         let pinned = base.with_digest(digest.clone());
 
         // Destinations grouped by platform filter: each group is one copy of one manifest.
-        let mut groups: BTreeMap<Vec<String>, Vec<JobDestination>> = BTreeMap::new();
+        let mut groups: BTreeMap<Vec<String>, (Vec<JobDestination>, bool)> = BTreeMap::new();
         let mut all_current = true;
-        let vars = self.config.vars(host, repository, &tag.name);
-        for dest in &source.destinations {
-            let reference = match dest.target.render(&vars) {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    out.skipped.push(Skipped {
-                        image: base.to_string(),
-                        reason: format!(
-                            "tag names no image for the split of {}",
-                            dest.target.template()
-                        ),
-                    });
-                    continue;
-                }
-                Err(e) => return Err(Error::Config(format!("source {}: {e}", source.name))),
-            };
+        for (dest, reference, missing) in rendered {
             // A platform-filtered copy has a digest of its own, so only an unfiltered
             // destination can be recognized as current from the source digest.
-            if self.options.check_destinations && dest.platforms.is_empty() {
+            if self.options.check_destinations && dest.platforms.is_empty() && !missing {
                 let dest_tag = reference.tag().unwrap_or(tag.name.as_str());
                 if let Ok(Some(head)) = self.registry.head_manifest(&reference, dest_tag).await {
                     if head.digest == digest {
@@ -391,25 +497,52 @@ impl<'a> Planner<'a> {
             let create_repository = dest
                 .create_repository
                 .filter(|_| EcrHost::parse(reference.registry()).is_some());
-            groups.entry(key).or_default().push(JobDestination {
+            let (destinations, group_missing) = groups.entry(key).or_insert((Vec::new(), true));
+            *group_missing &= missing;
+            destinations.push(JobDestination {
                 reference: reference.to_string(),
                 overwrite: dest.overwrite,
                 create_repository,
             });
         }
-        if all_current && out.skipped.len() < source.destinations.len() {
+        if all_current {
             out.up_to_date = Some(pinned.to_string());
         }
-        for (platforms, destinations) in groups {
+        for (platforms, (destinations, destinations_absent)) in groups {
             out.jobs.push(CopyJob {
                 source: pinned.to_string(),
                 destinations,
                 platforms,
                 source_name: Some(source.name.clone()),
                 reason,
+                prior: Prior {
+                    manifest: manifest.clone(),
+                    destinations_absent,
+                },
             });
         }
         Ok(out)
+    }
+
+    fn may_prefetch(&self) -> bool {
+        self.options.prefetch_manifests
+            && self.prefetched.load(Ordering::Relaxed) < PREFETCH_BUDGET_BYTES
+    }
+}
+
+/// Destination repositories' tags, listed once for the plan of one source repository.
+#[derive(Default)]
+struct DestinationTags(HashMap<String, HashSet<String>>);
+
+impl DestinationTags {
+    /// Whether `reference`'s repository was listed and lacks the tag the image goes to.
+    fn lacks(&self, reference: &ImageRef, source_tag: &str) -> bool {
+        let tag = reference.tag().unwrap_or(source_tag);
+        !tag.is_empty()
+            && self
+                .0
+                .get(&reference.repo_only().to_string())
+                .is_some_and(|tags| !tags.contains(tag))
     }
 }
 
@@ -418,4 +551,14 @@ struct TagPlan {
     jobs: Vec<CopyJob>,
     skipped: Vec<Skipped>,
     up_to_date: Option<String>,
+}
+
+impl TagPlan {
+    fn disappeared(mut self, image: &ImageRef) -> TagPlan {
+        self.skipped.push(Skipped {
+            image: image.to_string(),
+            reason: "the tag disappeared between listing and reading".into(),
+        });
+        self
+    }
 }
