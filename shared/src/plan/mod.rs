@@ -56,6 +56,9 @@ impl Default for PlanOptions {
 /// for one by one, since listing a big destination repository would cost more.
 const LIST_DESTINATIONS_FROM: usize = 8;
 
+/// Repositories of one source planned at the same time.
+const REPOSITORIES_AT_ONCE: usize = 4;
+
 /// Manifests read while planning are kept for the copy up to this many bytes in all, so the
 /// plan of a huge registry stays small; beyond it the copy reads them again.
 const PREFETCH_BUDGET_BYTES: usize = 32 << 20;
@@ -218,9 +221,17 @@ impl<'a> Planner<'a> {
         if let SourceKind::Images(images) = &source.kind {
             return self.plan_images(source, images, reason).await;
         }
+        // A few repositories at a time, so that a repository's last tags do not leave the
+        // registries idle (each repository has `concurrency` requests in flight at most).
+        let repositories = self.repositories(source).await?;
+        let parts: Vec<Result<Plan>> = stream::iter(&repositories)
+            .map(|repository| self.plan_repository(source, repository, reason))
+            .buffered(REPOSITORIES_AT_ONCE)
+            .collect()
+            .await;
         let mut plan = Plan::default();
-        for repository in self.repositories(source).await? {
-            plan.merge(self.plan_repository(source, &repository, reason).await?);
+        for part in parts {
+            plan.merge(part?);
         }
         Ok(plan)
     }
