@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use futures::StreamExt;
 
-use crate::fixture::{Seeded, Shape};
+use crate::fixture::{Image, Seeded, Shape};
 use crate::measure::run_timed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -28,11 +28,6 @@ impl Contender {
             Contender::Floor => "floor (unique blobs, parallel PUTs)",
         }
     }
-
-    /// Whether a second run against a complete destination means something.
-    pub fn has_noop(self) -> bool {
-        self != Contender::Floor
-    }
 }
 
 /// Everything a contender needs to copy the fixture from `src` to `dst`.
@@ -43,6 +38,8 @@ pub struct Job<'a> {
     pub seeded: &'a Seeded,
     pub workdir: &'a Path,
     pub ferry: &'a Path,
+    /// Extra arguments for `ferry sync` (experiments with its knobs).
+    pub ferry_args: &'a [String],
 }
 
 impl Job<'_> {
@@ -54,6 +51,102 @@ impl Job<'_> {
             Contender::PullTagPush => self.pull_tag_push(),
             Contender::Floor => self.floor().await.map(|_| 0),
         }
+    }
+
+    /// Run again against the complete destination. The floor's no-op is the least any
+    /// tool must ask to learn that nothing changed: one manifest HEAD per image at the
+    /// source and one at the destination (whose manifests are put first, untimed).
+    pub async fn run_noop(&self, contender: Contender) -> Result<u64> {
+        match contender {
+            Contender::Floor => self.head_floor().await.map(|_| 0),
+            other => self.run(other).await,
+        }
+    }
+
+    /// The floor's destination holds blobs only; put every manifest under its tag so the
+    /// no-op floor asks a complete destination.
+    pub async fn complete_floor(&self) -> Result<()> {
+        let http = reqwest::Client::new();
+        let dst = self.dst;
+        let results: Vec<Result<()>> = futures::stream::iter(&self.seeded.images)
+            .map(|image| {
+                let http = http.clone();
+                async move {
+                    // The floor put every blob under one repository; mount them into the
+                    // image's own, so the manifest is accepted there.
+                    let doc: serde_json::Value = serde_json::from_slice(&image.manifest)?;
+                    let config = doc["config"]["digest"].as_str().map(str::to_string);
+                    let layers = doc["layers"].as_array().cloned().unwrap_or_default();
+                    let digests = config.into_iter().chain(
+                        layers
+                            .iter()
+                            .filter_map(|l| l["digest"].as_str().map(str::to_string)),
+                    );
+                    for digest in digests {
+                        http.post(format!(
+                            "http://{dst}/v2/{}/blobs/uploads/?mount={digest}&from=floor",
+                            image.repo
+                        ))
+                        .header("content-length", "0")
+                        .send()
+                        .await?;
+                    }
+                    let put = http
+                        .put(format!(
+                            "http://{dst}/v2/{}/manifests/{}",
+                            image.repo, image.tag
+                        ))
+                        .header("content-type", MANIFEST_TYPE)
+                        .body(image.manifest.clone())
+                        .send()
+                        .await?;
+                    if put.status().as_u16() != 201 {
+                        bail!("putting {}:{}: {}", image.repo, image.tag, put.status());
+                    }
+                    Ok(())
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// One manifest HEAD per image at the source and at the destination, 16 in flight.
+    async fn head_floor(&self) -> Result<()> {
+        let http = reqwest::Client::new();
+        let requests = self
+            .seeded
+            .images
+            .iter()
+            .flat_map(|i| [self.src, self.dst].map(|host| (host, i)));
+        let results: Vec<Result<()>> = futures::stream::iter(requests)
+            .map(|(host, image)| {
+                let http = http.clone();
+                async move {
+                    let head = http
+                        .head(format!(
+                            "http://{host}/v2/{}/manifests/{}",
+                            image.repo, image.tag
+                        ))
+                        .header("accept", MANIFEST_TYPE)
+                        .send()
+                        .await?;
+                    if !head.status().is_success() {
+                        bail!(
+                            "HEAD {}:{} at {host}: {}",
+                            image.repo,
+                            image.tag,
+                            head.status()
+                        );
+                    }
+                    Ok(())
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     fn repositories(&self) -> Vec<String> {
@@ -77,15 +170,17 @@ impl Job<'_> {
                 self.src, self.dst
             ),
         )?;
+        let mut args: Vec<String> = vec![
+            "sync".into(),
+            "--insecure-loopback".into(),
+            "--json".into(),
+            "--config".into(),
+            config.to_string_lossy().into(),
+        ];
+        args.extend(self.ferry_args.iter().cloned());
         run_timed(
             &self.ferry.to_string_lossy(),
-            &[
-                "sync".into(),
-                "--insecure-loopback".into(),
-                "--json".into(),
-                "--config".into(),
-                config.to_string_lossy().into(),
-            ],
+            &args,
             &[("RUST_LOG", "warn")],
         )
     }
@@ -122,7 +217,7 @@ impl Job<'_> {
     /// What migration guides script: for each image, sequentially, pull, tag, push.
     fn pull_tag_push(&self) -> Result<u64> {
         let mut peak = 0;
-        for (repo, tag, _) in &self.seeded.images {
+        for Image { repo, tag, .. } in &self.seeded.images {
             let from = format!("{}/{repo}:{tag}", self.src);
             let to = format!("{}/{repo}:{tag}", self.dst);
             for args in [
@@ -180,6 +275,9 @@ impl Job<'_> {
         results.into_iter().collect()
     }
 }
+
+/// The fixture's manifests are all of this type.
+const MANIFEST_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Reset podman's local image store so each pull/tag/push run starts cold.
 pub fn reset_podman() {

@@ -100,13 +100,26 @@ impl Layer {
 
 /// What was pushed: every image's manifest digest, and the unique blobs (for the floor).
 pub struct Seeded {
-    pub images: Vec<(String, String, String)>,
+    pub images: Vec<Image>,
     pub unique_blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// One seeded image: where it is and its manifest.
+pub struct Image {
+    pub repo: String,
+    pub tag: String,
+    pub digest: String,
+    pub manifest: Vec<u8>,
 }
 
 impl Seeded {
     pub fn unique_bytes(&self) -> u64 {
         self.unique_blobs.iter().map(|(_, b)| b.len() as u64).sum()
+    }
+
+    /// Manifests have to reach the destination too: every image's, once.
+    pub fn manifest_bytes(&self) -> u64 {
+        self.images.iter().map(|i| i.manifest.len() as u64).sum()
     }
 }
 
@@ -148,7 +161,12 @@ pub async fn seed(seeder: &Seeder, shape: &Shape) -> Seeded {
                     &layer_blobs,
                 )
                 .await;
-            images.push((repo.clone(), Shape::tag(t), pushed.digest));
+            images.push(Image {
+                repo: repo.clone(),
+                tag: Shape::tag(t),
+                digest: pushed.digest,
+                manifest: pushed.raw,
+            });
         }
     }
     Seeded {

@@ -41,6 +41,10 @@ struct Args {
     /// Multiply every fixture's layer sizes by this (counts by its square root).
     #[arg(long)]
     scale: Option<f64>,
+    /// An extra argument for every `ferry sync` run, e.g. `--ferry-arg=--image-concurrency=8`;
+    /// repeatable.
+    #[arg(long = "ferry-arg", allow_hyphen_values = true)]
+    ferry_args: Vec<String>,
     /// The ferry binary to measure.
     #[arg(long, default_value_os_t = contenders::default_ferry())]
     ferry: PathBuf,
@@ -94,7 +98,7 @@ async fn main() -> Result<()> {
         let shape = shape_named(name, scale);
         results.push(run_fixture(&shape, &contenders, runs, &args, workdir.path()).await?);
     }
-    let report = report::Report::new(results, args.quick);
+    let report = report::Report::new(results, args.quick, &args.storage, &args.ferry_args);
     report.write(&args.out)?;
     println!("{}", report.markdown());
     Ok(())
@@ -170,6 +174,7 @@ async fn run_fixture(
                 seeded: &seeded,
                 workdir,
                 ferry: &args.ferry,
+                ferry_args: &args.ferry_args,
             };
             let cost = measure(|| job.run(contender))
                 .await
@@ -188,9 +193,12 @@ async fn run_fixture(
             if run + 1 == runs {
                 result.digests_equal = (contender != Contender::Floor)
                     .then_some(digests_match(&dst.host(), &seeded.images).await?);
-                if contender.has_noop() {
+                if contender == Contender::Floor {
+                    job.complete_floor().await?;
+                }
+                {
                     proxy.reset();
-                    let noop = measure(|| job.run(contender)).await?;
+                    let noop = measure(|| job.run_noop(contender)).await?;
                     result.noop_seconds = Some(noop.wall.as_secs_f64());
                     eprintln!(
                         "  {:<38} no-op: {:>7.2} s",
@@ -208,6 +216,7 @@ async fn run_fixture(
         shape: shape.clone(),
         images: seeded.images.len(),
         unique_bytes: seeded.unique_bytes(),
+        manifest_bytes: seeded.manifest_bytes(),
         contenders: out,
     })
 }

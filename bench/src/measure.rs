@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::fixture::Image;
 use anyhow::{bail, Context, Result};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -117,9 +118,12 @@ where
 }
 
 /// Whether every `(repository, tag, digest)` resolves to that digest at `host`.
-pub async fn digests_match(host: &str, images: &[(String, String, String)]) -> Result<bool> {
+pub async fn digests_match(host: &str, images: &[Image]) -> Result<bool> {
     let http = reqwest::Client::new();
-    for (repo, tag, digest) in images {
+    for Image {
+        repo, tag, digest, ..
+    } in images
+    {
         let resp = http
             .head(format!("http://{host}/v2/{repo}/manifests/{tag}"))
             .header(

@@ -43,7 +43,10 @@ impl ContenderResult {
 pub struct FixtureResult {
     pub shape: Shape,
     pub images: usize,
+    /// The fixture's unique blobs.
     pub unique_bytes: u64,
+    /// Its manifests, one per image.
+    pub manifest_bytes: u64,
     pub contenders: Vec<ContenderResult>,
 }
 
@@ -59,15 +62,26 @@ impl FixtureResult {
 pub struct Report {
     pub cores: usize,
     pub quick: bool,
+    /// Where the registries kept their storage.
+    pub storage: String,
+    /// Extra arguments ferry ran with.
+    pub ferry_args: Vec<String>,
     pub unix_time: u64,
     pub fixtures: Vec<FixtureResult>,
 }
 
 impl Report {
-    pub fn new(fixtures: Vec<FixtureResult>, quick: bool) -> Report {
+    pub fn new(
+        fixtures: Vec<FixtureResult>,
+        quick: bool,
+        storage: &Path,
+        ferry_args: &[String],
+    ) -> Report {
         Report {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             quick,
+            storage: storage.display().to_string(),
+            ferry_args: ferry_args.to_vec(),
             unix_time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -90,19 +104,30 @@ impl Report {
 
     pub fn markdown(&self) -> String {
         let mut md = format!(
-            "Machine: {} cores.{}\n",
+            "Machine: {} cores; registry storage under {}.{}{}\n\n\
+             Cold sync: the median of the runs, each into an empty destination. No-op: the same \
+             again into the complete destination (for the floor: one manifest HEAD per image at \
+             the source and one at the destination, the least a tool must ask). Sent: every \
+             byte to the destination, HTTP request heads included, over the fixture's unique \
+             blobs and manifests.\n",
             self.cores,
-            if self.quick { " Quick sizes." } else { "" }
+            self.storage,
+            if self.quick { " Quick sizes." } else { "" },
+            if self.ferry_args.is_empty() {
+                String::new()
+            } else {
+                format!(" ferry ran with `{}`.", self.ferry_args.join(" "))
+            }
         );
         for f in &self.fixtures {
             let s = &f.shape;
             md.push_str(&format!(
-                "\n**{}**: {} repositories × {} tags = {} images; layers {} / {} / {} (base / per repository / per tag); {:.1} MiB unique.\n\n",
+                "\n**{}**: {} repositories × {} tags = {} images; layers {} / {} / {} (base / per repository / per tag); {} of unique blobs, {} of manifests.\n\n",
                 s.name, s.repositories, s.tags, f.images,
                 size(s.base_bytes as u64), size(s.repository_bytes as u64), size(s.tag_bytes as u64),
-                f.unique_bytes as f64 / (1 << 20) as f64
+                size(f.unique_bytes), size(f.manifest_bytes)
             ));
-            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ unique bytes | peak RSS | digests equal |\n");
+            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | peak RSS | digests equal |\n");
             md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
             let ferry = f.ferry();
             for c in &f.contenders {
@@ -121,7 +146,7 @@ impl Report {
                     c.noop_seconds.map_or("–".into(), |n| format!("{n:.2} s")),
                     noop_ratio,
                     size(c.bytes_uploaded),
-                    c.bytes_uploaded as f64 / f.unique_bytes as f64,
+                    c.bytes_uploaded as f64 / (f.unique_bytes + f.manifest_bytes) as f64,
                     if c.peak_rss_kib == 0 {
                         "–".into()
                     } else {

@@ -192,19 +192,25 @@ impl BlobCopy<'_> {
     }
 
     /// One pass: open an upload session per target, then pump the source body into all of
-    /// them at once.
+    /// them at once. The source download starts while the sessions open (one round trip
+    /// less per blob); its body waits, unread, for the uploads.
     async fn upload_once(&self, targets: &[&ImageRef]) -> Vec<Result<()>> {
         let digest = &self.blob.digest;
         let size = self.blob.size;
         let mut results: Vec<Option<Result<()>>> = targets.iter().map(|_| None).collect();
-        let mut open: Vec<(usize, Url)> = Vec::new();
-        for (i, dest) in targets.iter().enumerate() {
-            match self.client.start_upload(dest, None).await {
-                Ok(UploadStart::Session(url)) => open.push((i, url)),
-                Ok(UploadStart::Mounted) => results[i] = Some(Ok(())),
-                Err(e) => results[i] = Some(Err(e)),
+        let open_sessions = async {
+            let mut open: Vec<(usize, Url)> = Vec::new();
+            for (i, dest) in targets.iter().enumerate() {
+                match self.client.start_upload(dest, None).await {
+                    Ok(UploadStart::Session(url)) => open.push((i, url)),
+                    Ok(UploadStart::Mounted) => results[i] = Some(Ok(())),
+                    Err(e) => results[i] = Some(Err(e)),
+                }
             }
-        }
+            open
+        };
+        let (open, download) =
+            tokio::join!(open_sessions, self.client.get_blob(self.source, digest));
         if open.is_empty() {
             return results.into_iter().map(|r| r.expect("settled")).collect();
         }
@@ -227,8 +233,10 @@ impl BlobCopy<'_> {
             });
             senders.push(Some(tx));
         }
-        let (pumped, uploaded) =
-            tokio::join!(self.pump(senders), futures::future::join_all(uploads));
+        let (pumped, uploaded) = tokio::join!(
+            self.pump(download, senders),
+            futures::future::join_all(uploads)
+        );
         for (i, r) in uploaded {
             results[i] = Some(match (&pumped, r) {
                 // A source-side failure explains every destination's failure better than the
@@ -242,8 +250,15 @@ impl BlobCopy<'_> {
 
     /// Read the source blob once and feed every live sender; verify size and digest before
     /// the final chunk goes out.
-    async fn pump(&self, mut senders: Vec<Option<mpsc::Sender<io::Result<Bytes>>>>) -> Result<()> {
-        let result = self.pump_inner(&mut senders).await;
+    async fn pump(
+        &self,
+        download: Result<reqwest::Response>,
+        mut senders: Vec<Option<mpsc::Sender<io::Result<Bytes>>>>,
+    ) -> Result<()> {
+        let result = match download {
+            Ok(response) => self.pump_inner(response, &mut senders).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
             for tx in senders.iter_mut().filter_map(Option::take) {
                 let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
@@ -254,6 +269,7 @@ impl BlobCopy<'_> {
 
     async fn pump_inner(
         &self,
+        response: reqwest::Response,
         senders: &mut [Option<mpsc::Sender<io::Result<Bytes>>>],
     ) -> Result<()> {
         let digest = &self.blob.digest;
@@ -261,7 +277,6 @@ impl BlobCopy<'_> {
             registry: self.source.registry().into(),
             repository: self.source.repository().into(),
         };
-        let response = self.client.get_blob(self.source, digest).await?;
         let mut body = response.bytes_stream();
         let mut verifier = digest.verifier();
         let mut held: Option<Bytes> = None;
