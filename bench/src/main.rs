@@ -8,7 +8,9 @@
 
 mod contenders;
 mod fixture;
+mod large;
 mod measure;
+mod planner;
 mod report;
 
 use std::path::PathBuf;
@@ -29,9 +31,16 @@ struct Args {
     /// Small fixtures and one run each: about a minute.
     #[arg(long)]
     quick: bool,
-    /// Fixtures to run (default: bulk and many).
-    #[arg(long = "fixture", value_parser = ["bulk", "many"])]
+    /// What to run (default: all): the bulk and many fixtures with every contender, the
+    /// planner's throughput, and the peak RSS of a large layer's copy.
+    #[arg(long = "fixture", value_parser = ["bulk", "many", "planner", "large"])]
     fixtures: Vec<String>,
+    /// Tags the planner enumerates and enqueues (default 10000, 500 with --quick).
+    #[arg(long)]
+    planner_tags: Option<usize>,
+    /// Size of the large layer in MiB (default 1024, 64 with --quick).
+    #[arg(long)]
+    large_mib: Option<u64>,
     /// Contenders to run (default: all).
     #[arg(long = "contender", value_enum)]
     contenders: Vec<Contender>,
@@ -74,11 +83,14 @@ async fn main() -> Result<()> {
         .scale
         .unwrap_or(if args.quick { 1.0 / 16.0 } else { 1.0 });
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    let fixtures = if args.fixtures.is_empty() {
-        vec!["bulk".to_string(), "many".to_string()]
+    let fixtures: Vec<String> = if args.fixtures.is_empty() {
+        ["bulk", "many", "planner", "large"]
+            .map(String::from)
+            .to_vec()
     } else {
         args.fixtures.clone()
     };
+    let wants = |name: &str| fixtures.iter().any(|f| f == name);
     let contenders = if args.contenders.is_empty() {
         vec![
             Contender::Ferry,
@@ -91,14 +103,28 @@ async fn main() -> Result<()> {
     };
     let workdir = tempfile::tempdir()?;
     if args.hold {
-        return hold(&shape_named(&fixtures[0], scale), &args.storage).await;
+        let name = fixtures
+            .iter()
+            .find(|f| *f == "bulk" || *f == "many")
+            .map_or("many", String::as_str);
+        return hold(&shape_named(name, scale), &args.storage).await;
     }
     let mut results = Vec::new();
-    for name in &fixtures {
+    for name in fixtures.iter().filter(|f| *f == "bulk" || *f == "many") {
         let shape = shape_named(name, scale);
         results.push(run_fixture(&shape, &contenders, runs, &args, workdir.path()).await?);
     }
-    let report = report::Report::new(results, args.quick, &args.storage, &args.ferry_args);
+    let mut report = report::Report::new(results, args.quick, &args.storage, &args.ferry_args);
+    if wants("planner") {
+        let tags = args
+            .planner_tags
+            .unwrap_or(if args.quick { 500 } else { 10_000 });
+        report.planner = Some(planner::measure(tags, &args.storage).await?);
+    }
+    if wants("large") {
+        let mib = args.large_mib.unwrap_or(if args.quick { 64 } else { 1024 });
+        report.large = Some(large::measure(mib << 20, &args.storage, &args.ferry).await?);
+    }
     report.write(&args.out)?;
     println!("{}", report.markdown());
     Ok(())

@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::contenders::Contender;
 use crate::fixture::Shape;
+use crate::large::LargeResult;
+use crate::planner::PlannerResult;
 
 #[derive(Debug, Serialize)]
 pub struct ContenderResult {
@@ -68,6 +70,8 @@ pub struct Report {
     pub ferry_args: Vec<String>,
     pub unix_time: u64,
     pub fixtures: Vec<FixtureResult>,
+    pub planner: Option<PlannerResult>,
+    pub large: Option<LargeResult>,
 }
 
 impl Report {
@@ -86,6 +90,8 @@ impl Report {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             fixtures,
+            planner: None,
+            large: None,
         }
     }
 
@@ -159,6 +165,27 @@ impl Report {
                     }
                 ));
             }
+        }
+        if let Some(p) = &self.planner {
+            md.push_str(&format!(
+                "\n**planner**: {} tags in {} moto ECR repositories enumerated and enqueued by one planner invocation in {:.1} s ({:.0} tags/s), {} messages on the copy queue; CPU: planner {:.1} s, moto {:.1} s.\n",
+                p.tags,
+                p.repositories,
+                p.seconds,
+                p.tags as f64 / p.seconds,
+                p.messages,
+                p.planner_cpu_seconds,
+                p.moto_cpu_seconds
+            ));
+        }
+        if let Some(l) = &self.large {
+            md.push_str(&format!(
+                "\n**large**: `ferry copy` of one image with a single {} layer: {:.1} s, peak RSS {}, digests equal: {}.\n",
+                size(l.layer_bytes),
+                l.seconds,
+                size(l.peak_rss_kib * 1024),
+                if l.digests_equal { "yes" } else { "no" }
+            ));
         }
         md
     }

@@ -1,5 +1,6 @@
 //! The benchmark harness runs end to end at `--quick` size: every contender copies both
-//! fixtures and the results are written. Timings are reported, never asserted.
+//! fixtures, the planner's throughput and a large layer's copy are measured, and the results
+//! are written. Timings are reported, never asserted.
 
 use std::process::Command;
 
@@ -51,6 +52,25 @@ fn the_harness_runs_every_contender_at_quick_size() {
             "skopeo --preserve-digests too"
         );
     }
+    // Every no-op ran, the floor's too (its HEADs against a completed destination).
+    for fixture in fixtures {
+        for c in fixture["contenders"].as_array().unwrap() {
+            assert!(c["noop_seconds"].as_f64().unwrap() > 0.0, "{c}");
+        }
+    }
+    let planner = &report["planner"];
+    assert_eq!(planner["tags"], 500);
+    assert_eq!(
+        planner["messages"], 500,
+        "one copy message per tag: {planner}"
+    );
+    let large = &report["large"];
+    assert_eq!(large["layer_bytes"], 64u64 << 20);
+    assert_eq!(large["digests_equal"], true, "{large}");
+    assert!(large["peak_rss_kib"].as_u64().unwrap() > 0, "{large}");
+
     let table = std::fs::read_to_string(out_dir.path().join("quick.md")).unwrap();
     assert!(table.contains("| ferry sync |"), "{table}");
+    assert!(table.contains("**planner**"), "{table}");
+    assert!(table.contains("**large**"), "{table}");
 }

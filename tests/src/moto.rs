@@ -54,6 +54,11 @@ impl MotoServer {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// The server's process id (to read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
