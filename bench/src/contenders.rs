@@ -64,52 +64,70 @@ impl Job<'_> {
     }
 
     /// The floor's destination holds blobs only; put every manifest under its tag so the
-    /// no-op floor asks a complete destination.
+    /// no-op floor asks a complete destination. One task per repository: two mounts of one
+    /// blob into one repository at once can leave it unlinked in docker-registry.
     pub async fn complete_floor(&self) -> Result<()> {
         let http = reqwest::Client::new();
-        let dst = self.dst;
-        let results: Vec<Result<()>> = futures::stream::iter(&self.seeded.images)
-            .map(|image| {
-                let http = http.clone();
-                async move {
-                    // The floor put every blob under one repository; mount them into the
-                    // image's own, so the manifest is accepted there.
-                    let doc: serde_json::Value = serde_json::from_slice(&image.manifest)?;
-                    let config = doc["config"]["digest"].as_str().map(str::to_string);
-                    let layers = doc["layers"].as_array().cloned().unwrap_or_default();
-                    let digests = config.into_iter().chain(
-                        layers
-                            .iter()
-                            .filter_map(|l| l["digest"].as_str().map(str::to_string)),
-                    );
-                    for digest in digests {
-                        http.post(format!(
-                            "http://{dst}/v2/{}/blobs/uploads/?mount={digest}&from=floor",
-                            image.repo
-                        ))
-                        .header("content-length", "0")
-                        .send()
-                        .await?;
-                    }
-                    let put = http
-                        .put(format!(
-                            "http://{dst}/v2/{}/manifests/{}",
-                            image.repo, image.tag
-                        ))
-                        .header("content-type", MANIFEST_TYPE)
-                        .body(image.manifest.clone())
-                        .send()
-                        .await?;
-                    if put.status().as_u16() != 201 {
-                        bail!("putting {}:{}: {}", image.repo, image.tag, put.status());
-                    }
-                    Ok(())
-                }
-            })
+        let mut repositories: Vec<&str> =
+            self.seeded.images.iter().map(|i| i.repo.as_str()).collect();
+        repositories.dedup();
+        let results: Vec<Result<()>> = futures::stream::iter(repositories)
+            .map(|repo| self.complete_floor_repository(&http, repo))
             .buffer_unordered(8)
             .collect()
             .await;
         results.into_iter().collect()
+    }
+
+    async fn complete_floor_repository(&self, http: &reqwest::Client, repo: &str) -> Result<()> {
+        let dst = self.dst;
+        let images: Vec<&Image> = self
+            .seeded
+            .images
+            .iter()
+            .filter(|i| i.repo == repo)
+            .collect();
+        let mut digests: Vec<String> = Vec::new();
+        for image in &images {
+            let doc: serde_json::Value = serde_json::from_slice(&image.manifest)?;
+            let layers = doc["layers"].as_array().cloned().unwrap_or_default();
+            for d in std::iter::once(&doc["config"]).chain(&layers) {
+                if let Some(d) = d["digest"].as_str() {
+                    if !digests.iter().any(|x| x == d) {
+                        digests.push(d.to_string());
+                    }
+                }
+            }
+        }
+        for digest in digests {
+            let mount = http
+                .post(format!(
+                    "http://{dst}/v2/{repo}/blobs/uploads/?mount={digest}&from=floor"
+                ))
+                .header("content-length", "0")
+                .send()
+                .await?;
+            if mount.status().as_u16() != 201 {
+                bail!("mounting {digest} into {repo}: {}", mount.status());
+            }
+        }
+        for image in images {
+            let put = http
+                .put(format!("http://{dst}/v2/{repo}/manifests/{}", image.tag))
+                .header("content-type", MANIFEST_TYPE)
+                .body(image.manifest.clone())
+                .send()
+                .await?;
+            if put.status().as_u16() != 201 {
+                bail!(
+                    "putting {repo}:{}: {} {}",
+                    image.tag,
+                    put.status(),
+                    put.text().await.unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// One manifest HEAD per image at the source and at the destination, 16 in flight.
@@ -239,41 +257,50 @@ impl Job<'_> {
         let results: Vec<Result<()>> = futures::stream::iter(&self.seeded.unique_blobs)
             .map(|(digest, bytes)| {
                 let http = http.clone();
-                async move {
-                    let start = http
-                        .post(format!("http://{dst}/v2/floor/blobs/uploads/"))
-                        .header("content-length", "0")
-                        .send()
-                        .await?;
-                    let location = start
-                        .headers()
-                        .get("location")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
-                    let url = if location.starts_with("http") {
-                        location
-                    } else {
-                        format!("http://{dst}{location}")
-                    };
-                    let sep = if url.contains('?') { '&' } else { '?' };
-                    let put = http
-                        .put(format!("{url}{sep}digest={digest}"))
-                        .header("content-type", "application/octet-stream")
-                        .body(bytes.clone())
-                        .send()
-                        .await?;
-                    if put.status().as_u16() != 201 {
-                        bail!("floor upload of {digest}: {}", put.status());
-                    }
-                    Ok(())
-                }
+                async move { upload(&http, dst, "floor", digest, bytes.clone()).await }
             })
             .buffer_unordered(8)
             .collect()
             .await;
         results.into_iter().collect()
     }
+}
+
+/// One monolithic upload: a POST for the session, one PUT with every byte.
+async fn upload(
+    http: &reqwest::Client,
+    dst: &str,
+    repo: &str,
+    digest: &str,
+    bytes: Vec<u8>,
+) -> Result<()> {
+    let start = http
+        .post(format!("http://{dst}/v2/{repo}/blobs/uploads/"))
+        .header("content-length", "0")
+        .send()
+        .await?;
+    let location = start
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{dst}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{url}{sep}digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await?;
+    if put.status().as_u16() != 201 {
+        bail!("upload of {digest} to {repo}: {}", put.status());
+    }
+    Ok(())
 }
 
 /// The fixture's manifests are all of this type.
