@@ -2,7 +2,8 @@
 # The benchmark: ferry against skopeo sync, a podman pull/tag/push loop and the upload
 # floor on the same fixtures. Installs what it needs, builds ferry in release mode, and
 # writes bench/results/latest.{json,md} (quick.{json,md} with --quick).
-#   scripts/bench.sh            # full sizes, 3 runs each (several minutes)
+#   scripts/bench.sh            # full sizes, 3 runs each: about 25 minutes, 20 of them
+#                               # moto enqueueing 10,000 planned tags (--planner-tags 2000: ~6)
 #   scripts/bench.sh --quick    # small sizes, 1 run: about a minute
 set -euo pipefail
 cd "$(dirname "$0")/.."
