@@ -128,6 +128,9 @@ pub struct CopyArgs {
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub blob_concurrency: u16,
 
+    #[command(flatten)]
+    pub referrers: ReferrerArgs,
+
     /// Attempts per request for transient failures (5xx, resets, 429), with backoff.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub retries: u32,
@@ -135,6 +138,23 @@ pub struct CopyArgs {
     /// Print one JSON report on stdout instead of progress and a summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which supply-chain artifacts travel with each image.
+#[derive(Args, Debug, Clone)]
+pub struct ReferrerArgs {
+    /// Signatures, attestations, SBOMs and other referrers to copy with each image: `all`,
+    /// `none`, or a comma-separated list of `sig`, `att`, `sbom` and artifact types (e.g.
+    /// `sig,application/spdx+json`). `sig`, `att` and `sbom` cover both cosign's tags
+    /// (sha256-<digest>.sig) and OCI 1.1 referrers of those kinds; they are copied even
+    /// when tag filters would not select their tags. Default: all (sync: the
+    /// configuration's defaults.referrers, else all).
+    #[arg(long, value_name = "all|none|TYPE,...", value_parser = parse_selection)]
+    pub referrers: Option<ferry::referrers::Selection>,
+}
+
+fn parse_selection(s: &str) -> Result<ferry::referrers::Selection, String> {
+    s.parse()
 }
 
 /// Credentials named on the command line, each bound to its side's registries only.
@@ -234,6 +254,9 @@ pub struct SyncArgs {
     /// defaults.image_concurrency, else 4.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub image_concurrency: Option<u16>,
+
+    #[command(flatten)]
+    pub referrers: ReferrerArgs,
 
     /// Print one JSON report on stdout instead of progress and a summary.
     #[arg(long)]

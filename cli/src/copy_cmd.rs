@@ -57,6 +57,7 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode> {
         image_concurrency: args.image_concurrency.into(),
         blob_concurrency: args.blob_concurrency.into(),
         platforms,
+        referrers: args.referrers.referrers.clone().unwrap_or_default(),
     };
     let show_bars = !args.json && std::io::stderr().is_terminal();
     let bars = show_bars.then(|| Arc::new(crate::progress::Bars::new()));

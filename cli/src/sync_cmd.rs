@@ -46,6 +46,9 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     if let Some(n) = args.image_concurrency {
         options.image_concurrency = n.into();
     }
+    if let Some(selection) = &args.referrers.referrers {
+        options.referrers = selection.clone();
+    }
     let concurrency = options.image_concurrency.max(1);
     let show_bars = !args.json && std::io::stderr().is_terminal();
     let bars = show_bars.then(|| Arc::new(crate::progress::Bars::new()));

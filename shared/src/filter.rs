@@ -108,9 +108,11 @@ impl TagFilter {
     }
 
     /// Whether one tag passes the patterns and the range (a single pushed tag is the newest
-    /// by definition, so `newest` does not apply).
+    /// by definition, so `newest` does not apply). Tags holding another image's signatures
+    /// or referrers never pass: they travel with that image.
     pub fn admits(&self, tag: &str) -> bool {
-        self.names.matches(tag)
+        !crate::referrers::tags::is_artifact_tag(tag)
+            && self.names.matches(tag)
             && self
                 .semver
                 .as_ref()
@@ -124,6 +126,7 @@ impl TagFilter {
     pub fn select(&self, tags: Vec<TagInfo>) -> Vec<TagInfo> {
         let mut selected: Vec<TagInfo> = tags
             .into_iter()
+            .filter(|t| !crate::referrers::tags::is_artifact_tag(&t.name))
             .filter(|t| self.names.matches(&t.name))
             .filter(|t| match &self.semver {
                 None => true,

@@ -61,6 +61,7 @@ impl JobError {
                 })
                 .collect(),
             stats: Default::default(),
+            artifacts: Vec::new(),
             duration_ms: 0,
             error: Some(error),
         }

@@ -21,6 +21,7 @@ pub mod message;
 pub mod plan;
 pub mod queue;
 pub mod reference;
+pub mod referrers;
 pub mod registry;
 pub mod report;
 pub mod service;

@@ -61,10 +61,30 @@ pub struct ImageReport {
     pub destinations: Vec<DestinationReport>,
     #[serde(flatten)]
     pub stats: BlobStats,
+    /// Signatures, attestations, SBOMs and other referrers that followed the image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<ArtifactReport>,
     pub duration_ms: u64,
     /// An error that stopped the image before any destination was tried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+}
+
+/// One supply-chain artifact of an image (or a referrers index ferry maintains for one)
+/// and what became of it at each destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactReport {
+    /// The manifest the artifact belongs to: the image or one of its children.
+    pub subject: String,
+    /// The artifact's manifest digest; absent when it could not even be found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `sig`, `att`, `sbom` (cosign tags), a referrer's artifact type, or `referrers index`.
+    pub kind: String,
+    /// The tag it is stored under, if any (cosign tags, fallback indexes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub destinations: Vec<DestinationReport>,
 }
 
 impl ImageReport {
@@ -73,6 +93,12 @@ impl ImageReport {
         self.error
             .as_ref()
             .or_else(|| self.destinations.iter().find_map(|d| d.error.as_ref()))
+            .or_else(|| {
+                self.artifacts
+                    .iter()
+                    .flat_map(|a| &a.destinations)
+                    .find_map(|d| d.error.as_ref())
+            })
     }
 
     /// Whether every failure of this image may succeed when tried again.
@@ -82,6 +108,11 @@ impl ImageReport {
                 .error
                 .iter()
                 .chain(self.destinations.iter().filter_map(|d| d.error.as_ref()))
+                .chain(
+                    self.artifacts
+                        .iter()
+                        .flat_map(|a| a.destinations.iter().filter_map(|d| d.error.as_ref())),
+                )
                 .all(|e| e.retryable)
     }
 }

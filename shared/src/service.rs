@@ -102,6 +102,7 @@ impl Services {
         if let Some(n) = defaults.blob_concurrency {
             options.blob_concurrency = n;
         }
+        options.referrers = defaults.referrers.clone();
         options
     }
 }

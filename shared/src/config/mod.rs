@@ -17,6 +17,7 @@ use crate::filter::{NameFilter, TagFilter};
 use crate::manifest::Platform;
 use crate::mapping::{SplitTag, Target, Vars};
 use crate::reference::{ImageRef, REPOSITORY_NAME};
+use crate::referrers::Selection;
 use raw::*;
 
 pub const VERSION: u32 = 1;
@@ -68,6 +69,8 @@ pub struct Defaults {
     pub request_attempts: Option<usize>,
     /// Seconds of silence after which a registry response is given up on (and retried).
     pub read_timeout_seconds: Option<usize>,
+    /// Which signatures, attestations, SBOMs and referrers follow each image (default all).
+    pub referrers: Selection,
 }
 
 /// Where a registry's credentials come from.
@@ -214,6 +217,7 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
         blob_concurrency: positive(d.blob_concurrency, "defaults.blob_concurrency")?,
         request_attempts: positive(d.request_attempts, "defaults.request_attempts")?,
         read_timeout_seconds: positive(d.read_timeout_seconds, "defaults.read_timeout_seconds")?,
+        referrers: referrers(d.referrers, "defaults.referrers")?,
     };
     let mut credentials = Vec::new();
     for (host, c) in raw.credentials {
@@ -423,6 +427,18 @@ fn platforms(list: &[String], path: &str) -> Result<Vec<Platform>, ConfigError> 
         .enumerate()
         .map(|(j, p)| p.parse().map_err(|e| err(format!("{path}[{j}]"), e)))
         .collect()
+}
+
+fn referrers(value: Option<RawReferrers>, path: &str) -> Result<Selection, ConfigError> {
+    match value {
+        None => Ok(Selection::All),
+        Some(RawReferrers::One(s)) => s.parse().map_err(|e| err(path, e)),
+        Some(RawReferrers::List(list)) if list.is_empty() => Err(err(
+            path,
+            "an empty list selects nothing: write `none` to copy images without their referrers",
+        )),
+        Some(RawReferrers::List(list)) => list.join(",").parse().map_err(|e| err(path, e)),
+    }
 }
 
 fn positive(value: Option<usize>, path: &str) -> Result<Option<usize>, ConfigError> {

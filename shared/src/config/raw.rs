@@ -33,6 +33,16 @@ pub struct RawDefaults {
     pub blob_concurrency: Option<usize>,
     pub request_attempts: Option<usize>,
     pub read_timeout_seconds: Option<usize>,
+    /// `all`, `none`, or kinds: `sig,sbom` or a list.
+    pub referrers: Option<RawReferrers>,
+}
+
+/// `referrers: all`, `referrers: sig,sbom` or `referrers: [sig, application/spdx+json]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawReferrers {
+    One(String),
+    List(Vec<String>),
 }
 
 /// `ecr`, `anonymous`, or `{secret: ID}`. Read by hand: serde's enum forms would make users

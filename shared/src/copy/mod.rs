@@ -6,6 +6,7 @@
 //! therefore never points at something incomplete, and an interrupted copy is finished by
 //! running it again.
 
+pub mod artifacts;
 pub mod blob;
 pub mod ledger;
 pub mod progress;
@@ -18,7 +19,8 @@ use futures::{stream, StreamExt};
 
 use crate::digest::Digest;
 use crate::error::{Error, Location, Result};
-use crate::manifest::{Manifest, Platform};
+use crate::manifest::{Manifest, ManifestKind, Platform};
+use crate::referrers::{self, Selection};
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
 use crate::report::{BlobStats, DestinationReport, ErrorInfo, ImageReport, RunReport, Status};
@@ -34,6 +36,8 @@ pub struct CopyOptions {
     pub blob_concurrency: usize,
     /// Copy only these platforms of a multi-platform image; empty copies everything exactly.
     pub platforms: Vec<Platform>,
+    /// The signatures, attestations, SBOMs and other referrers that follow each image.
+    pub referrers: Selection,
 }
 
 impl Default for CopyOptions {
@@ -42,6 +46,7 @@ impl Default for CopyOptions {
             image_concurrency: 4,
             blob_concurrency: 6,
             platforms: Vec::new(),
+            referrers: Selection::All,
         }
     }
 }
@@ -99,7 +104,16 @@ pub struct Copier {
     client: Arc<RegistryClient>,
     options: CopyOptions,
     ledger: BlobLedger,
+    knowledge: referrers::Knowledge,
     progress: Arc<dyn Progress>,
+}
+
+/// What an image copy settled on.
+struct CopiedImage {
+    /// The digest every destination now holds.
+    digest: Digest,
+    /// Every manifest of the image, children first: the subjects its artifacts refer to.
+    subjects: Vec<Digest>,
 }
 
 /// Per-destination state while an image is copied.
@@ -118,6 +132,7 @@ impl Copier {
             client,
             options,
             ledger: BlobLedger::new(),
+            knowledge: referrers::Knowledge::new(),
             progress: Arc::new(Silent),
         }
     }
@@ -154,9 +169,23 @@ impl Copier {
         let outcome = self
             .copy_image_inner(request, &mut targets, &mut stats)
             .await;
-        let (digest, error) = match outcome {
-            Ok(d) => (Some(d.to_string()), None),
-            Err(e) => (None, Some(ErrorInfo::from(&e))),
+        let (digest, error, artifacts) = match outcome {
+            Ok(copied) => {
+                // The artifacts go only where the image now is, and only after it is.
+                let holders: Vec<ImageRef> = targets
+                    .iter()
+                    .filter(|t| matches!(t.status, Status::Copied | Status::UpToDate))
+                    .map(|t| t.dest.clone())
+                    .collect();
+                let artifacts = if holders.is_empty() || self.options.referrers.is_none() {
+                    Vec::new()
+                } else {
+                    self.copy_artifacts(request, copied.subjects, &holders, &mut stats)
+                        .await
+                };
+                (Some(copied.digest.to_string()), None, artifacts)
+            }
+            Err(e) => (None, Some(ErrorInfo::from(&e)), Vec::new()),
         };
         let destinations: Vec<DestinationReport> = if targets.is_empty() {
             request
@@ -178,9 +207,19 @@ impl Copier {
                 })
                 .collect()
         };
-        let status = if error.is_some() || destinations.iter().any(|d| d.status == Status::Failed) {
+        let artifact_statuses = || {
+            artifacts
+                .iter()
+                .flat_map(|a| a.destinations.iter().map(|d| d.status))
+        };
+        let status = if error.is_some()
+            || destinations.iter().any(|d| d.status == Status::Failed)
+            || artifact_statuses().any(|s| s == Status::Failed)
+        {
             Status::Failed
-        } else if destinations.iter().any(|d| d.status == Status::Copied) {
+        } else if destinations.iter().any(|d| d.status == Status::Copied)
+            || artifact_statuses().any(|s| s == Status::Copied)
+        {
             Status::Copied
         } else if destinations.iter().any(|d| d.status == Status::Kept) {
             Status::Kept
@@ -193,6 +232,7 @@ impl Copier {
             status,
             destinations,
             stats,
+            artifacts,
             duration_ms: started.elapsed().as_millis() as u64,
             error,
         };
@@ -213,7 +253,7 @@ impl Copier {
         request: &CopyRequest,
         targets: &mut Vec<Target>,
         stats: &mut BlobStats,
-    ) -> Result<Digest> {
+    ) -> Result<CopiedImage> {
         let source = &request.source;
         let source_ref = source.manifest_reference().ok_or_else(|| {
             Error::Config(format!(
@@ -240,18 +280,22 @@ impl Copier {
             .as_ref()
             .filter(|m| source.digest().is_none_or(|d| *d == m.digest))
             .map(|m| Manifest::clone(m));
+        // Whether a HEAD said the image is an index: its children have referrers of their own.
+        let mut index_hint = false;
         let (want, mut root) = if platforms.is_empty() {
             let digest = match source.digest() {
                 Some(d) => d.clone(),
                 None => {
-                    self.client
+                    let head = self
+                        .client
                         .head_manifest(source, &source_ref)
                         .await?
                         .ok_or_else(|| Error::ManifestNotFound {
                             at: location(source),
                             reference: source_ref.clone(),
-                        })?
-                        .digest
+                        })?;
+                    index_hint |= head.is_index();
+                    head.digest
                 }
             };
             let root = prior_root.filter(|m| m.digest == digest);
@@ -291,14 +335,34 @@ impl Copier {
         };
         for (t, head) in targets.iter_mut().zip(heads) {
             match head {
-                Ok(Some(h)) if h.digest == want => t.status = Status::UpToDate,
+                Ok(Some(h)) if h.digest == want => {
+                    index_hint |= h.is_index();
+                    t.status = Status::UpToDate
+                }
                 Ok(Some(_)) if !request.overwrite => t.status = Status::Kept,
                 Ok(h) => t.existing = h.map(|h| h.digest),
                 Err(e) => fail(t, e),
             }
         }
         if !targets.iter().any(|t| t.status == Status::Copied) {
-            return Ok(want);
+            // Nothing to push, but the artifacts of the image and of its children may still
+            // be missing at the destinations.
+            let is_index = root
+                .as_ref()
+                .map_or(index_hint, |r| r.kind == ManifestKind::Index);
+            let mut subjects = Vec::new();
+            if is_index && !self.options.referrers.is_none() {
+                let root = match root.take() {
+                    Some(r) => r,
+                    None => self.client.get_manifest(source, want.as_str()).await?,
+                };
+                subjects.extend(root.children.iter().map(|c| c.digest.clone()));
+            }
+            subjects.push(want.clone());
+            return Ok(CopiedImage {
+                digest: want,
+                subjects,
+            });
         }
 
         let root = match root.take() {
@@ -311,6 +375,23 @@ impl Copier {
         }
         self.progress.image_started(source, image.total_bytes());
 
+        self.push_tree(source, &image, targets, stats).await;
+        Ok(CopiedImage {
+            digest: want,
+            subjects: image.manifests.iter().map(|m| m.digest.clone()).collect(),
+        })
+    }
+
+    /// Push `image` to every target still marked [`Status::Copied`]: all blobs first, then
+    /// child manifests, then the root under the target's reference. A target that fails is
+    /// marked so and gets nothing more.
+    async fn push_tree(
+        &self,
+        source: &ImageRef,
+        image: &tree::ImageTree,
+        targets: &mut [Target],
+        stats: &mut BlobStats,
+    ) {
         // Blobs, all of them, before any manifest.
         let active: Vec<usize> = active_indexes(targets);
         let dests: Vec<ImageRef> = active.iter().map(|&i| targets[i].dest.clone()).collect();
@@ -385,7 +466,6 @@ impl Copier {
                 Err(e) => fail(&mut targets[ti], e),
             }
         }
-        Ok(want)
     }
 }
 
@@ -425,6 +505,8 @@ pub async fn all_tags(
     let tags = client.list_tags(&source.repo_only()).await?;
     Ok(tags
         .into_iter()
+        // Signature and referrers tags travel with the images they belong to.
+        .filter(|tag| !referrers::tags::is_artifact_tag(tag))
         .map(|tag| {
             CopyRequest::new(
                 source.with_tag(&tag),

@@ -20,7 +20,7 @@ use super::session::{without_url, Scope, Session};
 use crate::auth::{challenge, CredentialStore};
 use crate::digest::Digest;
 use crate::error::{Error, Location, Operation, Result};
-use crate::manifest::{Manifest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES};
+use crate::manifest::{Manifest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES, OCI_INDEX};
 use crate::reference::ImageRef;
 
 const DIGEST_HEADER: &str = "docker-content-digest";
@@ -52,6 +52,16 @@ impl Default for RegistryOptions {
 pub struct ManifestHead {
     pub digest: Digest,
     pub media_type: Option<String>,
+}
+
+impl ManifestHead {
+    /// Whether the registry says this is an index (or Docker manifest list).
+    pub fn is_index(&self) -> bool {
+        self.media_type.as_deref().is_some_and(|m| {
+            let m = m.split(';').next().unwrap_or(m).trim();
+            m == crate::manifest::OCI_INDEX || m == crate::manifest::DOCKER_MANIFEST_LIST
+        })
+    }
 }
 
 /// The answer to starting an upload: either the registry mounted the blob from another
@@ -517,6 +527,60 @@ impl RegistryClient {
             return Err(self.fail(&call, resp, anon).await);
         }
         Ok(())
+    }
+
+    /// The referrers of `subject` from the OCI 1.1 referrers API, each entry as the registry
+    /// wrote it, or `None` when the registry does not offer the API (it answers 404 where a
+    /// registry with the API must answer a list, even an empty one). `artifact_type` asks
+    /// the registry to filter; callers filter again, since registries may ignore it.
+    pub async fn referrers(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Vec<serde_json::Value>>> {
+        let call = Call::pull(image, Operation::ListReferrers, subject.as_str());
+        let mut path = format!("v2/{}/referrers/{subject}", image.repository());
+        if let Some(t) = artifact_type {
+            path.push_str("?artifactType=");
+            path.push_str(&url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>());
+        }
+        let mut all = Vec::new();
+        let mut next = Some(path);
+        while let Some(path) = next.take() {
+            let (resp, anon) = self
+                .options
+                .retry
+                .run("referrers list", || {
+                    self.send(&call, true, |http, base| {
+                        http.get(base.join(&path).expect("relative path"))
+                            .header(ACCEPT, OCI_INDEX)
+                    })
+                })
+                .await?;
+            match resp.status() {
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+                    let body = resp.text().await.unwrap_or_default();
+                    // A registry with the API that lacks the repository says so by code.
+                    if body.contains("NAME_UNKNOWN") {
+                        return Ok(Some(all));
+                    }
+                    return Ok(None);
+                }
+                s if !s.is_success() => return Err(self.fail(&call, resp, anon).await),
+                _ => {}
+            }
+            next = header_str(&resp, LINK.as_str()).and_then(|l| parse_next_link(&l));
+            let body = resp.bytes().await.map_err(|e| call.transient(e))?;
+            let entries =
+                crate::referrers::tags::entries(&body).map_err(|detail| Error::Protocol {
+                    at: call.location(),
+                    op: call.op,
+                    detail: format!("referrers list is not an index: {detail}"),
+                })?;
+            all.extend(entries);
+        }
+        Ok(Some(all))
     }
 
     /// Every tag of `image`'s repository, following `Link` pagination.
