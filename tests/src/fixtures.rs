@@ -359,6 +359,111 @@ impl Seeder {
         }
     }
 
+    /// A cosign-style artifact of `subject` under its tag `sha256-<hex>.<suffix>` (`sig`,
+    /// `att`, `sbom`): an OCI manifest over a small payload layer, as cosign pushes them.
+    pub async fn push_cosign_artifact(
+        &self,
+        repo: &str,
+        subject: &str,
+        suffix: &str,
+        seed: u64,
+    ) -> Pushed {
+        let layer_type = match suffix {
+            "sig" => "application/vnd.dev.cosign.simplesigning.v1+json",
+            "att" => "application/vnd.dsse.envelope.v1+json",
+            _ => "text/spdx",
+        };
+        let config = self
+            .push_blob(repo, OCI_CONFIG, json!({"architecture": "", "os": "", "seed": seed}).to_string().as_bytes())
+            .await;
+        let payload = json!({"critical": {"image": {"docker-manifest-digest": subject}}, "seed": seed});
+        let layer = self
+            .push_blob(repo, layer_type, payload.to_string().as_bytes())
+            .await;
+        let mut layer_descriptor = layer.descriptor();
+        layer_descriptor["annotations"] =
+            json!({"dev.cosignproject.cosign/signature": format!("MEUCIQ{seed}")});
+        let doc = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config.descriptor(),
+            "layers": [layer_descriptor],
+        });
+        let raw = serde_json::to_vec(&doc).unwrap();
+        let tag = format!("{}.{suffix}", subject.replace(':', "-"));
+        let digest = self.push_manifest(repo, &tag, OCI_MANIFEST, &raw).await;
+        Pushed {
+            raw,
+            digest,
+            media_type: OCI_MANIFEST.into(),
+            blobs: vec![config, layer],
+        }
+    }
+
+    /// An OCI 1.1 referrer of `subject`: a manifest with `artifactType`, the empty config,
+    /// one payload blob and `subject`, pushed by digest (so found only as a referrer).
+    pub async fn push_referrer(
+        &self,
+        repo: &str,
+        subject: &Pushed,
+        artifact_type: &str,
+        seed: u64,
+    ) -> Pushed {
+        let empty = self
+            .push_blob(repo, "application/vnd.oci.empty.v1+json", b"{}")
+            .await;
+        let payload = self
+            .push_blob(
+                repo,
+                artifact_type,
+                json!({"spdxVersion": "SPDX-2.3", "seed": seed}).to_string().as_bytes(),
+            )
+            .await;
+        let doc = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": empty.descriptor(),
+            "layers": [payload.descriptor()],
+            "subject": subject.descriptor(None),
+            "annotations": {"org.opencontainers.image.created": "2026-11-29T00:00:00Z"},
+        });
+        let raw = serde_json::to_vec(&doc).unwrap();
+        let digest = sha256(&raw);
+        self.push_manifest(repo, &digest, OCI_MANIFEST, &raw).await;
+        Pushed {
+            raw,
+            digest,
+            media_type: OCI_MANIFEST.into(),
+            blobs: vec![empty, payload],
+        }
+    }
+
+    /// List `referrers` (with their artifact types) in `subject`'s fallback index
+    /// (`sha256-<hex>`), appending to what is there, as clients do on registries without
+    /// the referrers API.
+    pub async fn add_to_fallback_index(
+        &self,
+        repo: &str,
+        subject: &str,
+        referrers: &[(&Pushed, &str)],
+    ) -> Pushed {
+        let tag = subject.replace(':', "-");
+        let mut entries: Vec<Value> = match self.manifest(repo, &tag).await {
+            Some((raw, _, _)) => serde_json::from_slice::<Value>(&raw).unwrap()["manifests"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        for (pushed, artifact_type) in referrers {
+            let mut d = pushed.descriptor(None);
+            d["artifactType"] = json!(artifact_type);
+            entries.push(d);
+        }
+        self.push_index(repo, &tag, OCI_INDEX, &entries).await
+    }
+
     /// An index (or manifest list) over already pushed manifests.
     pub async fn push_index(
         &self,

@@ -6,6 +6,12 @@
 //! tag the way Amazon ECR does. Every request is logged (method, path, whether it carried an
 //! `Authorization` header, when it arrived) so a test can assert what ferry sent.
 //!
+//! Started with [`FaultProxy::start_with_referrers_api`], it also gives the registry behind
+//! it the OCI 1.1 referrers API that `docker-registry` 2.8 lacks: manifests pushed through
+//! it with a `subject` are indexed, answered with `OCI-Subject`, and listed at
+//! `GET /v2/<name>/referrers/<digest>` (with `artifactType` filtering), as a registry that
+//! implements the API does.
+//!
 //! The proxy forwards the client's `Host` header, so the URLs the registry builds (upload
 //! `Location`s) point back at the proxy and every follow-up request passes through it too.
 
@@ -97,7 +103,12 @@ struct Inner {
     rules: Mutex<Vec<Rule>>,
     seen: Mutex<Vec<Seen>>,
     http: reqwest::Client,
+    /// (repository, subject digest) → descriptors of its referrers, when the proxy serves
+    /// the referrers API.
+    referrers: Option<Mutex<ReferrerIndex>>,
 }
+
+type ReferrerIndex = std::collections::HashMap<(String, String), Vec<serde_json::Value>>;
 
 pub struct FaultProxy {
     pub addr: SocketAddr,
@@ -118,6 +129,15 @@ const HOP_BY_HOP: [&str; 6] = [
 impl FaultProxy {
     /// Start on a free loopback port, forwarding to `upstream` (`http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str) -> FaultProxy {
+        Self::start_inner(upstream, false).await
+    }
+
+    /// Start in front of `upstream`, serving the referrers API for it.
+    pub async fn start_with_referrers_api(upstream: &str) -> FaultProxy {
+        Self::start_inner(upstream, true).await
+    }
+
+    async fn start_inner(upstream: &str, referrers_api: bool) -> FaultProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -130,6 +150,7 @@ impl FaultProxy {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            referrers: referrers_api.then(Default::default),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -277,9 +298,94 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
                 .body(Body::from_stream(reset))
                 .unwrap()
         }
+        None if inner.referrers.is_some() => referrers_api(&inner, request).await,
         None => forward(&inner, request).await,
     };
     inner.record(method, path, &headers, at, response.status().as_u16());
+    response
+}
+
+/// The referrers API over the registry: list referrers, index manifests pushed with a
+/// subject, forward everything else.
+async fn referrers_api(inner: &Inner, request: Request) -> Response {
+    let index = inner.referrers.as_ref().expect("referrers API on");
+    let path = request.uri().path().to_string();
+    let Some((name, rest)) = path.strip_prefix("/v2/").and_then(|p| {
+        p.split_once("/referrers/")
+            .map(|(n, d)| (n, ("referrers", d)))
+            .or_else(|| p.split_once("/manifests/").map(|(n, r)| (n, ("manifests", r))))
+    }) else {
+        return forward(inner, request).await;
+    };
+    let (name, (kind, reference)) = (name.to_string(), rest);
+    let reference = reference.to_string();
+    if kind == "referrers" && request.method() == Method::GET {
+        let wanted = request.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("artifactType="))
+                .map(|t| t.replace("%2B", "+").replace("%2F", "/"))
+        });
+        let entries: Vec<serde_json::Value> = index
+            .lock()
+            .unwrap()
+            .get(&(name, reference))
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| wanted.as_deref().is_none_or(|t| e["artifactType"] == t))
+            .collect();
+        let body = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries});
+        let mut response = (StatusCode::OK, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+        );
+        if wanted.is_some() {
+            headers.insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+        }
+        return response;
+    }
+    if kind != "manifests" || request.method() != Method::PUT {
+        return forward(inner, request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let raw = axum::body::to_bytes(body, 4 << 20).await.unwrap_or_default();
+    let media_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let doc: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+    let mut response = forward(inner, Request::from_parts(parts, Body::from(raw.clone()))).await;
+    let Some(subject) = doc["subject"]["digest"].as_str() else {
+        return response;
+    };
+    if response.status().is_success() {
+        let artifact_type = doc
+            .get("artifactType")
+            .or_else(|| doc.get("config").and_then(|c| c.get("mediaType")))
+            .cloned()
+            .unwrap_or_default();
+        let mut entry = serde_json::json!({
+            "mediaType": media_type,
+            "digest": format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw))),
+            "size": raw.len(),
+            "artifactType": artifact_type,
+        });
+        if let Some(a) = doc.get("annotations") {
+            entry["annotations"] = a.clone();
+        }
+        let mut index = index.lock().unwrap();
+        let list = index.entry((name, subject.to_string())).or_default();
+        if !list.iter().any(|e| e["digest"] == entry["digest"]) {
+            list.push(entry);
+        }
+        response
+            .headers_mut()
+            .insert("oci-subject", HeaderValue::try_from(subject).unwrap());
+    }
     response
 }
 

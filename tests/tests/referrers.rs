@@ -1,0 +1,299 @@
+//! Supply-chain artifacts travel with their images: cosign tags, OCI 1.1 referrers found
+//! through the API or the referrers tag schema, artifacts of artifacts, and the
+//! destination's fallback index merged rather than replaced. Registries are real
+//! `docker-registry` 2.8 processes (no referrers API: the fallback path); the API path runs
+//! through a proxy that gives the registry behind it the referrers API.
+
+mod common;
+
+use ferry::aws::AwsClients;
+use ferry::config::SyncConfig;
+use ferry::copy::{Copier, CopyOptions};
+use ferry::message::Reason;
+use ferry::plan::{PlanOptions, Planner};
+use ferry::referrers::Selection;
+use ferry::report::{ImageReport, Status};
+use ferry_testbed::fixtures::{platform, Seeder, Style, OCI_INDEX};
+use ferry_testbed::proxy::{FaultProxy, HttpMethod};
+use ferry_testbed::{Auth, DockerRegistry};
+use serde_json::Value;
+
+use common::{client_with, request};
+
+const SPDX: &str = "application/spdx+json";
+const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
+
+fn copier(selection: &str) -> Copier {
+    Copier::new(
+        client_with(&[]),
+        CopyOptions {
+            referrers: selection.parse::<Selection>().unwrap(),
+            ..CopyOptions::default()
+        },
+    )
+}
+
+async fn copy(selection: &str, src: &str, dst: &str) -> ImageReport {
+    copier(selection).copy_image(&request(src, &[dst])).await
+}
+
+fn tag_of(digest: &str) -> String {
+    digest.replace(':', "-")
+}
+
+/// The exact bytes `seeder` serves for `repo` at `reference`.
+async fn raw(seeder: &Seeder, repo: &str, reference: &str) -> Option<Vec<u8>> {
+    seeder.manifest(repo, reference).await.map(|(raw, _, _)| raw)
+}
+
+async fn index_entries(seeder: &Seeder, repo: &str, subject: &str) -> Vec<Value> {
+    let raw = raw(seeder, repo, &tag_of(subject))
+        .await
+        .expect("fallback index");
+    serde_json::from_slice::<Value>(&raw).unwrap()["manifests"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn signature_tags_follow_their_image_past_tag_filters_with_their_own_signatures() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
+    s.push_image("app", "dev", Style::Oci, &[300], 2).await;
+    let sig = s.push_cosign_artifact("app", &image.digest, "sig", 3).await;
+    let sbom = s.push_cosign_artifact("app", &image.digest, "sbom", 4).await;
+    // A signature of the SBOM: followed one level down.
+    let sbom_sig = s.push_cosign_artifact("app", &sbom.digest, "sig", 5).await;
+
+    // Tag filters select 1.x and would take the .sbom tag as an image but exclude .sig
+    // tags: artifact tags are never images of their own, and all of them follow the image
+    // they belong to.
+    let config = SyncConfig::parse(&format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    filters: {{tags: {{include: ['1\\..*', 'sha256-.*'], exclude: ['.*\\.sig']}}}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+        src.host(),
+        dst.host()
+    ))
+    .unwrap();
+    let client = client_with(&[]);
+    let aws = AwsClients::from_environment();
+    let plan = Planner::new(&config, &client, &aws, PlanOptions::default())
+        .plan_source(&config.sources[0], Reason::Manual)
+        .await
+        .unwrap();
+    assert_eq!(plan.jobs.len(), 1, "{plan:?}");
+    let report = copier("all")
+        .copy_image(&plan.jobs[0].request().unwrap())
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+    assert_eq!(report.artifacts.len(), 3, "{report:#?}");
+
+    let d = dst.seeder();
+    for (tag, pushed) in [
+        (format!("{}.sig", tag_of(&image.digest)), &sig),
+        (format!("{}.sbom", tag_of(&image.digest)), &sbom),
+        (format!("{}.sig", tag_of(&sbom.digest)), &sbom_sig),
+    ] {
+        assert_eq!(raw(&d, "app", &tag).await.as_ref(), Some(&pushed.raw), "{tag}");
+        for blob in &pushed.blobs {
+            assert!(d.blob_exists("app", &blob.digest).await, "{tag} {blob:?}");
+        }
+    }
+    assert!(raw(&d, "app", "dev").await.is_none(), "the filter still holds");
+
+    // Again: everything is there, nothing is pushed.
+    let again = copy("all", &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    assert_eq!(again.status, Status::UpToDate, "{again:#?}");
+    assert!(again
+        .artifacts
+        .iter()
+        .all(|a| a.destinations.iter().all(|d| d.status == Status::UpToDate)));
+}
+
+#[tokio::test]
+async fn a_resync_brings_missing_signatures_to_an_image_already_there() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
+    let sig = s.push_cosign_artifact("app", &image.digest, "sig", 3).await;
+    let sbom = s.push_cosign_artifact("app", &image.digest, "sbom", 4).await;
+    let (from, to) = (
+        format!("{}/app:1.0", src.host()),
+        format!("{}/app", dst.host()),
+    );
+    let sig_tag = format!("{}.sig", tag_of(&image.digest));
+    let sbom_tag = format!("{}.sbom", tag_of(&image.digest));
+
+    let bare = copy("none", &from, &to).await;
+    assert_eq!(bare.status, Status::Copied);
+    assert!(bare.artifacts.is_empty());
+    let d = dst.seeder();
+    assert!(raw(&d, "app", &sig_tag).await.is_none());
+
+    let only_sbom = copy("sbom", &from, &to).await;
+    assert_eq!(only_sbom.status, Status::Copied, "{only_sbom:#?}");
+    assert!(raw(&d, "app", &sig_tag).await.is_none(), "not asked for");
+    assert_eq!(raw(&d, "app", &sbom_tag).await, Some(sbom.raw.clone()));
+
+    let all = copy("all", &from, &to).await;
+    assert_eq!(all.status, Status::Copied, "the image was there; its signature was not");
+    assert_eq!(all.destinations[0].status, Status::UpToDate);
+    assert_eq!(raw(&d, "app", &sig_tag).await, Some(sig.raw));
+}
+
+#[tokio::test]
+async fn an_sbom_referrer_keeps_its_subject_and_the_fallback_index_its_digest() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
+    let sbom = s.push_referrer("app", &image, SPDX, 7).await;
+    let index = s.add_to_fallback_index("app", &image.digest, &[(&sbom, SPDX)]).await;
+
+    let report = copy("all", &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+
+    let d = dst.seeder();
+    let copied = raw(&d, "app", &sbom.digest).await.expect("referrer by digest");
+    assert_eq!(copied, sbom.raw);
+    let doc: Value = serde_json::from_slice(&copied).unwrap();
+    assert_eq!(doc["subject"]["digest"], image.digest.as_str());
+    for blob in &sbom.blobs {
+        assert!(d.blob_exists("app", &blob.digest).await);
+    }
+    // Nothing at the destination to merge with: the source's index, byte for byte.
+    assert_eq!(raw(&d, "app", &tag_of(&image.digest)).await, Some(index.raw));
+}
+
+#[tokio::test]
+async fn a_referrer_of_one_platform_of_a_multi_arch_index_follows_it() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let amd = s.push_image("app", "amd", Style::Oci, &[300], 1).await;
+    let arm = s.push_image("app", "arm", Style::Oci, &[300], 2).await;
+    let index = s
+        .push_index(
+            "app",
+            "1.0",
+            OCI_INDEX,
+            &[
+                amd.descriptor(Some(platform("linux", "amd64"))),
+                arm.descriptor(Some(platform("linux", "arm64"))),
+            ],
+        )
+        .await;
+    let provenance = s
+        .push_referrer("app", &arm, "application/vnd.in-toto+json", 9)
+        .await;
+    s.add_to_fallback_index("app", &arm.digest, &[(&provenance, "application/vnd.in-toto+json")])
+        .await;
+    let sig = s.push_cosign_artifact("app", &index.digest, "sig", 10).await;
+
+    let report = copy("all", &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+    let d = dst.seeder();
+    assert_eq!(raw(&d, "app", &provenance.digest).await, Some(provenance.raw.clone()));
+    let entries = index_entries(&d, "app", &arm.digest).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["digest"], provenance.digest.as_str());
+    assert_eq!(
+        raw(&d, "app", &format!("{}.sig", tag_of(&index.digest))).await,
+        Some(sig.raw)
+    );
+
+    // A no-op re-sync of the index still checks its children's referrers.
+    let again = copy("all", &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    assert_eq!(again.status, Status::UpToDate, "{again:#?}");
+    assert!(again.artifacts.iter().any(|a| a.subject == arm.digest
+        && a.destinations[0].status == Status::UpToDate));
+}
+
+#[tokio::test]
+async fn the_destination_fallback_index_is_merged_never_replaced() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let (s, d) = (src.seeder(), dst.seeder());
+    let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
+    let sbom = s.push_referrer("app", &image, SPDX, 7).await;
+    let cdx = s.push_referrer("app", &image, CYCLONEDX, 8).await;
+    s.add_to_fallback_index("app", &image.digest, &[(&sbom, SPDX), (&cdx, CYCLONEDX)])
+        .await;
+    // The destination already has the image, and a referrer someone pushed there only.
+    d.push_image("app", "1.0", Style::Oci, &[400], 1).await;
+    let local = d.push_referrer("app", &image, "application/vnd.example+json", 11).await;
+    d.add_to_fallback_index("app", &image.digest, &[(&local, "application/vnd.example+json")])
+        .await;
+
+    // Only SPDX is asked for.
+    let report = copy(SPDX, &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+    assert!(raw(&d, "app", &cdx.digest).await.is_none(), "not selected");
+    let entries = index_entries(&d, "app", &image.digest).await;
+    let digests: Vec<&str> = entries.iter().map(|e| e["digest"].as_str().unwrap()).collect();
+    assert_eq!(digests, [local.digest.as_str(), sbom.digest.as_str()]);
+    assert_eq!(entries[1]["artifactType"], SPDX);
+    assert_eq!(raw(&d, "app", &sbom.digest).await, Some(sbom.raw));
+}
+
+#[tokio::test]
+async fn the_referrers_api_is_used_where_registries_have_it() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let plain = DockerRegistry::start(Auth::None);
+    let src_api = FaultProxy::start_with_referrers_api(&src.url()).await;
+    let dst_api = FaultProxy::start_with_referrers_api(&dst.url()).await;
+    // Seeded through the proxy, so its referrers API knows them.
+    let s = Seeder::new(src_api.url(), ferry_testbed::fixtures::SeedAuth::None);
+    let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
+    let sbom = s.push_referrer("app", &image, SPDX, 7).await;
+    let cdx = s.push_referrer("app", &image, CYCLONEDX, 8).await;
+    let from = format!("{}/app:1.0", src_api.host());
+
+    // API to API: the destination lists the referrer by its subject; no fallback tag.
+    let report = copy(SPDX, &from, &format!("{}/app", dst_api.host())).await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+    let asked: Vec<String> = src_api
+        .seen()
+        .iter()
+        .filter(|r| r.method == HttpMethod::GET && r.path.contains("/referrers/"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        asked.iter().any(|p| p.contains("artifactType=application%2Fspdx%2Bjson")),
+        "{asked:?}"
+    );
+    let listed: Value = reqwest::get(format!(
+        "{}/v2/app/referrers/{}",
+        dst_api.url(),
+        image.digest
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let listed: Vec<&str> = listed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [sbom.digest.as_str()]);
+    assert!(!dst.seeder().tags("app").await.contains(&tag_of(&image.digest)));
+
+    // API to a registry without it: the fallback index is written, with the source's
+    // entries (artifact types included).
+    let report = copy("all", &from, &format!("{}/app", plain.host())).await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+    let entries = index_entries(&plain.seeder(), "app", &image.digest).await;
+    let mut digests: Vec<&str> = entries.iter().map(|e| e["digest"].as_str().unwrap()).collect();
+    digests.sort();
+    let mut expected = [sbom.digest.as_str(), cdx.digest.as_str()];
+    expected.sort();
+    assert_eq!(digests, expected);
+    assert!(entries.iter().all(|e| e["artifactType"] == SPDX || e["artifactType"] == CYCLONEDX));
+}
