@@ -83,7 +83,9 @@ Examples:
   ferry verify --json --config ferry.yaml > verdicts.json
 
 Each destination tag must resolve to the digest its source tag has now (or the platform
-selection of it), and every child manifest and blob that manifest needs must exist.
+selection of it), every child manifest and blob that manifest needs must exist, and every
+signature, attestation, SBOM and referrer the source has for it (--referrers) must be
+there too, listed as a referrer of its image.
 Exit status: 0 when everything matches, 1 when anything is missing, different or
 incomplete, 2 for bad arguments or configuration.")]
     Verify(VerifyArgs),
@@ -280,6 +282,9 @@ pub struct VerifyArgs {
     /// Credentials for SRC DST pairs.
     #[command(flatten)]
     pub creds: CredentialArgs,
+
+    #[command(flatten)]
+    pub referrers: ReferrerArgs,
 
     /// Also list the images that are fine.
     #[arg(long)]

@@ -60,13 +60,14 @@ pub fn image_line(r: &ImageReport) -> String {
         .collect();
     match r.status {
         Status::Copied => format!(
-            "copied      {} -> {} ({} uploaded in {} blobs, {} mounted, {} already there)",
+            "copied      {} -> {} ({} uploaded in {} blobs, {} mounted, {} already there{})",
             r.source,
             dests.join(", "),
             human_bytes(r.stats.bytes_uploaded),
             r.stats.blobs_uploaded,
             r.stats.blobs_mounted,
-            r.stats.blobs_skipped
+            r.stats.blobs_skipped,
+            artifacts_copied(r)
         ),
         Status::UpToDate => format!("up to date  {} -> {}", r.source, dests.join(", ")),
         Status::Kept => format!(
@@ -84,8 +85,33 @@ pub fn image_line(r: &ImageReport) -> String {
                     line.push_str(&format!("\n    -> {}: {}", d.reference, e.message));
                 }
             }
+            for a in &r.artifacts {
+                for d in a.destinations.iter().filter(|d| d.status == Status::Failed) {
+                    if let Some(e) = &d.error {
+                        line.push_str(&format!(
+                            "\n    -> {} ({} of {}): {}",
+                            d.reference, a.kind, a.subject, e.message
+                        ));
+                    }
+                }
+            }
             line
         }
+    }
+}
+
+/// `, 2 signatures and referrers copied`, when any were.
+fn artifacts_copied(r: &ImageReport) -> String {
+    let n = r
+        .artifacts
+        .iter()
+        .filter(|a| a.kind != "referrers index")
+        .filter(|a| a.destinations.iter().any(|d| d.status == Status::Copied))
+        .count();
+    match n {
+        0 => String::new(),
+        1 => ", 1 signature or referrer copied".into(),
+        n => format!(", {n} signatures and referrers copied"),
     }
 }
 

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use ferry::manifest::Platform;
 use ferry::plan::PlanOptions;
 use ferry::reference::ImageRef;
+use ferry::referrers::{tags, Selection};
 use ferry::registry::{RegistryClient, RetryPolicy};
 use ferry::verify::{Expectation, Finding, Verdict, Verifier, VerifySummary};
 use serde::Serialize;
@@ -45,12 +46,13 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
             println!("{}", line(v));
         }
         println!(
-            "verified {} destinations: {} ok, {} missing, {} different, {} incomplete, {} could not be checked",
+            "verified {} destinations: {} ok, {} missing, {} different, {} incomplete, {} lacking signatures or referrers, {} could not be checked",
             summary.verified,
             summary.ok,
             summary.missing,
             summary.different,
             summary.incomplete,
+            summary.missing_artifacts,
             summary.errors
         );
     }
@@ -76,7 +78,14 @@ async fn from_config(args: &VerifyArgs) -> Result<Vec<Verdict>> {
         .iter()
         .map(Expectation::from_job)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(verifier(&services.registry).verify_all(&expectations).await)
+    let referrers = args
+        .referrers
+        .referrers
+        .clone()
+        .unwrap_or_else(|| services.config.defaults.referrers.clone());
+    Ok(verifier(&services.registry, referrers)
+        .verify_all(&expectations)
+        .await)
 }
 
 async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
@@ -133,7 +142,8 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
             .list_tags(&source)
             .await
             .with_context(|| format!("listing the tags of {source}"))?;
-        for tag in tags {
+        // Signature and referrers tags are checked with the images they belong to.
+        for tag in tags.into_iter().filter(|t| !tags::is_artifact_tag(t)) {
             expectations.push(Expectation {
                 source: source.with_tag(&tag),
                 destinations: vec![destination.with_tag(&tag)],
@@ -141,14 +151,12 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
             });
         }
     }
-    Ok(verifier(&client).verify_all(&expectations).await)
+    let referrers = args.referrers.referrers.clone().unwrap_or_default();
+    Ok(verifier(&client, referrers).verify_all(&expectations).await)
 }
 
-fn verifier(client: &RegistryClient) -> Verifier<'_> {
-    Verifier {
-        client,
-        concurrency: CONCURRENCY,
-    }
+fn verifier(client: &RegistryClient, referrers: Selection) -> Verifier<'_> {
+    Verifier::new(client, CONCURRENCY, referrers)
 }
 
 fn line(v: &Verdict) -> String {
@@ -162,6 +170,9 @@ fn line(v: &Verdict) -> String {
         ),
         Finding::Incomplete { absent } => {
             format!("INCOMPLETE  {} lacks {}", v.destination, absent.join(", "))
+        }
+        Finding::MissingArtifacts { absent } => {
+            format!("ARTIFACTS   {} lacks {}", v.destination, absent.join(", "))
         }
         Finding::Error { message } => format!("ERROR       {}: {message}", v.destination),
     }

@@ -357,3 +357,83 @@ async fn config_commands_explain_what_is_missing() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("come in pairs"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signatures_and_sboms_are_synced_and_verified_with_their_images() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let image = s.push_image("app", "1.0", Style::Oci, &[700], 1).await;
+    let sig = s.push_cosign_artifact("app", &image.digest, "sig", 2).await;
+    let sbom = s
+        .push_referrer("app", &image, "application/spdx+json", 3)
+        .await;
+    s.add_to_fallback_index("app", &image.digest, &[(&sbom, "application/spdx+json")])
+        .await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("ferry.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\"}}]\n",
+            src.host(),
+            dst.host()
+        ),
+    )
+    .unwrap();
+    let ferry_with = |args: &[&str]| {
+        let mut c = ferry(home.path());
+        c.args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--insecure-loopback");
+        c
+    };
+    let sig_tag = format!("{}.sig", image.digest.replace(':', "-"));
+
+    // Without them, verify says what the mirror lacks, per image.
+    let out = run(ferry_with(&["sync", "--referrers", "none"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(ferry_with(&["verify"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("ARTIFACTS"))
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    assert!(line.contains(&format!("sig tag {sig_tag}")), "{line}");
+    assert!(
+        line.contains(&format!("referrer {} (application/spdx+json)", sbom.digest)),
+        "{line}"
+    );
+    assert!(
+        stdout.contains("1 lacking signatures or referrers"),
+        "{stdout}"
+    );
+    let out = run(ferry_with(&["verify", "--referrers", "none"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A re-sync of the current image brings them.
+    let out = run(ferry_with(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let d = dst.seeder();
+    assert_eq!(
+        d.manifest("mirror/app", &sig_tag).await.map(|m| m.0),
+        Some(sig.raw)
+    );
+    assert_eq!(
+        d.manifest("mirror/app", &sbom.digest).await.map(|m| m.0),
+        Some(sbom.raw)
+    );
+    let out = run(ferry_with(&["verify"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verified 1 destinations: 1 ok"),
+        "{}",
+        text(&out)
+    );
+    // The artifact tags were never planned as images of their own.
+    let out = run(ferry_with(&["plan", "--json", "--no-check"])).await;
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["jobs"].as_array().unwrap().len(), 1, "{plan}");
+}

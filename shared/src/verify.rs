@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestKind, Platform};
 use crate::message::{CopyJob, MessageError};
 use crate::reference::ImageRef;
+use crate::referrers::{self, tags, Knowledge, Placement, Selection};
 use crate::registry::RegistryClient;
 
 /// One source image and where a copy of it should be.
@@ -60,6 +61,9 @@ pub enum Finding {
     Different { expected: String, found: String },
     /// The tag is right but manifests or blobs it needs are absent.
     Incomplete { absent: Vec<String> },
+    /// The image is complete, but signatures, attestations, SBOMs or other referrers the
+    /// source has for it are absent, different, or not listed as its referrers.
+    MissingArtifacts { absent: Vec<String> },
     /// The check itself failed (the source is gone, access denied, network).
     Error { message: String },
 }
@@ -86,6 +90,7 @@ pub struct VerifySummary {
     pub missing: usize,
     pub different: usize,
     pub incomplete: usize,
+    pub missing_artifacts: usize,
     pub errors: usize,
 }
 
@@ -101,6 +106,7 @@ impl VerifySummary {
                 Finding::Missing => s.missing += 1,
                 Finding::Different { .. } => s.different += 1,
                 Finding::Incomplete { .. } => s.incomplete += 1,
+                Finding::MissingArtifacts { .. } => s.missing_artifacts += 1,
                 Finding::Error { .. } => s.errors += 1,
             }
         }
@@ -113,12 +119,24 @@ impl VerifySummary {
 }
 
 pub struct Verifier<'a> {
-    pub client: &'a RegistryClient,
+    client: &'a RegistryClient,
     /// Images checked at the same time; blob checks of one image run this wide too.
-    pub concurrency: usize,
+    concurrency: usize,
+    /// The artifacts that should have followed each image.
+    referrers: Selection,
+    knowledge: Knowledge,
 }
 
-impl Verifier<'_> {
+impl<'a> Verifier<'a> {
+    pub fn new(client: &'a RegistryClient, concurrency: usize, referrers: Selection) -> Self {
+        Verifier {
+            client,
+            concurrency,
+            referrers,
+            knowledge: Knowledge::new(),
+        }
+    }
+
     /// Check every destination of every expectation.
     pub async fn verify_all(&self, expectations: &[Expectation]) -> Vec<Verdict> {
         let mut out: Vec<Verdict> = stream::iter(expectations)
@@ -196,11 +214,112 @@ impl Verifier<'_> {
             });
         }
         let absent = self.absent(source, destination, expected).await?;
+        if !absent.is_empty() {
+            return Ok(Finding::Incomplete { absent });
+        }
+        let mut subjects: Vec<Digest> =
+            expected.children.iter().map(|c| c.digest.clone()).collect();
+        subjects.push(expected.digest.clone());
+        let absent = self
+            .missing_artifacts(source, destination, subjects)
+            .await?;
         Ok(if absent.is_empty() {
             Finding::Ok
         } else {
-            Finding::Incomplete { absent }
+            Finding::MissingArtifacts { absent }
         })
+    }
+
+    /// The source's artifacts of `subjects` (and their artifacts) that the destination
+    /// lacks, holds in another version, or does not list as referrers of their subject.
+    async fn missing_artifacts(
+        &self,
+        source: &ImageRef,
+        destination: &ImageRef,
+        subjects: Vec<Digest>,
+    ) -> Result<Vec<String>> {
+        let (source, destination) = (source.repo_only(), destination.repo_only());
+        let mut absent = Vec::new();
+        let mut followed: HashSet<Digest> = subjects.iter().cloned().collect();
+        let mut level = subjects;
+        for _ in 0..referrers::MAX_DEPTH {
+            let mut next = Vec::new();
+            for subject in &level {
+                let found = referrers::discover(
+                    self.client,
+                    &self.knowledge,
+                    &source,
+                    subject,
+                    &self.referrers,
+                )
+                .await?;
+                let mut listed: Option<HashSet<Digest>> = None;
+                for artifact in found.artifacts {
+                    let what = artifact.describe();
+                    match self
+                        .client
+                        .head_manifest(&destination, &artifact.reference())
+                        .await?
+                    {
+                        None => {
+                            absent.push(what);
+                            continue;
+                        }
+                        Some(h) if h.digest != artifact.digest => {
+                            absent.push(format!("{what}: the destination holds {}", h.digest));
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                    if let Placement::Referrer { .. } = artifact.placement {
+                        if listed.is_none() {
+                            listed = Some(self.listed_referrers(&destination, subject).await?);
+                        }
+                        if !listed
+                            .as_ref()
+                            .is_some_and(|l| l.contains(&artifact.digest))
+                        {
+                            absent.push(format!("{what}: not listed as a referrer of {subject}"));
+                            continue;
+                        }
+                    }
+                    if followed.insert(artifact.digest.clone()) {
+                        next.push(artifact.digest);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            level = next;
+        }
+        Ok(absent)
+    }
+
+    /// The referrers `destination` lists for `subject`: through its API, else its
+    /// fallback index.
+    async fn listed_referrers(
+        &self,
+        destination: &ImageRef,
+        subject: &Digest,
+    ) -> Result<HashSet<Digest>> {
+        let entries = match self
+            .knowledge
+            .referrers(self.client, destination, subject, None)
+            .await?
+        {
+            Some(entries) => entries,
+            None => match self
+                .client
+                .get_manifest(destination, &tags::fallback_tag(subject))
+                .await
+            {
+                Ok(index) => tags::entries(&index.raw).unwrap_or_default(),
+                Err(Error::ManifestNotFound { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(entries.iter().filter_map(tags::entry_digest).collect())
     }
 
     /// Everything below `root` that the destination lacks: child manifests (read from the

@@ -374,9 +374,16 @@ impl Seeder {
             _ => "text/spdx",
         };
         let config = self
-            .push_blob(repo, OCI_CONFIG, json!({"architecture": "", "os": "", "seed": seed}).to_string().as_bytes())
+            .push_blob(
+                repo,
+                OCI_CONFIG,
+                json!({"architecture": "", "os": "", "seed": seed})
+                    .to_string()
+                    .as_bytes(),
+            )
             .await;
-        let payload = json!({"critical": {"image": {"docker-manifest-digest": subject}}, "seed": seed});
+        let payload =
+            json!({"critical": {"image": {"docker-manifest-digest": subject}}, "seed": seed});
         let layer = self
             .push_blob(repo, layer_type, payload.to_string().as_bytes())
             .await;
@@ -416,7 +423,9 @@ impl Seeder {
             .push_blob(
                 repo,
                 artifact_type,
-                json!({"spdxVersion": "SPDX-2.3", "seed": seed}).to_string().as_bytes(),
+                json!({"spdxVersion": "SPDX-2.3", "seed": seed})
+                    .to_string()
+                    .as_bytes(),
             )
             .await;
         let doc = json!({

@@ -313,7 +313,10 @@ async fn referrers_api(inner: &Inner, request: Request) -> Response {
     let Some((name, rest)) = path.strip_prefix("/v2/").and_then(|p| {
         p.split_once("/referrers/")
             .map(|(n, d)| (n, ("referrers", d)))
-            .or_else(|| p.split_once("/manifests/").map(|(n, r)| (n, ("manifests", r))))
+            .or_else(|| {
+                p.split_once("/manifests/")
+                    .map(|(n, r)| (n, ("manifests", r)))
+            })
     }) else {
         return forward(inner, request).await;
     };
@@ -342,7 +345,10 @@ async fn referrers_api(inner: &Inner, request: Request) -> Response {
             HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
         );
         if wanted.is_some() {
-            headers.insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+            headers.insert(
+                "oci-filters-applied",
+                HeaderValue::from_static("artifactType"),
+            );
         }
         return response;
     }
@@ -350,7 +356,9 @@ async fn referrers_api(inner: &Inner, request: Request) -> Response {
         return forward(inner, request).await;
     }
     let (parts, body) = request.into_parts();
-    let raw = axum::body::to_bytes(body, 4 << 20).await.unwrap_or_default();
+    let raw = axum::body::to_bytes(body, 4 << 20)
+        .await
+        .unwrap_or_default();
     let media_type = parts
         .headers
         .get("content-type")

@@ -43,7 +43,10 @@ fn tag_of(digest: &str) -> String {
 
 /// The exact bytes `seeder` serves for `repo` at `reference`.
 async fn raw(seeder: &Seeder, repo: &str, reference: &str) -> Option<Vec<u8>> {
-    seeder.manifest(repo, reference).await.map(|(raw, _, _)| raw)
+    seeder
+        .manifest(repo, reference)
+        .await
+        .map(|(raw, _, _)| raw)
 }
 
 async fn index_entries(seeder: &Seeder, repo: &str, subject: &str) -> Vec<Value> {
@@ -64,7 +67,9 @@ async fn signature_tags_follow_their_image_past_tag_filters_with_their_own_signa
     let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
     s.push_image("app", "dev", Style::Oci, &[300], 2).await;
     let sig = s.push_cosign_artifact("app", &image.digest, "sig", 3).await;
-    let sbom = s.push_cosign_artifact("app", &image.digest, "sbom", 4).await;
+    let sbom = s
+        .push_cosign_artifact("app", &image.digest, "sbom", 4)
+        .await;
     // A signature of the SBOM: followed one level down.
     let sbom_sig = s.push_cosign_artifact("app", &sbom.digest, "sig", 5).await;
 
@@ -96,15 +101,27 @@ async fn signature_tags_follow_their_image_past_tag_filters_with_their_own_signa
         (format!("{}.sbom", tag_of(&image.digest)), &sbom),
         (format!("{}.sig", tag_of(&sbom.digest)), &sbom_sig),
     ] {
-        assert_eq!(raw(&d, "app", &tag).await.as_ref(), Some(&pushed.raw), "{tag}");
+        assert_eq!(
+            raw(&d, "app", &tag).await.as_ref(),
+            Some(&pushed.raw),
+            "{tag}"
+        );
         for blob in &pushed.blobs {
             assert!(d.blob_exists("app", &blob.digest).await, "{tag} {blob:?}");
         }
     }
-    assert!(raw(&d, "app", "dev").await.is_none(), "the filter still holds");
+    assert!(
+        raw(&d, "app", "dev").await.is_none(),
+        "the filter still holds"
+    );
 
     // Again: everything is there, nothing is pushed.
-    let again = copy("all", &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    let again = copy(
+        "all",
+        &format!("{}/app:1.0", src.host()),
+        &format!("{}/app", dst.host()),
+    )
+    .await;
     assert_eq!(again.status, Status::UpToDate, "{again:#?}");
     assert!(again
         .artifacts
@@ -119,7 +136,9 @@ async fn a_resync_brings_missing_signatures_to_an_image_already_there() {
     let s = src.seeder();
     let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
     let sig = s.push_cosign_artifact("app", &image.digest, "sig", 3).await;
-    let sbom = s.push_cosign_artifact("app", &image.digest, "sbom", 4).await;
+    let sbom = s
+        .push_cosign_artifact("app", &image.digest, "sbom", 4)
+        .await;
     let (from, to) = (
         format!("{}/app:1.0", src.host()),
         format!("{}/app", dst.host()),
@@ -139,7 +158,11 @@ async fn a_resync_brings_missing_signatures_to_an_image_already_there() {
     assert_eq!(raw(&d, "app", &sbom_tag).await, Some(sbom.raw.clone()));
 
     let all = copy("all", &from, &to).await;
-    assert_eq!(all.status, Status::Copied, "the image was there; its signature was not");
+    assert_eq!(
+        all.status,
+        Status::Copied,
+        "the image was there; its signature was not"
+    );
     assert_eq!(all.destinations[0].status, Status::UpToDate);
     assert_eq!(raw(&d, "app", &sig_tag).await, Some(sig.raw));
 }
@@ -151,13 +174,22 @@ async fn an_sbom_referrer_keeps_its_subject_and_the_fallback_index_its_digest() 
     let s = src.seeder();
     let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
     let sbom = s.push_referrer("app", &image, SPDX, 7).await;
-    let index = s.add_to_fallback_index("app", &image.digest, &[(&sbom, SPDX)]).await;
+    let index = s
+        .add_to_fallback_index("app", &image.digest, &[(&sbom, SPDX)])
+        .await;
 
-    let report = copy("all", &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    let report = copy(
+        "all",
+        &format!("{}/app:1.0", src.host()),
+        &format!("{}/app", dst.host()),
+    )
+    .await;
     assert_eq!(report.status, Status::Copied, "{report:#?}");
 
     let d = dst.seeder();
-    let copied = raw(&d, "app", &sbom.digest).await.expect("referrer by digest");
+    let copied = raw(&d, "app", &sbom.digest)
+        .await
+        .expect("referrer by digest");
     assert_eq!(copied, sbom.raw);
     let doc: Value = serde_json::from_slice(&copied).unwrap();
     assert_eq!(doc["subject"]["digest"], image.digest.as_str());
@@ -165,7 +197,10 @@ async fn an_sbom_referrer_keeps_its_subject_and_the_fallback_index_its_digest() 
         assert!(d.blob_exists("app", &blob.digest).await);
     }
     // Nothing at the destination to merge with: the source's index, byte for byte.
-    assert_eq!(raw(&d, "app", &tag_of(&image.digest)).await, Some(index.raw));
+    assert_eq!(
+        raw(&d, "app", &tag_of(&image.digest)).await,
+        Some(index.raw)
+    );
 }
 
 #[tokio::test]
@@ -189,14 +224,28 @@ async fn a_referrer_of_one_platform_of_a_multi_arch_index_follows_it() {
     let provenance = s
         .push_referrer("app", &arm, "application/vnd.in-toto+json", 9)
         .await;
-    s.add_to_fallback_index("app", &arm.digest, &[(&provenance, "application/vnd.in-toto+json")])
+    s.add_to_fallback_index(
+        "app",
+        &arm.digest,
+        &[(&provenance, "application/vnd.in-toto+json")],
+    )
+    .await;
+    let sig = s
+        .push_cosign_artifact("app", &index.digest, "sig", 10)
         .await;
-    let sig = s.push_cosign_artifact("app", &index.digest, "sig", 10).await;
 
-    let report = copy("all", &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    let report = copy(
+        "all",
+        &format!("{}/app:1.0", src.host()),
+        &format!("{}/app", dst.host()),
+    )
+    .await;
     assert_eq!(report.status, Status::Copied, "{report:#?}");
     let d = dst.seeder();
-    assert_eq!(raw(&d, "app", &provenance.digest).await, Some(provenance.raw.clone()));
+    assert_eq!(
+        raw(&d, "app", &provenance.digest).await,
+        Some(provenance.raw.clone())
+    );
     let entries = index_entries(&d, "app", &arm.digest).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["digest"], provenance.digest.as_str());
@@ -206,10 +255,17 @@ async fn a_referrer_of_one_platform_of_a_multi_arch_index_follows_it() {
     );
 
     // A no-op re-sync of the index still checks its children's referrers.
-    let again = copy("all", &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    let again = copy(
+        "all",
+        &format!("{}/app:1.0", src.host()),
+        &format!("{}/app", dst.host()),
+    )
+    .await;
     assert_eq!(again.status, Status::UpToDate, "{again:#?}");
-    assert!(again.artifacts.iter().any(|a| a.subject == arm.digest
-        && a.destinations[0].status == Status::UpToDate));
+    assert!(again
+        .artifacts
+        .iter()
+        .any(|a| a.subject == arm.digest && a.destinations[0].status == Status::UpToDate));
 }
 
 #[tokio::test]
@@ -224,16 +280,30 @@ async fn the_destination_fallback_index_is_merged_never_replaced() {
         .await;
     // The destination already has the image, and a referrer someone pushed there only.
     d.push_image("app", "1.0", Style::Oci, &[400], 1).await;
-    let local = d.push_referrer("app", &image, "application/vnd.example+json", 11).await;
-    d.add_to_fallback_index("app", &image.digest, &[(&local, "application/vnd.example+json")])
+    let local = d
+        .push_referrer("app", &image, "application/vnd.example+json", 11)
         .await;
+    d.add_to_fallback_index(
+        "app",
+        &image.digest,
+        &[(&local, "application/vnd.example+json")],
+    )
+    .await;
 
     // Only SPDX is asked for.
-    let report = copy(SPDX, &format!("{}/app:1.0", src.host()), &format!("{}/app", dst.host())).await;
+    let report = copy(
+        SPDX,
+        &format!("{}/app:1.0", src.host()),
+        &format!("{}/app", dst.host()),
+    )
+    .await;
     assert_eq!(report.status, Status::Copied, "{report:#?}");
     assert!(raw(&d, "app", &cdx.digest).await.is_none(), "not selected");
     let entries = index_entries(&d, "app", &image.digest).await;
-    let digests: Vec<&str> = entries.iter().map(|e| e["digest"].as_str().unwrap()).collect();
+    let digests: Vec<&str> = entries
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
     assert_eq!(digests, [local.digest.as_str(), sbom.digest.as_str()]);
     assert_eq!(entries[1]["artifactType"], SPDX);
     assert_eq!(raw(&d, "app", &sbom.digest).await, Some(sbom.raw));
@@ -263,7 +333,9 @@ async fn the_referrers_api_is_used_where_registries_have_it() {
         .map(|r| r.path.clone())
         .collect();
     assert!(
-        asked.iter().any(|p| p.contains("artifactType=application%2Fspdx%2Bjson")),
+        asked
+            .iter()
+            .any(|p| p.contains("artifactType=application%2Fspdx%2Bjson")),
         "{asked:?}"
     );
     let listed: Value = reqwest::get(format!(
@@ -283,17 +355,26 @@ async fn the_referrers_api_is_used_where_registries_have_it() {
         .map(|e| e["digest"].as_str().unwrap())
         .collect();
     assert_eq!(listed, [sbom.digest.as_str()]);
-    assert!(!dst.seeder().tags("app").await.contains(&tag_of(&image.digest)));
+    assert!(!dst
+        .seeder()
+        .tags("app")
+        .await
+        .contains(&tag_of(&image.digest)));
 
     // API to a registry without it: the fallback index is written, with the source's
     // entries (artifact types included).
     let report = copy("all", &from, &format!("{}/app", plain.host())).await;
     assert_eq!(report.status, Status::Copied, "{report:#?}");
     let entries = index_entries(&plain.seeder(), "app", &image.digest).await;
-    let mut digests: Vec<&str> = entries.iter().map(|e| e["digest"].as_str().unwrap()).collect();
+    let mut digests: Vec<&str> = entries
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
     digests.sort();
     let mut expected = [sbom.digest.as_str(), cdx.digest.as_str()];
     expected.sort();
     assert_eq!(digests, expected);
-    assert!(entries.iter().all(|e| e["artifactType"] == SPDX || e["artifactType"] == CYCLONEDX));
+    assert!(entries
+        .iter()
+        .all(|e| e["artifactType"] == SPDX || e["artifactType"] == CYCLONEDX));
 }

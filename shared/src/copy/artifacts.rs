@@ -200,8 +200,7 @@ impl Copier {
         // The source's own index, when it is exactly what belongs here, keeps its digest.
         let raw = match source_index {
             Some(index)
-                if existing.is_empty()
-                    && tags::entries(&index.raw).is_ok_and(|e| e == merged) =>
+                if existing.is_empty() && tags::entries(&index.raw).is_ok_and(|e| e == merged) =>
             {
                 index.raw.clone()
             }

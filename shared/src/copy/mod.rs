@@ -20,9 +20,9 @@ use futures::{stream, StreamExt};
 use crate::digest::Digest;
 use crate::error::{Error, Location, Result};
 use crate::manifest::{Manifest, ManifestKind, Platform};
-use crate::referrers::{self, Selection};
 use crate::reference::ImageRef;
-use crate::registry::RegistryClient;
+use crate::referrers::{self, Selection};
+use crate::registry::{ManifestHead, RegistryClient};
 use crate::report::{BlobStats, DestinationReport, ErrorInfo, ImageReport, RunReport, Status};
 use blob::{BlobCopy, BlobOutcome};
 use ledger::BlobLedger;
@@ -77,6 +77,8 @@ pub struct Prior {
     /// with: the copy skips its manifest HEADs (only when it may overwrite, since a tag that
     /// appeared since would otherwise have to be kept).
     pub destinations_absent: bool,
+    /// Every destination held the image a moment ago: only its artifacts are checked.
+    pub destinations_current: bool,
 }
 
 /// Priors are hints; two jobs are the same job whatever their hints.
@@ -323,7 +325,17 @@ impl Copier {
                 error: None,
             });
         }
-        let heads = if request.prior.destinations_absent && request.overwrite {
+        let heads = if request.prior.destinations_current {
+            targets
+                .iter()
+                .map(|_| {
+                    Ok(Some(ManifestHead {
+                        digest: want.clone(),
+                        media_type: None,
+                    }))
+                })
+                .collect()
+        } else if request.prior.destinations_absent && request.overwrite {
             targets.iter().map(|_| Ok(None)).collect()
         } else {
             futures::future::join_all(

@@ -19,6 +19,7 @@ use crate::auth::ecr::EcrHost;
 use crate::aws::AwsClients;
 use crate::config::{Source, SourceKind, SyncConfig};
 use crate::copy::Prior;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::event::EcrPush;
 use crate::filter::TagInfo;
@@ -99,6 +100,8 @@ pub struct Planner<'a> {
     options: PlanOptions,
     /// Bytes of manifests kept with jobs so far (see [`PREFETCH_BUDGET_BYTES`]).
     prefetched: AtomicUsize,
+    /// Source tag lists, to tell which current images have signatures or referrers tags.
+    knowledge: crate::referrers::Knowledge,
 }
 
 /// A source's registry host and, for ECR, its account and region.
@@ -120,6 +123,7 @@ impl<'a> Planner<'a> {
             aws,
             options,
             prefetched: AtomicUsize::new(0),
+            knowledge: crate::referrers::Knowledge::new(),
         }
     }
 
@@ -264,6 +268,11 @@ impl<'a> Planner<'a> {
     /// Plan the one image an ECR push names, for every source that covers it.
     pub async fn plan_push(&self, push: &EcrPush) -> Result<Plan> {
         let mut plan = Plan::default();
+        if crate::referrers::tags::is_artifact_tag(&push.tag) {
+            // Not an image: its subject's next copy or scheduled sync carries it.
+            tracing::info!(repository = %push.repository, tag = %push.tag, "signature or referrers tag pushed; it follows its image at the next sync");
+            return Ok(plan);
+        }
         for source in &self.config.sources {
             if !self.covers(source, push)? {
                 continue;
@@ -492,6 +501,7 @@ impl<'a> Planner<'a> {
         // Destinations grouped by platform filter: each group is one copy of one manifest.
         let mut groups: BTreeMap<Vec<String>, (Vec<JobDestination>, bool)> = BTreeMap::new();
         let mut all_current = true;
+        let mut current = Vec::new();
         for (dest, reference, missing) in rendered {
             // A platform-filtered copy has a digest of its own, so only an unfiltered
             // destination can be recognized as current from the source digest.
@@ -499,6 +509,11 @@ impl<'a> Planner<'a> {
                 let dest_tag = reference.tag().unwrap_or(tag.name.as_str());
                 if let Ok(Some(head)) = self.registry.head_manifest(&reference, dest_tag).await {
                     if head.digest == digest {
+                        current.push(JobDestination {
+                            reference: reference.to_string(),
+                            overwrite: dest.overwrite,
+                            create_repository: None,
+                        });
                         continue;
                     }
                 }
@@ -517,7 +532,23 @@ impl<'a> Planner<'a> {
             });
         }
         if all_current {
-            out.up_to_date = Some(pinned.to_string());
+            // Current, but its signatures or referrers tags may not have followed it yet:
+            // a job that only checks those (the copy trusts that the image is there).
+            if !current.is_empty() && self.has_artifact_tags(&base, &digest).await? {
+                out.jobs.push(CopyJob {
+                    source: pinned.to_string(),
+                    destinations: current,
+                    platforms: Vec::new(),
+                    source_name: Some(source.name.clone()),
+                    reason,
+                    prior: Prior {
+                        destinations_current: true,
+                        ..Prior::default()
+                    },
+                });
+            } else {
+                out.up_to_date = Some(pinned.to_string());
+            }
         }
         for (platforms, (destinations, destinations_absent)) in groups {
             out.jobs.push(CopyJob {
@@ -529,10 +560,30 @@ impl<'a> Planner<'a> {
                 prior: Prior {
                     manifest: manifest.clone(),
                     destinations_absent,
+                    destinations_current: false,
                 },
             });
         }
         Ok(out)
+    }
+
+    /// Whether the source repository holds a cosign or referrers tag of `digest` that
+    /// the configuration's `referrers` selection would copy. One tag listing per
+    /// repository answers for all its images.
+    async fn has_artifact_tags(&self, image: &ImageRef, digest: &Digest) -> Result<bool> {
+        use crate::referrers::{tags, CosignSuffix};
+        let selection = &self.config.defaults.referrers;
+        if selection.is_none() {
+            return Ok(false);
+        }
+        let listed = self
+            .knowledge
+            .tags(self.registry, &image.repo_only())
+            .await?;
+        Ok(listed.contains(&tags::fallback_tag(digest))
+            || CosignSuffix::ALL.into_iter().any(|s| {
+                selection.wants_cosign(s) && listed.contains(&tags::cosign_tag(digest, s))
+            }))
     }
 
     fn may_prefetch(&self) -> bool {

@@ -35,11 +35,13 @@ const TAG_LIST_TTL: Duration = Duration::from_secs(30);
 pub const MAX_DEPTH: usize = 4;
 
 type TagSet = Arc<HashSet<String>>;
+/// A repository's tag list being read or read, and when it was asked for.
+type TagListing = (Instant, Arc<OnceCell<TagSet>>);
 
 /// What a run has learnt about registries, shared by every image it copies.
 #[derive(Default)]
 pub struct Knowledge {
-    tag_lists: Mutex<HashMap<String, (Instant, Arc<OnceCell<TagSet>>)>>,
+    tag_lists: Mutex<HashMap<String, TagListing>>,
     /// Registry host → whether it offers the referrers API.
     api: Mutex<HashMap<String, bool>>,
 }
@@ -109,7 +111,10 @@ impl Knowledge {
     ) -> Result<bool> {
         match self.api_known(image) {
             Some(known) => Ok(known),
-            None => Ok(self.referrers(client, image, subject, None).await?.is_some()),
+            None => Ok(self
+                .referrers(client, image, subject, None)
+                .await?
+                .is_some()),
         }
     }
 
@@ -146,6 +151,14 @@ impl Artifact {
         match &self.placement {
             Placement::CosignTag { tag, .. } => tag.clone(),
             Placement::Referrer { .. } => self.digest.to_string(),
+        }
+    }
+
+    /// For people: `sig tag sha256-….sig`, `referrer sha256:… (application/spdx+json)`.
+    pub fn describe(&self) -> String {
+        match &self.placement {
+            Placement::CosignTag { tag, suffix } => format!("{} tag {tag}", suffix.as_str()),
+            Placement::Referrer { .. } => format!("referrer {} ({})", self.digest, self.kind()),
         }
     }
 

@@ -238,7 +238,10 @@ mod tests {
     #[test]
     fn unknown_names_are_refused_with_the_choices() {
         let e = "sig,signed".parse::<Selection>().unwrap_err();
-        assert!(e.contains("\"signed\"") && e.contains("sig, att, sbom"), "{e}");
+        assert!(
+            e.contains("\"signed\"") && e.contains("sig, att, sbom"),
+            "{e}"
+        );
         assert!("".parse::<Selection>().is_err());
     }
 }

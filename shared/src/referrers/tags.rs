@@ -43,7 +43,10 @@ pub fn is_artifact_tag(tag: &str) -> bool {
         _ => return false,
     };
     // The schema truncates the hex to 64 characters.
-    hex.len() == len.min(64) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    hex.len() == len.min(64)
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The `manifests` entries of a referrers index (API response or fallback tag), each as the
@@ -102,7 +105,9 @@ mod tests {
     use serde_json::json;
 
     fn digest(c: char) -> Digest {
-        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
+        format!("sha256:{}", c.to_string().repeat(64))
+            .parse()
+            .unwrap()
     }
 
     #[test]
@@ -122,17 +127,30 @@ mod tests {
         for s in CosignSuffix::ALL {
             assert!(is_artifact_tag(&cosign_tag(&d, s)));
         }
-        for tag in ["latest", "sha256-abc.sig", "sha256-", "1.4", &format!("sha256-{}.zip", "e".repeat(64)), &format!("md5-{}", "e".repeat(64)), &format!("sha256-{}", "E".repeat(64))] {
+        for tag in [
+            "latest",
+            "sha256-abc.sig",
+            "sha256-",
+            "1.4",
+            &format!("sha256-{}.zip", "e".repeat(64)),
+            &format!("md5-{}", "e".repeat(64)),
+            &format!("sha256-{}", "E".repeat(64)),
+        ] {
             assert!(!is_artifact_tag(tag), "{tag}");
         }
     }
 
     #[test]
     fn merging_keeps_what_is_there_and_adds_what_is_missing() {
-        let theirs = json!({"digest": digest('b').as_str(), "mediaType": "x", "annotations": {"k": "v"}});
+        let theirs =
+            json!({"digest": digest('b').as_str(), "mediaType": "x", "annotations": {"k": "v"}});
         let ours = json!({"digest": digest('c').as_str(), "mediaType": "x"});
         let same_as_theirs = json!({"digest": digest('b').as_str(), "mediaType": "x"});
-        let merged = merge(&[theirs.clone()], &[same_as_theirs, ours.clone()]).unwrap();
+        let merged = merge(
+            std::slice::from_ref(&theirs),
+            &[same_as_theirs, ours.clone()],
+        )
+        .unwrap();
         assert_eq!(merged, vec![theirs.clone(), ours.clone()]);
         assert_eq!(merge(&merged, &[ours]), None);
     }
