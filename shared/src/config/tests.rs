@@ -125,6 +125,16 @@ fn errors_point_at_the_field() {
             "must be at least 1",
         ),
         (
+            format!("version: 1\ndefaults: {{referrers: signed}}\nsources:\n  - images: [a/b:1]\n    {dest}\n"),
+            "defaults.referrers",
+            "unknown referrer type \"signed\"",
+        ),
+        (
+            format!("version: 1\ndefaults: {{referrers: []}}\nsources:\n  - images: [a/b:1]\n    {dest}\n"),
+            "defaults.referrers",
+            "write `none`",
+        ),
+        (
             one(&format!("images: [a/b:1]\n    {dest}\n    colour: blue")),
             "sources[0].colour",
             "unknown field `colour`",
@@ -219,4 +229,21 @@ fn home_account_and_region_fill_only_what_the_file_leaves_out() {
         .with_home(Some("999999999999".into()), Some("us-west-2".into()));
     assert_eq!(c.defaults.account.as_deref(), Some("210987654321"));
     assert_eq!(c.defaults.region.as_deref(), Some("eu-west-1"));
+}
+
+#[test]
+fn referrers_default_to_all_and_take_a_word_or_a_list() {
+    let with = |line: &str| {
+        SyncConfig::parse(&format!(
+            "version: 1\n{line}sources:\n  - images: [a/b:1]\n    destinations: [{{target: \"r.example.com/{{repo}}\"}}]\n"
+        ))
+        .unwrap()
+        .defaults
+        .referrers
+    };
+    assert_eq!(with(""), Selection::All);
+    assert_eq!(with("defaults: {referrers: none}\n"), Selection::None);
+    let listed = with("defaults: {referrers: [sig, application/spdx+json]}\n");
+    assert_eq!(listed, "sig,application/spdx+json".parse().unwrap());
+    assert_eq!(with("defaults: {referrers: \"sig,sbom\"}\n").to_string(), "sig,sbom");
 }
