@@ -378,3 +378,51 @@ async fn the_referrers_api_is_used_where_registries_have_it() {
         .iter()
         .all(|e| e["artifactType"] == SPDX || e["artifactType"] == CYCLONEDX));
 }
+
+#[tokio::test]
+async fn planning_keeps_current_images_whose_referrers_may_be_missing() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let src_api = FaultProxy::start_with_referrers_api(&src.url()).await;
+    let s = Seeder::new(src_api.url(), ferry_testbed::fixtures::SeedAuth::None);
+    let signed = s.push_image("app", "signed", Style::Oci, &[400], 1).await;
+    s.push_referrer("app", &signed, SPDX, 7).await;
+    s.push_image("app", "plain", Style::Oci, &[300], 2).await;
+    for tag in ["signed", "plain"] {
+        let report = copy(
+            "none",
+            &format!("{}/app:{tag}", src_api.host()),
+            &format!("{}/app", dst.host()),
+        )
+        .await;
+        assert_eq!(report.status, Status::Copied);
+    }
+    let plan_with = |referrers: &str| {
+        SyncConfig::parse(&format!(
+            "version: 1\ndefaults: {{referrers: {referrers}}}\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+            src_api.host(),
+            dst.host()
+        ))
+        .unwrap()
+    };
+    let client = client_with(&[]);
+    let aws = AwsClients::from_environment();
+    for (referrers, jobs) in [("all", 1), ("none", 0)] {
+        let config = plan_with(referrers);
+        let plan = Planner::new(&config, &client, &aws, PlanOptions::default())
+            .plan_source(&config.sources[0], Reason::Manual)
+            .await
+            .unwrap();
+        assert_eq!(plan.jobs.len(), jobs, "{referrers}: {plan:?}");
+        assert_eq!(plan.up_to_date.len(), 2 - jobs, "{referrers}: {plan:?}");
+        if jobs == 1 {
+            assert!(plan.jobs[0].source.ends_with(&signed.digest));
+            // The copy asks the destination only about the referrer, and brings it.
+            let report = copier("all")
+                .copy_image(&plan.jobs[0].request().unwrap())
+                .await;
+            assert_eq!(report.status, Status::Copied, "{report:#?}");
+            assert_eq!(report.destinations[0].status, Status::UpToDate);
+        }
+    }
+}

@@ -245,5 +245,8 @@ fn referrers_default_to_all_and_take_a_word_or_a_list() {
     assert_eq!(with("defaults: {referrers: none}\n"), Selection::None);
     let listed = with("defaults: {referrers: [sig, application/spdx+json]}\n");
     assert_eq!(listed, "sig,application/spdx+json".parse().unwrap());
-    assert_eq!(with("defaults: {referrers: \"sig,sbom\"}\n").to_string(), "sig,sbom");
+    assert_eq!(
+        with("defaults: {referrers: \"sig,sbom\"}\n").to_string(),
+        "sig,sbom"
+    );
 }

@@ -534,7 +534,7 @@ impl<'a> Planner<'a> {
         if all_current {
             // Current, but its signatures or referrers tags may not have followed it yet:
             // a job that only checks those (the copy trusts that the image is there).
-            if !current.is_empty() && self.has_artifact_tags(&base, &digest).await? {
+            if !current.is_empty() && self.has_artifacts(&base, &digest).await? {
                 out.jobs.push(CopyJob {
                     source: pinned.to_string(),
                     destinations: current,
@@ -567,23 +567,34 @@ impl<'a> Planner<'a> {
         Ok(out)
     }
 
-    /// Whether the source repository holds a cosign or referrers tag of `digest` that
-    /// the configuration's `referrers` selection would copy. One tag listing per
-    /// repository answers for all its images.
-    async fn has_artifact_tags(&self, image: &ImageRef, digest: &Digest) -> Result<bool> {
+    /// Whether the source holds artifacts of `digest` that the configuration's
+    /// `referrers` selection would copy: a cosign or referrers tag (one tag listing per
+    /// repository answers for all its images), or referrers its API lists (one request per
+    /// image, on registries that have the API).
+    async fn has_artifacts(&self, image: &ImageRef, digest: &Digest) -> Result<bool> {
         use crate::referrers::{tags, CosignSuffix};
         let selection = &self.config.defaults.referrers;
         if selection.is_none() {
             return Ok(false);
         }
-        let listed = self
+        let repo = image.repo_only();
+        let listed = self.knowledge.tags(self.registry, &repo).await?;
+        if listed.contains(&tags::fallback_tag(digest))
+            || CosignSuffix::ALL
+                .into_iter()
+                .any(|s| selection.wants_cosign(s) && listed.contains(&tags::cosign_tag(digest, s)))
+        {
+            return Ok(true);
+        }
+        let api = self
             .knowledge
-            .tags(self.registry, &image.repo_only())
+            .referrers(self.registry, &repo, digest, selection.single_type())
             .await?;
-        Ok(listed.contains(&tags::fallback_tag(digest))
-            || CosignSuffix::ALL.into_iter().any(|s| {
-                selection.wants_cosign(s) && listed.contains(&tags::cosign_tag(digest, s))
-            }))
+        Ok(api.is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|e| selection.wants_type(tags::entry_artifact_type(e)))
+        }))
     }
 
     fn may_prefetch(&self) -> bool {
