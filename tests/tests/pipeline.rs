@@ -73,6 +73,17 @@ async fn bulk_sync_through_planner_queue_and_copier_with_secrets_manager_credent
         password: "from-secrets-manager".into(),
     });
     let images = seed_source(&src).await;
+    // The multi-arch image is signed, and team/api:1.0 has an SBOM (a referrer, listed in
+    // its fallback index): both follow their images through the queue.
+    let s = src.seeder();
+    let (_, _, web) = images.iter().find(|i| i.1 == "2.1").unwrap();
+    let web_sig = s.push_cosign_artifact("web", &web.digest, "sig", 50).await;
+    let (_, _, api) = images.iter().find(|i| i.1 == "1.0").unwrap();
+    let sbom = s
+        .push_referrer("team/api", api, "application/spdx+json", 51)
+        .await;
+    s.add_to_fallback_index("team/api", &api.digest, &[(&sbom, "application/spdx+json")])
+        .await;
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
     secrets
         .create_secret()
@@ -122,6 +133,29 @@ async fn bulk_sync_through_planner_queue_and_copier_with_secrets_manager_credent
         .await
         .iter()
         .all(|t| !t.ends_with("64")));
+    let d = dst.seeder();
+    let web_sig_tag = format!("{}.sig", web.digest.replace(':', "-"));
+    assert_eq!(
+        d.manifest("mirror/web", &web_sig_tag).await.map(|m| m.0),
+        Some(web_sig.raw)
+    );
+    assert_eq!(
+        d.manifest("mirror/team/api", &sbom.digest)
+            .await
+            .map(|m| m.0),
+        Some(sbom.raw)
+    );
+    assert!(d
+        .manifest("mirror/team/api", &api.digest.replace(':', "-"))
+        .await
+        .is_some());
+
+    // A signature pushed later for an image already mirrored.
+    let (_, _, api11) = images.iter().find(|i| i.1 == "1.1").unwrap();
+    let late_sig = src
+        .seeder()
+        .push_cosign_artifact("team/api", &api11.digest, "sig", 52)
+        .await;
 
     // A scheduled run after one new push sends exactly that image.
     let new = src
@@ -131,9 +165,20 @@ async fn bulk_sync_through_planner_queue_and_copier_with_secrets_manager_credent
     let schedule = json!({"version": "0", "source": "aws.events", "detail-type": "Scheduled Event",
                           "account": ACCOUNT, "region": REGION, "detail": {}});
     let summary = p.planner.handle(schedule).await.unwrap();
-    assert_eq!(summary["messages_sent"], 1, "{summary}");
-    assert_eq!(summary["up_to_date"], images.len());
+    // The new image, and the current one whose signature has not followed yet; the
+    // signed images whose artifacts are all there cost no message.
+    assert_eq!(summary["messages_sent"], 2, "{summary}");
+    assert_eq!(summary["up_to_date"], images.len() - 1);
     assert!(p.drain_copies().await.failed.is_empty());
+    assert_eq!(
+        d.manifest(
+            "mirror/team/api",
+            &format!("{}.sig", api11.digest.replace(':', "-"))
+        )
+        .await
+        .map(|m| m.0),
+        Some(late_sig.raw)
+    );
     let (_, _, digest) = dst
         .seeder()
         .manifest("mirror/team/api", "1.2")

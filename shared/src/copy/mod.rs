@@ -144,6 +144,12 @@ impl Copier {
         self
     }
 
+    /// Start a new batch of work in a long-lived copier (a warm Lambda): source tag lists
+    /// read for earlier batches are forgotten, so artifacts pushed since are found.
+    pub fn begin_batch(&self) {
+        self.knowledge.forget_tags();
+    }
+
     pub fn client(&self) -> &RegistryClient {
         &self.client
     }

@@ -84,6 +84,7 @@ impl CopierHandler {
     pub async fn handle(&self, event: Value) -> Result<Value> {
         let records = parse_records(&event)?;
         let started = std::time::Instant::now();
+        self.jobs.copier().begin_batch();
         let results: Vec<(String, BatchOutcome, Vec<ImageReport>)> = stream::iter(records)
             .map(|record| async move {
                 let (outcome, reports) = self.record(&record).await;

@@ -534,7 +534,7 @@ impl<'a> Planner<'a> {
         if all_current {
             // Current, but its signatures or referrers tags may not have followed it yet:
             // a job that only checks those (the copy trusts that the image is there).
-            if !current.is_empty() && self.has_artifacts(&base, &digest).await? {
+            if !current.is_empty() && self.artifacts_may_lag(&base, &digest, &current).await? {
                 out.jobs.push(CopyJob {
                     source: pinned.to_string(),
                     destinations: current,
@@ -567,34 +567,72 @@ impl<'a> Planner<'a> {
         Ok(out)
     }
 
-    /// Whether the source holds artifacts of `digest` that the configuration's
-    /// `referrers` selection would copy: a cosign or referrers tag (one tag listing per
-    /// repository answers for all its images), or referrers its API lists (one request per
-    /// image, on registries that have the API).
-    async fn has_artifacts(&self, image: &ImageRef, digest: &Digest) -> Result<bool> {
+    /// Whether the source holds artifacts of `digest` (that the configuration's
+    /// `referrers` selection copies) which a `current` destination lacks or holds in
+    /// another version. Cosign and referrers tags are found in the source's tag listing
+    /// (one per repository) and compared by a HEAD on each side; referrers listed by a
+    /// registry's API are looked for by digest. An image without artifacts costs nothing
+    /// more on registries without the API, so a re-sync of an unchanged signed registry
+    /// stays a few requests per image and sends no messages.
+    async fn artifacts_may_lag(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        current: &[JobDestination],
+    ) -> Result<bool> {
         use crate::referrers::{tags, CosignSuffix};
         let selection = &self.config.defaults.referrers;
         if selection.is_none() {
             return Ok(false);
         }
         let repo = image.repo_only();
+        let destinations: Vec<ImageRef> = current
+            .iter()
+            .filter_map(|d| d.reference.parse::<ImageRef>().ok())
+            .map(|d| d.repo_only())
+            .collect();
         let listed = self.knowledge.tags(self.registry, &repo).await?;
-        if listed.contains(&tags::fallback_tag(digest))
-            || CosignSuffix::ALL
+        let artifact_tags = std::iter::once(tags::fallback_tag(digest)).chain(
+            CosignSuffix::ALL
                 .into_iter()
-                .any(|s| selection.wants_cosign(s) && listed.contains(&tags::cosign_tag(digest, s)))
-        {
-            return Ok(true);
+                .filter(|s| selection.wants_cosign(*s))
+                .map(|s| tags::cosign_tag(digest, s)),
+        );
+        for tag in artifact_tags.filter(|t| listed.contains(t)) {
+            let Some(at_source) = self.registry.head_manifest(&repo, &tag).await? else {
+                continue;
+            };
+            for dest in &destinations {
+                let there = self.registry.head_manifest(dest, &tag).await?;
+                if there.is_none_or(|h| h.digest != at_source.digest) {
+                    return Ok(true);
+                }
+            }
         }
-        let api = self
+        let listed_by_api = self
             .knowledge
             .referrers(self.registry, &repo, digest, selection.single_type())
-            .await?;
-        Ok(api.is_some_and(|entries| {
-            entries
-                .iter()
-                .any(|e| selection.wants_type(tags::entry_artifact_type(e)))
-        }))
+            .await?
+            .unwrap_or_default();
+        for entry in listed_by_api
+            .iter()
+            .filter(|e| selection.wants_type(tags::entry_artifact_type(e)))
+        {
+            let Some(referrer) = tags::entry_digest(entry) else {
+                continue;
+            };
+            for dest in &destinations {
+                if self
+                    .registry
+                    .head_manifest(dest, referrer.as_str())
+                    .await?
+                    .is_none()
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     fn may_prefetch(&self) -> bool {

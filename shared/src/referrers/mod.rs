@@ -118,6 +118,12 @@ impl Knowledge {
         }
     }
 
+    /// Forget the tag lists (not which registries have the API): a long-lived copier
+    /// starting a new batch must see signatures pushed since the last one.
+    pub fn forget_tags(&self) {
+        self.tag_lists.lock().expect("tag lists poisoned").clear();
+    }
+
     fn api_known(&self, image: &ImageRef) -> Option<bool> {
         self.api
             .lock()
