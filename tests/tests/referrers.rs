@@ -426,3 +426,43 @@ async fn planning_keeps_current_images_whose_referrers_may_be_missing() {
         }
     }
 }
+
+#[tokio::test]
+async fn artifacts_are_pushed_after_their_image_and_the_fallback_index_after_them() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let dst_proxy = FaultProxy::start(&dst.url()).await;
+    let s = src.seeder();
+    let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
+    let sbom = s.push_referrer("app", &image, SPDX, 7).await;
+    s.add_to_fallback_index("app", &image.digest, &[(&sbom, SPDX)])
+        .await;
+    s.push_cosign_artifact("app", &image.digest, "sig", 8).await;
+
+    let report = copy(
+        "all",
+        &format!("{}/app:1.0", src.host()),
+        &format!("{}/app", dst_proxy.host()),
+    )
+    .await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+    let puts: Vec<String> = dst_proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == HttpMethod::PUT && r.path.contains("/manifests/"))
+        .map(|r| r.path.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let position = |reference: &str| {
+        puts.iter()
+            .position(|p| p == reference)
+            .unwrap_or_else(|| panic!("{reference} not pushed: {puts:?}"))
+    };
+    let (tag, referrer, signature, index) = (
+        position("1.0"),
+        position(&sbom.digest),
+        position(&format!("{}.sig", tag_of(&image.digest))),
+        position(&tag_of(&image.digest)),
+    );
+    assert!(tag < referrer && tag < signature, "{puts:?}");
+    assert!(referrer < index, "{puts:?}");
+}
