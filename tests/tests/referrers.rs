@@ -37,6 +37,16 @@ async fn copy(selection: &str, src: &str, dst: &str) -> ImageReport {
     copier(selection).copy_image(&request(src, &[dst])).await
 }
 
+/// Copy `app:TAG` from the registry at `src` to the same repository at `dst`.
+async fn copy_app(selection: &str, src: &str, tag: &str, dst: &str) -> ImageReport {
+    copy(
+        selection,
+        &format!("{src}/app:{tag}"),
+        &format!("{dst}/app"),
+    )
+    .await
+}
+
 fn tag_of(digest: &str) -> String {
     digest.replace(':', "-")
 }
@@ -116,12 +126,7 @@ async fn signature_tags_follow_their_image_past_tag_filters_with_their_own_signa
     );
 
     // Again: everything is there, nothing is pushed.
-    let again = copy(
-        "all",
-        &format!("{}/app:1.0", src.host()),
-        &format!("{}/app", dst.host()),
-    )
-    .await;
+    let again = copy_app("all", &src.host(), "1.0", &dst.host()).await;
     assert_eq!(again.status, Status::UpToDate, "{again:#?}");
     assert!(again
         .artifacts
@@ -178,12 +183,7 @@ async fn an_sbom_referrer_keeps_its_subject_and_the_fallback_index_its_digest() 
         .add_to_fallback_index("app", &image.digest, &[(&sbom, SPDX)])
         .await;
 
-    let report = copy(
-        "all",
-        &format!("{}/app:1.0", src.host()),
-        &format!("{}/app", dst.host()),
-    )
-    .await;
+    let report = copy_app("all", &src.host(), "1.0", &dst.host()).await;
     assert_eq!(report.status, Status::Copied, "{report:#?}");
 
     let d = dst.seeder();
@@ -234,12 +234,7 @@ async fn a_referrer_of_one_platform_of_a_multi_arch_index_follows_it() {
         .push_cosign_artifact("app", &index.digest, "sig", 10)
         .await;
 
-    let report = copy(
-        "all",
-        &format!("{}/app:1.0", src.host()),
-        &format!("{}/app", dst.host()),
-    )
-    .await;
+    let report = copy_app("all", &src.host(), "1.0", &dst.host()).await;
     assert_eq!(report.status, Status::Copied, "{report:#?}");
     let d = dst.seeder();
     assert_eq!(
@@ -255,12 +250,7 @@ async fn a_referrer_of_one_platform_of_a_multi_arch_index_follows_it() {
     );
 
     // A no-op re-sync of the index still checks its children's referrers.
-    let again = copy(
-        "all",
-        &format!("{}/app:1.0", src.host()),
-        &format!("{}/app", dst.host()),
-    )
-    .await;
+    let again = copy_app("all", &src.host(), "1.0", &dst.host()).await;
     assert_eq!(again.status, Status::UpToDate, "{again:#?}");
     assert!(again
         .artifacts
@@ -291,12 +281,7 @@ async fn the_destination_fallback_index_is_merged_never_replaced() {
     .await;
 
     // Only SPDX is asked for.
-    let report = copy(
-        SPDX,
-        &format!("{}/app:1.0", src.host()),
-        &format!("{}/app", dst.host()),
-    )
-    .await;
+    let report = copy_app(SPDX, &src.host(), "1.0", &dst.host()).await;
     assert_eq!(report.status, Status::Copied, "{report:#?}");
     assert!(raw(&d, "app", &cdx.digest).await.is_none(), "not selected");
     let entries = index_entries(&d, "app", &image.digest).await;
@@ -389,12 +374,7 @@ async fn planning_keeps_current_images_whose_referrers_may_be_missing() {
     s.push_referrer("app", &signed, SPDX, 7).await;
     s.push_image("app", "plain", Style::Oci, &[300], 2).await;
     for tag in ["signed", "plain"] {
-        let report = copy(
-            "none",
-            &format!("{}/app:{tag}", src_api.host()),
-            &format!("{}/app", dst.host()),
-        )
-        .await;
+        let report = copy_app("none", &src_api.host(), tag, &dst.host()).await;
         assert_eq!(report.status, Status::Copied);
     }
     let plan_with = |referrers: &str| {
@@ -439,12 +419,7 @@ async fn artifacts_are_pushed_after_their_image_and_the_fallback_index_after_the
         .await;
     s.push_cosign_artifact("app", &image.digest, "sig", 8).await;
 
-    let report = copy(
-        "all",
-        &format!("{}/app:1.0", src.host()),
-        &format!("{}/app", dst_proxy.host()),
-    )
-    .await;
+    let report = copy_app("all", &src.host(), "1.0", &dst_proxy.host()).await;
     assert_eq!(report.status, Status::Copied, "{report:#?}");
     let puts: Vec<String> = dst_proxy
         .seen()
