@@ -441,3 +441,70 @@ async fn artifacts_are_pushed_after_their_image_and_the_fallback_index_after_the
     assert!(tag < referrer && tag < signature, "{puts:?}");
     assert!(referrer < index, "{puts:?}");
 }
+
+#[tokio::test]
+async fn a_resync_of_a_current_multi_arch_image_brings_a_platform_referrer() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let amd = s.push_image("app", "amd", Style::Oci, &[300], 1).await;
+    let arm = s.push_image("app", "arm", Style::Oci, &[300], 2).await;
+    s.push_index(
+        "app",
+        "1.0",
+        OCI_INDEX,
+        &[
+            amd.descriptor(Some(platform("linux", "amd64"))),
+            arm.descriptor(Some(platform("linux", "arm64"))),
+        ],
+    )
+    .await;
+    let config = SyncConfig::parse(&format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    filters: {{tags: {{include: ['1\\..*']}}}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+        src.host(),
+        dst.host()
+    ))
+    .unwrap();
+    let client = client_with(&[]);
+    let aws = AwsClients::from_environment();
+    let plan = || async {
+        Planner::new(&config, &client, &aws, PlanOptions::default())
+            .plan_source(&config.sources[0], Reason::Manual)
+            .await
+            .unwrap()
+    };
+    let first = plan().await;
+    assert_eq!(first.jobs.len(), 1);
+    assert_eq!(
+        copier("all")
+            .copy_image(&first.jobs[0].request().unwrap())
+            .await
+            .status,
+        Status::Copied
+    );
+    assert_eq!(plan().await.up_to_date.len(), 1, "nothing to follow yet");
+
+    // Provenance for one platform, pushed after the mirror was made.
+    let provenance = s
+        .push_referrer("app", &arm, "application/vnd.in-toto+json", 9)
+        .await;
+    s.add_to_fallback_index(
+        "app",
+        &arm.digest,
+        &[(&provenance, "application/vnd.in-toto+json")],
+    )
+    .await;
+    let again = plan().await;
+    assert_eq!(again.jobs.len(), 1, "{again:?}");
+    let report = copier("all")
+        .copy_image(&again.jobs[0].request().unwrap())
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+    let d = dst.seeder();
+    assert_eq!(
+        raw(&d, "app", &provenance.digest).await,
+        Some(provenance.raw)
+    );
+    assert_eq!(index_entries(&d, "app", &arm.digest).await.len(), 1);
+    assert_eq!(plan().await.up_to_date.len(), 1, "all there now");
+}

@@ -102,6 +102,8 @@ pub struct Planner<'a> {
     prefetched: AtomicUsize,
     /// Source tag lists, to tell which current images have signatures or referrers tags.
     knowledge: crate::referrers::Knowledge,
+    /// Source repositories (by name) and whether their listing holds any artifact tag.
+    artifact_repos: std::sync::Mutex<HashMap<String, bool>>,
 }
 
 /// A source's registry host and, for ECR, its account and region.
@@ -124,6 +126,7 @@ impl<'a> Planner<'a> {
             options,
             prefetched: AtomicUsize::new(0),
             knowledge: crate::referrers::Knowledge::new(),
+            artifact_repos: Default::default(),
         }
     }
 
@@ -534,17 +537,18 @@ impl<'a> Planner<'a> {
         if all_current {
             // Current, but its signatures or referrers tags may not have followed it yet:
             // a job that only checks those (the copy trusts that the image is there).
-            if !current.is_empty() && self.artifacts_may_lag(&base, &digest, &current).await? {
+            let lagging = match current.is_empty() {
+                true => None,
+                false => self.lagging_artifacts(&base, &digest, &current).await?,
+            };
+            if let Some(prior) = lagging {
                 out.jobs.push(CopyJob {
                     source: pinned.to_string(),
                     destinations: current,
                     platforms: Vec::new(),
                     source_name: Some(source.name.clone()),
                     reason,
-                    prior: Prior {
-                        destinations_current: true,
-                        ..Prior::default()
-                    },
+                    prior,
                 });
             } else {
                 out.up_to_date = Some(pinned.to_string());
@@ -567,23 +571,22 @@ impl<'a> Planner<'a> {
         Ok(out)
     }
 
-    /// Whether the source holds artifacts of `digest` (that the configuration's
-    /// `referrers` selection copies) which a `current` destination lacks or holds in
-    /// another version. Cosign and referrers tags are found in the source's tag listing
-    /// (one per repository) and compared by a HEAD on each side; referrers listed by a
-    /// registry's API are looked for by digest. An image without artifacts costs nothing
-    /// more on registries without the API, so a re-sync of an unchanged signed registry
-    /// stays a few requests per image and sends no messages.
-    async fn artifacts_may_lag(
+    /// What a job for a `current` image needs to know when the source holds artifacts of
+    /// it (or, for an index, of its platform manifests) that a current destination lacks
+    /// or holds in another version; `None` when nothing lags. Cosign and referrers tags are
+    /// found in the source's tag listing (one per repository) and compared by a HEAD on
+    /// each side; referrers listed by a registry's API are looked for by digest. A
+    /// repository without artifact tags, on a registry without the API, costs nothing more
+    /// per image, and an unchanged signed registry re-syncs without a message.
+    async fn lagging_artifacts(
         &self,
         image: &ImageRef,
         digest: &Digest,
         current: &[JobDestination],
-    ) -> Result<bool> {
-        use crate::referrers::{tags, CosignSuffix};
+    ) -> Result<Option<Prior>> {
         let selection = &self.config.defaults.referrers;
         if selection.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let repo = image.repo_only();
         let destinations: Vec<ImageRef> = current
@@ -592,17 +595,66 @@ impl<'a> Planner<'a> {
             .map(|d| d.repo_only())
             .collect();
         let listed = self.knowledge.tags(self.registry, &repo).await?;
-        let artifact_tags = std::iter::once(tags::fallback_tag(digest)).chain(
+        let has_api = self.knowledge.has_api(self.registry, &repo, digest).await?;
+        if !has_api && !self.uses_artifact_tags(&repo, &listed) {
+            return Ok(None);
+        }
+        let mut subjects = vec![digest.clone()];
+        let mut manifest = None;
+        let head = self.registry.head_manifest(&repo, digest.as_str()).await?;
+        if head.is_some_and(|h| h.is_index()) {
+            let index = self.registry.get_manifest(&repo, digest.as_str()).await?;
+            subjects.extend(index.children.iter().map(|c| c.digest.clone()));
+            manifest = Some(Arc::new(index));
+        }
+        for subject in &subjects {
+            if self
+                .subject_lags(&repo, subject, &listed, &destinations)
+                .await?
+            {
+                return Ok(Some(Prior {
+                    manifest,
+                    destinations_current: true,
+                    ..Prior::default()
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `repo`'s listing holds any cosign or referrers tag (worked out once per
+    /// repository: listings can be long).
+    fn uses_artifact_tags(&self, repo: &ImageRef, listed: &HashSet<String>) -> bool {
+        let mut known = self.artifact_repos.lock().expect("artifact repos poisoned");
+        *known.entry(repo.to_string()).or_insert_with(|| {
+            listed
+                .iter()
+                .any(|t| crate::referrers::tags::is_artifact_tag(t))
+        })
+    }
+
+    /// Whether an artifact of `subject` at the source is missing or different at one of
+    /// `destinations`.
+    async fn subject_lags(
+        &self,
+        repo: &ImageRef,
+        subject: &Digest,
+        listed: &HashSet<String>,
+        destinations: &[ImageRef],
+    ) -> Result<bool> {
+        use crate::referrers::{tags, CosignSuffix};
+        let selection = &self.config.defaults.referrers;
+        let artifact_tags = std::iter::once(tags::fallback_tag(subject)).chain(
             CosignSuffix::ALL
                 .into_iter()
                 .filter(|s| selection.wants_cosign(*s))
-                .map(|s| tags::cosign_tag(digest, s)),
+                .map(|s| tags::cosign_tag(subject, s)),
         );
         for tag in artifact_tags.filter(|t| listed.contains(t)) {
-            let Some(at_source) = self.registry.head_manifest(&repo, &tag).await? else {
+            let Some(at_source) = self.registry.head_manifest(repo, &tag).await? else {
                 continue;
             };
-            for dest in &destinations {
+            for dest in destinations {
                 let there = self.registry.head_manifest(dest, &tag).await?;
                 if there.is_none_or(|h| h.digest != at_source.digest) {
                     return Ok(true);
@@ -611,7 +663,7 @@ impl<'a> Planner<'a> {
         }
         let listed_by_api = self
             .knowledge
-            .referrers(self.registry, &repo, digest, selection.single_type())
+            .referrers(self.registry, repo, subject, selection.single_type())
             .await?
             .unwrap_or_default();
         for entry in listed_by_api
@@ -621,13 +673,9 @@ impl<'a> Planner<'a> {
             let Some(referrer) = tags::entry_digest(entry) else {
                 continue;
             };
-            for dest in &destinations {
-                if self
-                    .registry
-                    .head_manifest(dest, referrer.as_str())
-                    .await?
-                    .is_none()
-                {
+            for dest in destinations {
+                let there = self.registry.head_manifest(dest, referrer.as_str()).await?;
+                if there.is_none() {
                     return Ok(true);
                 }
             }
