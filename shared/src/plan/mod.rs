@@ -539,7 +539,17 @@ impl<'a> Planner<'a> {
             // a job that only checks those (the copy trusts that the image is there).
             let lagging = match current.is_empty() {
                 true => None,
-                false => self.lagging_artifacts(&base, &digest, &current).await?,
+                // A check that fails leaves the question to the copy, which reports it.
+                false => match self.lagging_artifacts(&base, &digest, &current).await {
+                    Ok(lagging) => lagging,
+                    Err(e) => {
+                        tracing::warn!(image = %pinned, error = %e, "could not compare signatures and referrers; the copy will");
+                        Some(Prior {
+                            destinations_current: true,
+                            ..Prior::default()
+                        })
+                    }
+                },
             };
             if let Some(prior) = lagging {
                 out.jobs.push(CopyJob {
