@@ -13,7 +13,7 @@ use ferry::message::Reason;
 use ferry::plan::{PlanOptions, Planner};
 use ferry::referrers::Selection;
 use ferry::report::{ImageReport, Status};
-use ferry_testbed::fixtures::{platform, Seeder, Style, OCI_INDEX};
+use ferry_testbed::fixtures::{platform, Pushed, Seeder, Style, OCI_INDEX};
 use ferry_testbed::proxy::{FaultProxy, HttpMethod};
 use ferry_testbed::{Auth, DockerRegistry};
 use serde_json::Value;
@@ -45,6 +45,25 @@ async fn copy_app(selection: &str, src: &str, tag: &str, dst: &str) -> ImageRepo
         &format!("{dst}/app"),
     )
     .await
+}
+
+/// `app:1.0`, an index of a linux/amd64 and a linux/arm64 image; returns the arm64 image
+/// and the index.
+async fn push_two_platform_app(s: &Seeder) -> (Pushed, Pushed) {
+    let amd = s.push_image("app", "amd", Style::Oci, &[300], 1).await;
+    let arm = s.push_image("app", "arm", Style::Oci, &[300], 2).await;
+    let index = s
+        .push_index(
+            "app",
+            "1.0",
+            OCI_INDEX,
+            &[
+                amd.descriptor(Some(platform("linux", "amd64"))),
+                arm.descriptor(Some(platform("linux", "arm64"))),
+            ],
+        )
+        .await;
+    (arm, index)
 }
 
 fn tag_of(digest: &str) -> String {
@@ -208,19 +227,7 @@ async fn a_referrer_of_one_platform_of_a_multi_arch_index_follows_it() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
     let s = src.seeder();
-    let amd = s.push_image("app", "amd", Style::Oci, &[300], 1).await;
-    let arm = s.push_image("app", "arm", Style::Oci, &[300], 2).await;
-    let index = s
-        .push_index(
-            "app",
-            "1.0",
-            OCI_INDEX,
-            &[
-                amd.descriptor(Some(platform("linux", "amd64"))),
-                arm.descriptor(Some(platform("linux", "arm64"))),
-            ],
-        )
-        .await;
+    let (arm, index) = push_two_platform_app(&s).await;
     let provenance = s
         .push_referrer("app", &arm, "application/vnd.in-toto+json", 9)
         .await;
@@ -447,18 +454,7 @@ async fn a_resync_of_a_current_multi_arch_image_brings_a_platform_referrer() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
     let s = src.seeder();
-    let amd = s.push_image("app", "amd", Style::Oci, &[300], 1).await;
-    let arm = s.push_image("app", "arm", Style::Oci, &[300], 2).await;
-    s.push_index(
-        "app",
-        "1.0",
-        OCI_INDEX,
-        &[
-            amd.descriptor(Some(platform("linux", "amd64"))),
-            arm.descriptor(Some(platform("linux", "arm64"))),
-        ],
-    )
-    .await;
+    let (arm, _) = push_two_platform_app(&s).await;
     let config = SyncConfig::parse(&format!(
         "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    filters: {{tags: {{include: ['1\\..*']}}}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
         src.host(),
