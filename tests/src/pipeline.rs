@@ -2,7 +2,9 @@
 //! copier handler wired to moto's SQS the way Lambda's triggers wire them. Tests and the
 //! demo drive it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry::aws::AwsClients;
 use ferry::config::SyncConfig;
@@ -93,7 +95,15 @@ impl LocalPipeline {
     /// Run the copier over the copy queue until it is empty, deleting what it reports
     /// done, as Lambda's event source mapping does.
     pub async fn drain_copies(&self) -> Drained {
-        self.drain(&self.copy_url, |event| async move {
+        self.drain_copies_while(&AtomicBool::new(false)).await
+    }
+
+    /// Like [`Self::drain_copies`], started while something is still sending copy jobs: an
+    /// empty queue ends the drain only once `producing` is false. This is how the deployed
+    /// copier runs during a planner's fan-out, and it keeps moto's queue short (its SQS
+    /// costs time in proportion to the messages waiting, on every message sent or received).
+    pub async fn drain_copies_while(&self, producing: &AtomicBool) -> Drained {
+        self.drain(&self.copy_url, producing, |event| async move {
             self.copier.handle(event).await.expect("copier")
         })
         .await
@@ -101,22 +111,31 @@ impl LocalPipeline {
 
     /// Run the planner over the planning queue until it is empty.
     pub async fn drain_planning(&self) -> Drained {
-        self.drain(&self.plan_url, |event| async move {
-            self.planner.handle(event).await.expect("planner")
-        })
+        self.drain(
+            &self.plan_url,
+            &AtomicBool::new(false),
+            |event| async move { self.planner.handle(event).await.expect("planner") },
+        )
         .await
     }
 
-    async fn drain<F, Fut>(&self, url: &str, function: F) -> Drained
+    async fn drain<F, Fut>(&self, url: &str, producing: &AtomicBool, function: F) -> Drained
     where
         F: Fn(Value) -> Fut,
         Fut: std::future::Future<Output = Value>,
     {
         let mut drained = Drained::default();
         loop {
+            // Read before receiving: a producer that finished before an empty receive sent
+            // everything that receive could have seen.
+            let more_coming = producing.load(Ordering::Acquire);
             let batch = self.receive(url).await;
             if batch.is_empty() {
-                return drained;
+                if !more_coming {
+                    return drained;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
             let response = function(batch.event.clone()).await;
             drained.invocations += 1;
