@@ -22,7 +22,7 @@ use ferry_testbed::{Auth, DockerRegistry};
 
 use contenders::{Contender, Job};
 use fixture::Shape;
-use measure::{digests_match, measure, median, CountingProxy};
+use measure::{digests_match, measure, median, process_cpu_seconds, CountingProxy};
 use report::{ContenderResult, FixtureResult};
 
 #[derive(Parser, Debug)]
@@ -210,19 +210,30 @@ async fn run_fixture(
                 ferry: &args.ferry,
                 ferry_args: &args.ferry_args,
             };
+            let registries_cpu = || {
+                (
+                    process_cpu_seconds(src.pid()),
+                    process_cpu_seconds(dst.pid()),
+                )
+            };
+            let cpu_before = registries_cpu();
             let cost = measure(|| job.run(contender))
                 .await
                 .with_context(|| format!("{} on {}", contender.label(), shape.name))?;
             tokio::time::sleep(Duration::from_millis(100)).await;
+            let cpu_after = registries_cpu();
+            result.registry_cpu_seconds = [cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1];
             walls.push(cost.wall);
             result.peak_rss_kib = result.peak_rss_kib.max(cost.peak_rss_kib);
             result.bytes_uploaded = proxy.sent();
             eprintln!(
-                "  {:<38} run {}: {:>7.2} s, {:.1} MiB sent",
+                "  {:<38} run {}: {:>7.2} s, {:.1} MiB sent, registry CPU {:.1} s + {:.1} s",
                 contender.label(),
                 run + 1,
                 cost.wall.as_secs_f64(),
-                proxy.sent() as f64 / (1 << 20) as f64
+                proxy.sent() as f64 / (1 << 20) as f64,
+                result.registry_cpu_seconds[0],
+                result.registry_cpu_seconds[1]
             );
             if run + 1 == runs {
                 result.digests_equal = (contender != Contender::Floor)

@@ -20,6 +20,8 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::measure::process_cpu_seconds;
+
 #[derive(Debug, Serialize)]
 pub struct PlannerResult {
     pub tags: usize,
@@ -93,7 +95,10 @@ pub async fn measure(tags: usize, storage: &std::path::Path) -> Result<PlannerRe
         false,
     )
     .await;
-    let cpu_before = (process_cpu(std::process::id()), process_cpu(moto.pid()));
+    let cpu_before = (
+        process_cpu_seconds(std::process::id()),
+        process_cpu_seconds(moto.pid()),
+    );
     let started = Instant::now();
     pipeline
         .planner
@@ -101,7 +106,10 @@ pub async fn measure(tags: usize, storage: &std::path::Path) -> Result<PlannerRe
         .await
         .context("planner invocation")?;
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_after = (process_cpu(std::process::id()), process_cpu(moto.pid()));
+    let cpu_after = (
+        process_cpu_seconds(std::process::id()),
+        process_cpu_seconds(moto.pid()),
+    );
     let messages = queue_length(&pipeline).await?;
     Ok(PlannerResult {
         tags,
@@ -131,22 +139,4 @@ async fn queue_length(pipeline: &LocalPipeline) -> Result<usize> {
         .and_then(|a| a.get(&name))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0))
-}
-
-/// User plus system CPU seconds of a process, from /proc (clock ticks of 1/100 s).
-fn process_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
 }

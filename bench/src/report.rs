@@ -24,6 +24,9 @@ pub struct ContenderResult {
     /// `None` for the floor, which pushes no manifests.
     pub digests_equal: Option<bool>,
     pub noop_seconds: Option<f64>,
+    /// CPU the source and the destination registry spent during the last cold run: where
+    /// requests are dear, the work a contender makes the registries do bounds its time.
+    pub registry_cpu_seconds: [f64; 2],
 }
 
 impl ContenderResult {
@@ -37,6 +40,7 @@ impl ContenderResult {
             peak_rss_kib: 0,
             digests_equal: None,
             noop_seconds: None,
+            registry_cpu_seconds: [0.0, 0.0],
         }
     }
 }
@@ -115,7 +119,9 @@ impl Report {
              again into the complete destination (for the floor: one manifest HEAD per image at \
              the source and one at the destination, the least a tool must ask). Sent: every \
              byte to the destination, HTTP request heads included, over the fixture's unique \
-             blobs and manifests.\n",
+             blobs and manifests. Registry CPU: what the source and the destination registry \
+             spent during the last cold run (both share the machine's cores with the \
+             contender).\n",
             self.cores,
             self.storage,
             if self.quick { " Quick sizes." } else { "" },
@@ -133,8 +139,8 @@ impl Report {
                 size(s.base_bytes as u64), size(s.repository_bytes as u64), size(s.tag_bytes as u64),
                 size(f.unique_bytes), size(f.manifest_bytes)
             ));
-            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | peak RSS | digests equal |\n");
-            md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | peak RSS | registry CPU (source + destination) | digests equal |\n");
+            md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
             let ferry = f.ferry();
             for c in &f.contenders {
                 let ratio = ferry
@@ -145,7 +151,7 @@ impl Report {
                     _ => "–".into(),
                 };
                 md.push_str(&format!(
-                    "| {} | {:.2} s | {} | {} | {} | {} | {:.3} | {} | {} |\n",
+                    "| {} | {:.2} s | {} | {} | {} | {} | {:.3} | {} | {:.1} + {:.1} s | {} |\n",
                     c.label,
                     c.cold_seconds,
                     ratio,
@@ -158,6 +164,8 @@ impl Report {
                     } else {
                         size(c.peak_rss_kib * 1024)
                     },
+                    c.registry_cpu_seconds[0],
+                    c.registry_cpu_seconds[1],
                     match c.digests_equal {
                         Some(true) => "yes",
                         Some(false) => "no",

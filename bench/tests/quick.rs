@@ -46,6 +46,14 @@ fn the_harness_runs_every_contender_at_quick_size() {
             assert!(c["cold_seconds"].as_f64().unwrap() > 0.0, "{c}");
             assert!(c["bytes_uploaded"].as_u64().unwrap() > 0, "{c}");
         }
+        for c in contenders {
+            // Every contender writes to the destination; every one but the floor reads the source.
+            let cpu = c["registry_cpu_seconds"].as_array().unwrap();
+            assert!(cpu[1].as_f64().unwrap() > 0.0, "{c}");
+            if c["contender"] != "floor" {
+                assert!(cpu[0].as_f64().unwrap() > 0.0, "{c}");
+            }
+        }
         assert_eq!(contenders[0]["digests_equal"], true, "ferry is byte-exact");
         assert_eq!(
             contenders[1]["digests_equal"], true,

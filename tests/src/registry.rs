@@ -163,6 +163,11 @@ impl DockerRegistry {
     }
 
     /// A seeder with full access to this registry.
+    /// The registry process, for measuring what it spends.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn seeder(&self) -> crate::Seeder {
         let auth = match &self.auth {
             Auth::None => crate::fixtures::SeedAuth::None,
