@@ -9,8 +9,10 @@ use ferry_testbed::cargo;
 #[test]
 fn the_harness_runs_every_contender_at_quick_size() {
     // The debug ferry of this build: the figures mean nothing here, the plumbing does.
+    // Resolved for the whole workspace, as `cargo test --workspace` resolves it, so within
+    // the suite this is a no-op (`-p ferry-cli` rebuilt the library with other features).
     let build = cargo::command()
-        .args(["build", "--locked", "-p", "ferry-cli", "--bin", "ferry"])
+        .args(["build", "--locked", "--workspace", "--bin", "ferry"])
         .output()
         .expect("cargo build");
     assert!(
