@@ -366,9 +366,7 @@ async fn signatures_and_sboms_are_synced_and_verified_with_their_images() {
     let image = s.push_image("app", "1.0", Style::Oci, &[700], 1).await;
     let sig = s.push_cosign_artifact("app", &image.digest, "sig", 2).await;
     let sbom = s
-        .push_referrer("app", &image, "application/spdx+json", 3)
-        .await;
-    s.add_to_fallback_index("app", &image.digest, &[(&sbom, "application/spdx+json")])
+        .push_listed_referrer("app", &image, "application/spdx+json", 3)
         .await;
     let home = tempfile::tempdir().unwrap();
     let config = home.path().join("ferry.yaml");

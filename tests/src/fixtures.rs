@@ -473,6 +473,21 @@ impl Seeder {
         self.push_index(repo, &tag, OCI_INDEX, &entries).await
     }
 
+    /// A referrer of `subject` listed the way a registry without the referrers API lists
+    /// it: pushed ([`Self::push_referrer`]) and added to the subject's fallback index.
+    pub async fn push_listed_referrer(
+        &self,
+        repo: &str,
+        subject: &Pushed,
+        artifact_type: &str,
+        seed: u64,
+    ) -> Pushed {
+        let referrer = self.push_referrer(repo, subject, artifact_type, seed).await;
+        self.add_to_fallback_index(repo, &subject.digest, &[(&referrer, artifact_type)])
+            .await;
+        referrer
+    }
+
     /// An index (or manifest list) over already pushed manifests.
     pub async fn push_index(
         &self,

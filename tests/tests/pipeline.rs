@@ -80,9 +80,7 @@ async fn bulk_sync_through_planner_queue_and_copier_with_secrets_manager_credent
     let web_sig = s.push_cosign_artifact("web", &web.digest, "sig", 50).await;
     let (_, _, api) = images.iter().find(|i| i.1 == "1.0").unwrap();
     let sbom = s
-        .push_referrer("team/api", api, "application/spdx+json", 51)
-        .await;
-    s.add_to_fallback_index("team/api", &api.digest, &[(&sbom, "application/spdx+json")])
+        .push_listed_referrer("team/api", api, "application/spdx+json", 51)
         .await;
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
     secrets

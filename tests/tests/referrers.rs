@@ -229,14 +229,8 @@ async fn a_referrer_of_one_platform_of_a_multi_arch_index_follows_it() {
     let s = src.seeder();
     let (arm, index) = push_two_platform_app(&s).await;
     let provenance = s
-        .push_referrer("app", &arm, "application/vnd.in-toto+json", 9)
+        .push_listed_referrer("app", &arm, "application/vnd.in-toto+json", 9)
         .await;
-    s.add_to_fallback_index(
-        "app",
-        &arm.digest,
-        &[(&provenance, "application/vnd.in-toto+json")],
-    )
-    .await;
     let sig = s
         .push_cosign_artifact("app", &index.digest, "sig", 10)
         .await;
@@ -421,9 +415,7 @@ async fn artifacts_are_pushed_after_their_image_and_the_fallback_index_after_the
     let dst_proxy = FaultProxy::start(&dst.url()).await;
     let s = src.seeder();
     let image = s.push_image("app", "1.0", Style::Oci, &[400], 1).await;
-    let sbom = s.push_referrer("app", &image, SPDX, 7).await;
-    s.add_to_fallback_index("app", &image.digest, &[(&sbom, SPDX)])
-        .await;
+    let sbom = s.push_listed_referrer("app", &image, SPDX, 7).await;
     s.push_cosign_artifact("app", &image.digest, "sig", 8).await;
 
     let report = copy_app("all", &src.host(), "1.0", &dst_proxy.host()).await;
@@ -482,14 +474,8 @@ async fn a_resync_of_a_current_multi_arch_image_brings_a_platform_referrer() {
 
     // Provenance for one platform, pushed after the mirror was made.
     let provenance = s
-        .push_referrer("app", &arm, "application/vnd.in-toto+json", 9)
+        .push_listed_referrer("app", &arm, "application/vnd.in-toto+json", 9)
         .await;
-    s.add_to_fallback_index(
-        "app",
-        &arm.digest,
-        &[(&provenance, "application/vnd.in-toto+json")],
-    )
-    .await;
     let again = plan().await;
     assert_eq!(again.jobs.len(), 1, "{again:?}");
     let report = copier("all")
