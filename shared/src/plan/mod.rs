@@ -25,7 +25,7 @@ use crate::event::EcrPush;
 use crate::filter::TagInfo;
 use crate::message::{CopyJob, JobDestination, Reason, RepositoryTask};
 use crate::reference::ImageRef;
-use crate::registry::RegistryClient;
+use crate::registry::{ManifestHead, RegistryClient};
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -473,6 +473,9 @@ impl<'a> Planner<'a> {
         // if the copy will happen in this process, rather than a HEAD now and a GET later.
         let all_missing = rendered.iter().all(|(_, _, missing)| *missing);
         let mut manifest = None;
+        // The source tag's HEAD, when one is asked: its media type tells whether a current
+        // image's platform manifests need their artifacts checked too.
+        let mut source_head = None;
         let digest = match &tag.digest {
             Some(d) => d.parse().map_err(|_| Error::Protocol {
                 at: crate::error::Location {
@@ -495,7 +498,11 @@ impl<'a> Planner<'a> {
                 }
             }
             None => match self.registry.head_manifest(&base, &tag.name).await? {
-                Some(head) => head.digest,
+                Some(head) => {
+                    let digest = head.digest.clone();
+                    source_head = Some(head);
+                    digest
+                }
                 None => return Ok(out.disappeared(&base)),
             },
         };
@@ -540,7 +547,10 @@ impl<'a> Planner<'a> {
             let lagging = match current.is_empty() {
                 true => None,
                 // A check that fails leaves the question to the copy, which reports it.
-                false => match self.lagging_artifacts(&base, &digest, &current).await {
+                false => match self
+                    .lagging_artifacts(&base, &digest, source_head.as_ref(), &current)
+                    .await
+                {
                     Ok(lagging) => lagging,
                     Err(e) => {
                         tracing::warn!(image = %pinned, error = %e, "could not compare signatures and referrers; the copy will");
@@ -587,11 +597,13 @@ impl<'a> Planner<'a> {
     /// found in the source's tag listing (one per repository) and compared by a HEAD on
     /// each side; referrers listed by a registry's API are looked for by digest. A
     /// repository without artifact tags, on a registry without the API, costs nothing more
-    /// per image, and an unchanged signed registry re-syncs without a message.
+    /// per image, and an unchanged signed registry re-syncs without a message. `head` is
+    /// the source's HEAD of the image if planning asked one; otherwise it is asked here.
     async fn lagging_artifacts(
         &self,
         image: &ImageRef,
         digest: &Digest,
+        head: Option<&ManifestHead>,
         current: &[JobDestination],
     ) -> Result<Option<Prior>> {
         let selection = &self.config.defaults.referrers;
@@ -611,7 +623,14 @@ impl<'a> Planner<'a> {
         }
         let mut subjects = vec![digest.clone()];
         let mut manifest = None;
-        let head = self.registry.head_manifest(&repo, digest.as_str()).await?;
+        let asked;
+        let head = match head {
+            Some(head) => Some(head),
+            None => {
+                asked = self.registry.head_manifest(&repo, digest.as_str()).await?;
+                asked.as_ref()
+            }
+        };
         if head.is_some_and(|h| h.is_index()) {
             let index = self.registry.get_manifest(&repo, digest.as_str()).await?;
             subjects.extend(index.children.iter().map(|c| c.digest.clone()));
