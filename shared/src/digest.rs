@@ -3,12 +3,16 @@
 //! A [`Digest`] can only hold a well-formed digest, so code that carries one never has to
 //! re-validate it. ferry computes sha256 itself; sha512 digests are accepted from registries
 //! and compared as strings, because the copy engine never re-hashes a manifest it did not fetch.
+//!
+//! Hashing is aws-lc-rs's (already linked as rustls's crypto provider): its assembly runs at
+//! twice the speed of the sha2 crate's portable code on CPUs without SHA extensions, where
+//! sha2 took three quarters of ferry's CPU copying the benchmark's bulk fixture.
 
 use std::fmt;
 use std::str::FromStr;
 
+use aws_lc_rs::digest::{self as lc, Context};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256, Sha512};
 
 /// A validated OCI content digest, e.g. `sha256:9f86d0…`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -25,7 +29,10 @@ pub struct InvalidDigest {
 impl Digest {
     /// The digest of `bytes` with sha256, the algorithm every registry supports.
     pub fn sha256_of(bytes: &[u8]) -> Self {
-        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+        Digest(format!(
+            "sha256:{}",
+            hex::encode(lc::digest(&lc::SHA256, bytes))
+        ))
     }
 
     pub fn algorithm(&self) -> &str {
@@ -44,10 +51,10 @@ impl Digest {
     pub fn verifier(&self) -> Verifier {
         Verifier {
             expected: self.clone(),
-            hasher: match self.algorithm() {
-                "sha512" => Hasher::Sha512(Box::default()),
-                _ => Hasher::Sha256(Box::default()),
-            },
+            hasher: Context::new(match self.algorithm() {
+                "sha512" => &lc::SHA512,
+                _ => &lc::SHA256,
+            }),
             bytes: 0,
         }
     }
@@ -111,25 +118,17 @@ impl fmt::Debug for Digest {
     }
 }
 
-enum Hasher {
-    Sha256(Box<Sha256>),
-    Sha512(Box<Sha512>),
-}
-
 /// Hashes content incrementally and checks it against an expected digest at the end.
 pub struct Verifier {
     expected: Digest,
-    hasher: Hasher,
+    hasher: Context,
     bytes: u64,
 }
 
 impl Verifier {
     pub fn update(&mut self, chunk: &[u8]) {
         self.bytes += chunk.len() as u64;
-        match &mut self.hasher {
-            Hasher::Sha256(h) => h.update(chunk),
-            Hasher::Sha512(h) => h.update(chunk),
-        }
+        self.hasher.update(chunk);
     }
 
     pub fn bytes_seen(&self) -> u64 {
@@ -138,10 +137,11 @@ impl Verifier {
 
     /// `Ok(())` when the content hashed to the expected digest, else the digest it did hash to.
     pub fn finish(self) -> Result<(), Digest> {
-        let actual = match self.hasher {
-            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
-        };
+        let actual = format!(
+            "{}:{}",
+            self.expected.algorithm(),
+            hex::encode(self.hasher.finish())
+        );
         if actual == self.expected.0 {
             Ok(())
         } else {
@@ -193,5 +193,20 @@ mod tests {
         let mut v = expected.verifier();
         v.update(b"hello there");
         assert_eq!(v.finish().unwrap_err(), Digest::sha256_of(b"hello there"));
+    }
+
+    #[test]
+    fn verifier_hashes_with_the_expected_digests_algorithm() {
+        // sha512 of "abc" (FIPS 180-2, appendix C.1).
+        let abc: Digest = "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+                           2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+            .parse()
+            .unwrap();
+        assert!(abc.matches(b"abc"));
+        let mut v = abc.verifier();
+        v.update(b"abd");
+        let actual = v.finish().unwrap_err();
+        assert_eq!(actual.algorithm(), "sha512");
+        assert_ne!(actual, abc);
     }
 }
