@@ -58,6 +58,7 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode> {
         blob_concurrency: args.blob_concurrency.into(),
         platforms,
         referrers: args.referrers.referrers.clone().unwrap_or_default(),
+        ..CopyOptions::default()
     };
     let show_bars = !args.json && std::io::stderr().is_terminal();
     let bars = show_bars.then(|| Arc::new(crate::progress::Bars::new()));

@@ -94,16 +94,7 @@ impl Services {
 
     /// Copy settings from the configuration's `defaults`.
     pub fn copy_options(&self) -> CopyOptions {
-        let defaults = &self.config.defaults;
-        let mut options = CopyOptions::default();
-        if let Some(n) = defaults.image_concurrency {
-            options.image_concurrency = n;
-        }
-        if let Some(n) = defaults.blob_concurrency {
-            options.blob_concurrency = n;
-        }
-        options.referrers = defaults.referrers.clone();
-        options
+        self.config.defaults.copy_options()
     }
 }
 

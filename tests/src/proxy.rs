@@ -70,6 +70,10 @@ pub enum Action {
     /// Forward, pass on the response head and this many bytes of its body, then send
     /// nothing more while keeping the connection open: a stalled download.
     StallResponse(usize),
+    /// Forward without the `mount` and `from` query parameters: a registry that does not
+    /// mount blobs (ECR unless its blob mounting is enabled) opens an upload session for
+    /// every mount request, even for a blob the repository has.
+    IgnoreMounts,
 }
 
 impl Action {
@@ -269,6 +273,23 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             }
         }
         Some(Action::ImmutableTags) => forward(&inner, request).await,
+        Some(Action::IgnoreMounts) => {
+            let (mut parts, body) = request.into_parts();
+            let kept: Vec<&str> = parts
+                .uri
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter(|kv| !kv.starts_with("mount=") && !kv.starts_with("from="))
+                .filter(|kv| !kv.is_empty())
+                .collect();
+            let stripped = match kept.is_empty() {
+                true => parts.uri.path().to_string(),
+                false => format!("{}?{}", parts.uri.path(), kept.join("&")),
+            };
+            parts.uri = stripped.parse().expect("a path and query");
+            forward(&inner, Request::from_parts(parts, body)).await
+        }
         Some(Action::Delay(d)) => {
             tokio::time::sleep(d).await;
             forward(&inner, request).await

@@ -10,7 +10,8 @@ use common::*;
 use ferry::auth::Credential;
 use ferry::copy::{Copier, CopyOptions};
 use ferry::report::Status;
-use ferry_testbed::fixtures::Style;
+use ferry_testbed::fixtures::{Pushed, Style};
+use ferry_testbed::proxy::{Action, FaultProxy, HttpMethod, Seen};
 use ferry_testbed::token::TokenServer;
 use ferry_testbed::{Auth, DockerRegistry};
 
@@ -371,4 +372,212 @@ async fn without_overwrite_a_tag_holding_another_image_is_kept() {
     assert_eq!(report.status, Status::Copied);
     let (_, _, digest) = dst.seeder().manifest("app", "1").await.unwrap();
     assert_ne!(digest, theirs.digest);
+}
+
+// Mount probes: into a repository without tags, a small blob is asked for with one mount
+// request (from the repository itself) instead of a HEAD and then an upload session.
+
+/// `app:1` with a 2 MiB layer (over the 1 MiB probe limit), a 3000-byte one and its config.
+async fn push_probe_image(src: &DockerRegistry, tag: &str) -> Pushed {
+    src.seeder()
+        .push_image("app", tag, Style::Oci, &[2 << 20, 3000], 21)
+        .await
+}
+
+fn requests(seen: &[Seen], method: HttpMethod, fragment: &str) -> Vec<String> {
+    seen.iter()
+        .filter(|s| s.method == method && s.path.contains(fragment))
+        .map(|s| s.path.clone())
+        .collect()
+}
+
+async fn assert_holds(dst: &DockerRegistry, tag: &str, pushed: &Pushed) {
+    let (raw, _, digest) = dst.seeder().manifest("app", tag).await.expect("tag");
+    assert_eq!((raw, digest), (pushed.raw.clone(), pushed.digest.clone()));
+    for blob in &pushed.blobs {
+        assert!(dst.seeder().blob_exists("app", &blob.digest).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn into_a_repository_without_tags_small_blobs_are_probed_with_a_mount_not_headed() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = push_probe_image(&src, "1").await;
+    let proxy = FaultProxy::start(&dst.url()).await;
+    let report = copy_one(
+        client_with(&[]),
+        &format!("{}/app:1", src.host()),
+        &format!("{}/app:1", proxy.host()),
+    )
+    .await;
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    assert_holds(&dst, "1", &pushed).await;
+
+    let seen = proxy.seen();
+    assert_eq!(
+        requests(&seen, HttpMethod::HEAD, "/blobs/").len(),
+        1,
+        "only the 2 MiB layer is HEADed: {seen:#?}"
+    );
+    let probes = requests(&seen, HttpMethod::POST, "mount=");
+    assert_eq!(probes.len(), 2, "config and small layer: {seen:#?}");
+    assert!(probes.iter().all(|p| p.contains("from=app")), "{probes:?}");
+    let posts = requests(&seen, HttpMethod::POST, "/blobs/uploads/");
+    assert_eq!(
+        posts.len(),
+        3,
+        "the probes' sessions carry the small blobs; one more for the large: {posts:?}"
+    );
+    assert_eq!(requests(&seen, HttpMethod::PUT, "/blobs/uploads/").len(), 3);
+    assert_eq!(report.stats.blobs_uploaded, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn into_a_repository_with_tags_blobs_are_headed_and_present_ones_stay_unsent() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = push_probe_image(&src, "1").await;
+    let proxy = FaultProxy::start(&dst.url()).await;
+    let first = copy_one(
+        client_with(&[]),
+        &format!("{}/app:1", src.host()),
+        &format!("{}/app:1", proxy.host()),
+    )
+    .await;
+    assert_eq!(first.status, Status::Copied, "{first:?}");
+
+    // Another process (no ledger) copies the same image under a second tag: the repository
+    // has a tag now, so nothing is probed (a probe that finds a blob re-links it, a write
+    // pullers of the first tag need not see), and every blob is found by HEAD.
+    let before = proxy.seen().len();
+    let second = copy_one(
+        client_with(&[]),
+        &format!("{}/app:1", src.host()),
+        &format!("{}/app:2", proxy.host()),
+    )
+    .await;
+    assert_eq!(second.status, Status::Copied, "{second:?}");
+    assert_holds(&dst, "2", &pushed).await;
+    let seen = &proxy.seen()[before..];
+    assert_eq!(
+        requests(seen, HttpMethod::HEAD, "/blobs/").len(),
+        3,
+        "{seen:#?}"
+    );
+    assert!(requests(seen, HttpMethod::POST, "/blobs/uploads/").is_empty());
+    assert!(requests(seen, HttpMethod::PUT, "/blobs/uploads/").is_empty());
+    assert_eq!(
+        (second.stats.blobs_skipped, second.stats.bytes_uploaded),
+        (3, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_that_does_not_mount_gets_small_blobs_again_but_never_a_large_one() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = push_probe_image(&src, "1").await;
+    let proxy = FaultProxy::start(&dst.url()).await;
+    proxy.rule(
+        |m, path, _| *m == HttpMethod::POST && path.contains("mount="),
+        Action::IgnoreMounts,
+        None,
+    );
+    // A first run sends every blob, then its manifest is refused: the repository holds the
+    // blobs and no tag.
+    proxy.rule(
+        |m, path, _| *m == HttpMethod::PUT && path.contains("/manifests/"),
+        Action::registry_error(400, "MANIFEST_INVALID", "refused once for the test"),
+        Some(1),
+    );
+    let src_ref = format!("{}/app:1", src.host());
+    let dst_ref = format!("{}/app:1", proxy.host());
+    let first = copy_one(client_with(&[]), &src_ref, &dst_ref).await;
+    assert_eq!(first.status, Status::Failed, "{first:?}");
+
+    // The rerun asks again: the probes open sessions (the registry ignores the mount), so the
+    // two small blobs travel again; the large one is HEADed, found, and not sent.
+    let before = proxy.seen().len();
+    let second = copy_one(client_with(&[]), &src_ref, &dst_ref).await;
+    assert_eq!(second.status, Status::Copied, "{second:?}");
+    assert_holds(&dst, "1", &pushed).await;
+    let seen = &proxy.seen()[before..];
+    assert_eq!(
+        requests(seen, HttpMethod::HEAD, "/blobs/").len(),
+        1,
+        "{seen:#?}"
+    );
+    let resent = requests(seen, HttpMethod::PUT, "/blobs/uploads/");
+    assert_eq!(resent.len(), 2, "{seen:#?}");
+    assert!(second.stats.bytes_uploaded < 1 << 20, "{:?}", second.stats);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_that_refuses_a_mount_probe_gets_heads_from_then_on() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = push_probe_image(&src, "1").await;
+    let proxy = FaultProxy::start(&dst.url()).await;
+    proxy.rule(
+        |m, path, _| *m == HttpMethod::POST && path.contains("mount="),
+        Action::registry_error(405, "UNSUPPORTED", "mounting is not supported"),
+        None,
+    );
+    // One blob at a time, so the refusal is known before the second small blob.
+    let options = CopyOptions {
+        blob_concurrency: 1,
+        ..CopyOptions::default()
+    };
+    let report = Copier::new(client_with(&[]), options)
+        .copy_image(&request(
+            &format!("{}/app:1", src.host()),
+            &[&format!("{}/app:1", proxy.host())],
+        ))
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    assert_holds(&dst, "1", &pushed).await;
+    let seen = proxy.seen();
+    assert_eq!(
+        requests(&seen, HttpMethod::POST, "mount=").len(),
+        1,
+        "{seen:#?}"
+    );
+    assert_eq!(
+        requests(&seen, HttpMethod::HEAD, "/blobs/").len(),
+        3,
+        "{seen:#?}"
+    );
+    assert_eq!(requests(&seen, HttpMethod::PUT, "/blobs/uploads/").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_probe_limit_of_zero_heads_every_blob() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = push_probe_image(&src, "1").await;
+    let proxy = FaultProxy::start(&dst.url()).await;
+    let options = CopyOptions {
+        mount_probe_max_bytes: 0,
+        ..CopyOptions::default()
+    };
+    let report = Copier::new(client_with(&[]), options)
+        .copy_image(&request(
+            &format!("{}/app:1", src.host()),
+            &[&format!("{}/app:1", proxy.host())],
+        ))
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    assert_holds(&dst, "1", &pushed).await;
+    let seen = proxy.seen();
+    assert_eq!(
+        requests(&seen, HttpMethod::HEAD, "/blobs/").len(),
+        3,
+        "{seen:#?}"
+    );
+    assert!(requests(&seen, HttpMethod::POST, "mount=").is_empty());
+    assert!(
+        requests(&seen, HttpMethod::GET, "/tags/list").is_empty(),
+        "no probe, so no need to know whether the repository has tags"
+    );
 }

@@ -65,12 +65,33 @@ pub struct Defaults {
     pub platforms: Vec<Platform>,
     pub image_concurrency: Option<usize>,
     pub blob_concurrency: Option<usize>,
+    /// Blobs up to this size, bound for a repository without tags, are asked for with a
+    /// mount request instead of a HEAD (0: HEAD every blob). See `copy::fresh`.
+    pub mount_probe_max_bytes: Option<u64>,
     /// Tries per registry request, the first included (transient failures only).
     pub request_attempts: Option<usize>,
     /// Seconds of silence after which a registry response is given up on (and retried).
     pub read_timeout_seconds: Option<usize>,
     /// Which signatures, attestations, SBOMs and referrers follow each image (default all).
     pub referrers: Selection,
+}
+
+impl Defaults {
+    /// The copy engine's settings: these defaults over the engine's own.
+    pub fn copy_options(&self) -> crate::copy::CopyOptions {
+        let mut options = crate::copy::CopyOptions::default();
+        if let Some(n) = self.image_concurrency {
+            options.image_concurrency = n;
+        }
+        if let Some(n) = self.blob_concurrency {
+            options.blob_concurrency = n;
+        }
+        if let Some(n) = self.mount_probe_max_bytes {
+            options.mount_probe_max_bytes = n;
+        }
+        options.referrers = self.referrers.clone();
+        options
+    }
 }
 
 /// Where a registry's credentials come from.
@@ -215,6 +236,7 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
         platforms: platforms(&d.platforms, "defaults.platforms")?,
         image_concurrency: positive(d.image_concurrency, "defaults.image_concurrency")?,
         blob_concurrency: positive(d.blob_concurrency, "defaults.blob_concurrency")?,
+        mount_probe_max_bytes: d.mount_probe_max_bytes,
         request_attempts: positive(d.request_attempts, "defaults.request_attempts")?,
         read_timeout_seconds: positive(d.read_timeout_seconds, "defaults.read_timeout_seconds")?,
         referrers: referrers(d.referrers, "defaults.referrers")?,

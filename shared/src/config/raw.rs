@@ -31,6 +31,7 @@ pub struct RawDefaults {
     pub platforms: Vec<String>,
     pub image_concurrency: Option<usize>,
     pub blob_concurrency: Option<usize>,
+    pub mount_probe_max_bytes: Option<u64>,
     pub request_attempts: Option<usize>,
     pub read_timeout_seconds: Option<usize>,
     /// `all`, `none`, or kinds: `sig,sbom` or a list.

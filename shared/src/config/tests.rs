@@ -250,3 +250,36 @@ fn referrers_default_to_all_and_take_a_word_or_a_list() {
         "sig,sbom"
     );
 }
+
+#[test]
+fn copy_settings_come_from_defaults_over_the_engines_own() {
+    let base = "version: 1\nsources: [{images: [alpine:3.20], destinations: [{target: \"r.example/{repo}\"}]}]\n";
+    let engine = crate::copy::CopyOptions::default();
+    let plain = SyncConfig::parse(base).unwrap().defaults.copy_options();
+    assert_eq!(
+        (
+            plain.image_concurrency,
+            plain.blob_concurrency,
+            plain.mount_probe_max_bytes
+        ),
+        (
+            engine.image_concurrency,
+            engine.blob_concurrency,
+            engine.mount_probe_max_bytes
+        )
+    );
+    let tuned = SyncConfig::parse(&format!(
+        "{base}defaults: {{image_concurrency: 9, blob_concurrency: 3, mount_probe_max_bytes: 0}}\n"
+    ))
+    .unwrap()
+    .defaults
+    .copy_options();
+    assert_eq!(
+        (
+            tuned.image_concurrency,
+            tuned.blob_concurrency,
+            tuned.mount_probe_max_bytes
+        ),
+        (9, 3, 0)
+    );
+}

@@ -36,9 +36,21 @@ pub enum BlobOutcome {
     Uploaded,
 }
 
+/// How a destination stands before any byte is read from the source.
+enum Settled {
+    /// Nothing to send.
+    Done(BlobOutcome),
+    /// The bytes must be sent; into this session when a mount request opened one.
+    Send(Option<Url>),
+}
+
 pub struct BlobCopy<'a> {
     pub client: &'a RegistryClient,
     pub ledger: &'a super::ledger::BlobLedger,
+    pub fresh: &'a super::fresh::FreshRepos,
+    /// Blobs up to this size bound for a repository without tags are asked for with a
+    /// mount probe instead of a HEAD ([`super::fresh`]).
+    pub mount_probe_max_bytes: u64,
     pub progress: &'a Arc<dyn Progress>,
     pub source: &'a ImageRef,
     pub blob: &'a Descriptor,
@@ -60,31 +72,33 @@ impl BlobCopy<'_> {
 
         // Per registry, the first destination that needs the bytes gets them from the source;
         // the others of that registry mount from it afterwards.
-        let mut uploads: Vec<usize> = Vec::new();
+        let mut uploads: Vec<(usize, Option<Url>)> = Vec::new();
         let mut deferred: Vec<usize> = Vec::new();
         for (i, dest) in destinations.iter().enumerate() {
             let known = guards.get_mut(dest.registry()).expect("locked above");
             match self.settle_without_source(dest, known).await {
-                Ok(Some(outcome)) => {
+                Ok(Settled::Done(outcome)) => {
                     known.insert(dest.repository().to_string());
                     results[i] = Some(Ok(outcome));
                 }
-                Ok(None)
+                // A session it opened is left to expire: the mount afterwards needs none.
+                Ok(Settled::Send(_))
                     if uploads
                         .iter()
-                        .any(|&u| destinations[u].registry() == dest.registry()) =>
+                        .any(|&(u, _)| destinations[u].registry() == dest.registry()) =>
                 {
                     deferred.push(i)
                 }
-                Ok(None) => uploads.push(i),
+                Ok(Settled::Send(session)) => uploads.push((i, session)),
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
 
         if !uploads.is_empty() {
-            let targets: Vec<&ImageRef> = uploads.iter().map(|&i| &destinations[i]).collect();
-            let outcomes = self.upload_with_retry(&targets).await;
-            for (&i, outcome) in uploads.iter().zip(outcomes) {
+            let (indices, sessions): (Vec<usize>, Vec<Option<Url>>) = uploads.into_iter().unzip();
+            let targets: Vec<&ImageRef> = indices.iter().map(|&i| &destinations[i]).collect();
+            let outcomes = self.upload_with_retry(&targets, sessions).await;
+            for (&i, outcome) in indices.iter().zip(outcomes) {
                 if outcome.is_ok() {
                     guards
                         .get_mut(destinations[i].registry())
@@ -99,10 +113,10 @@ impl BlobCopy<'_> {
             let dest = &destinations[i];
             let known = guards.get_mut(dest.registry()).expect("locked");
             let outcome = match self.settle_without_source(dest, known).await {
-                Ok(Some(o)) => Ok(o),
+                Ok(Settled::Done(o)) => Ok(o),
                 // Mount unsupported or the upload above failed: send the bytes here too.
-                Ok(None) => self
-                    .upload_with_retry(&[dest])
+                Ok(Settled::Send(session)) => self
+                    .upload_with_retry(&[dest], vec![session])
                     .await
                     .pop()
                     .expect("one result")
@@ -121,18 +135,22 @@ impl BlobCopy<'_> {
     }
 
     /// Settle the blob at `dest` without reading the source: known this run, present
-    /// (HEAD), or mountable from a repository of the same registry that has it.
+    /// (HEAD, or a mount probe in a repository without tags, see [`super::fresh`]), or
+    /// mountable from a repository of the same registry that has it. Otherwise the bytes
+    /// must be sent, into the session a mount request that could not mount opened.
     async fn settle_without_source(
         &self,
         dest: &ImageRef,
         known: &super::ledger::KnownRepos,
-    ) -> Result<Option<BlobOutcome>> {
+    ) -> Result<Settled> {
         let digest = &self.blob.digest;
         if known.contains(dest.repository()) {
-            return Ok(Some(BlobOutcome::Present));
+            return Ok(Settled::Done(BlobOutcome::Present));
         }
-        if self.client.blob_exists(dest, digest).await? {
-            return Ok(Some(BlobOutcome::Present));
+        let probe = self.blob.size <= self.mount_probe_max_bytes
+            && self.fresh.may_probe(self.client, dest).await;
+        if !probe && self.client.blob_exists(dest, digest).await? {
+            return Ok(Settled::Done(BlobOutcome::Present));
         }
         let mount_from = known
             .iter()
@@ -142,23 +160,37 @@ impl BlobCopy<'_> {
                 (self.client.same_registry(self.source, dest)
                     && self.source.repository() != dest.repository())
                 .then(|| self.source.repository().to_string())
-            });
-        if let Some(from) = mount_from {
-            if let UploadStart::Mounted = self
-                .client
-                .start_upload(dest, Some((&from, digest)))
-                .await?
-            {
-                return Ok(Some(BlobOutcome::Mounted));
+            })
+            .or_else(|| probe.then(|| dest.repository().to_string()));
+        let Some(from) = mount_from else {
+            return Ok(Settled::Send(None));
+        };
+        match self.client.start_upload(dest, Some((&from, digest))).await {
+            Ok(UploadStart::Mounted) if from == dest.repository() => {
+                Ok(Settled::Done(BlobOutcome::Present))
             }
-            // The registry opened an upload session instead; it is abandoned (registries
-            // expire idle sessions) and a fresh one is opened for the streamed upload.
+            Ok(UploadStart::Mounted) => Ok(Settled::Done(BlobOutcome::Mounted)),
+            Ok(UploadStart::Session(url)) => Ok(Settled::Send(Some(url))),
+            Err(e) if probe && !e.is_retryable() => {
+                tracing::debug!(registry = dest.registry(), error = %e, "mount probe refused; blobs there are HEADed from now on");
+                self.fresh.refused(dest.registry());
+                match self.client.blob_exists(dest, digest).await? {
+                    true => Ok(Settled::Done(BlobOutcome::Present)),
+                    false => Ok(Settled::Send(None)),
+                }
+            }
+            Err(e) => Err(e),
         }
-        Ok(None)
     }
 
-    /// Stream the blob to `targets`, retrying the ones whose failure was transient.
-    async fn upload_with_retry(&self, targets: &[&ImageRef]) -> Vec<Result<()>> {
+    /// Stream the blob to `targets`, retrying the ones whose failure was transient. The
+    /// first attempt uses the sessions already open (one per target, or `None`); a retry
+    /// opens fresh ones.
+    async fn upload_with_retry(
+        &self,
+        targets: &[&ImageRef],
+        mut sessions: Vec<Option<Url>>,
+    ) -> Vec<Result<()>> {
         let policy = self.client.retry_policy();
         let mut results: Vec<Option<Result<()>>> = targets.iter().map(|_| None).collect();
         let mut attempt = 0;
@@ -171,7 +203,8 @@ impl BlobCopy<'_> {
                 })
                 .collect();
             let pending_refs: Vec<&ImageRef> = pending.iter().map(|&i| targets[i]).collect();
-            let outcomes = self.upload_once(&pending_refs).await;
+            let open: Vec<Option<Url>> = pending.iter().map(|&i| sessions[i].take()).collect();
+            let outcomes = self.upload_once(&pending_refs, open).await;
             for (&i, r) in pending.iter().zip(outcomes) {
                 results[i] = Some(r);
             }
@@ -191,16 +224,24 @@ impl BlobCopy<'_> {
         results.into_iter().map(|r| r.expect("attempted")).collect()
     }
 
-    /// One pass: open an upload session per target, then pump the source body into all of
-    /// them at once. The source download starts while the sessions open (one round trip
-    /// less per blob); its body waits, unread, for the uploads.
-    async fn upload_once(&self, targets: &[&ImageRef]) -> Vec<Result<()>> {
+    /// One pass: open an upload session per target that has none, then pump the source body
+    /// into all of them at once. The source download starts while the sessions open (one
+    /// round trip less per blob); its body waits, unread, for the uploads.
+    async fn upload_once(
+        &self,
+        targets: &[&ImageRef],
+        sessions: Vec<Option<Url>>,
+    ) -> Vec<Result<()>> {
         let digest = &self.blob.digest;
         let size = self.blob.size;
         let mut results: Vec<Option<Result<()>>> = targets.iter().map(|_| None).collect();
         let open_sessions = async {
             let mut open: Vec<(usize, Url)> = Vec::new();
-            for (i, dest) in targets.iter().enumerate() {
+            for (i, (dest, session)) in targets.iter().zip(sessions).enumerate() {
+                if let Some(url) = session {
+                    open.push((i, url));
+                    continue;
+                }
                 match self.client.start_upload(dest, None).await {
                     Ok(UploadStart::Session(url)) => open.push((i, url)),
                     Ok(UploadStart::Mounted) => results[i] = Some(Ok(())),

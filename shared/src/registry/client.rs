@@ -446,7 +446,8 @@ impl RegistryClient {
         mount: Option<(&str, &Digest)>,
     ) -> Result<UploadStart> {
         let mut scopes = vec![Scope::push(image.repository())];
-        if let Some((from, _)) = mount {
+        // A push scope covers pulling its own repository (a mount probe names it as `from`).
+        if let Some((from, _)) = mount.filter(|(from, _)| *from != image.repository()) {
             scopes.push(Scope::pull(from));
         }
         let op = if mount.is_some() {
@@ -603,6 +604,39 @@ impl RegistryClient {
             },
             e => e,
         })
+    }
+
+    /// Whether `image`'s repository holds any tag, from one page of at most one tag (the full
+    /// list may take many pages). A repository that does not exist holds none.
+    pub async fn has_tags(&self, image: &ImageRef) -> Result<bool> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let call = Call::pull(image, Operation::ListTags, "tags/list");
+        let path = format!("v2/{}/tags/list?n=1", image.repository());
+        let (resp, anon) = self
+            .options
+            .retry
+            .run("tag list", || {
+                self.send(&call, true, |http, base| {
+                    http.get(base.join(&path).expect("relative path"))
+                })
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        if !resp.status().is_success() {
+            return Err(self.fail(&call, resp, anon).await);
+        }
+        let page: TagList = resp.json().await.map_err(|e| Error::Protocol {
+            at: call.location(),
+            op: call.op,
+            detail: format!("tag list is not JSON: {}", without_url(&e)),
+        })?;
+        Ok(page.tags.is_some_and(|t| !t.is_empty()))
     }
 
     /// Every repository of `registry`, from `/v2/_catalog` (paginated). Registries that do
