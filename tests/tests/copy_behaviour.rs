@@ -581,3 +581,39 @@ async fn a_probe_limit_of_zero_heads_every_blob() {
         "no probe, so no need to know whether the repository has tags"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_batch_does_not_trust_blobs_an_earlier_batch_saw() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = src
+        .seeder()
+        .push_image("app", "1", Style::Oci, &[3000, 4000], 23)
+        .await;
+    // One copier for both batches, as a warm copier Lambda keeps it.
+    let copier = copier();
+    let first = copier
+        .copy_image(&request(
+            &format!("{}/app:1", src.host()),
+            &[&format!("{}/app:1", dst.host())],
+        ))
+        .await;
+    assert_eq!(first.status, Status::Copied, "{first:?}");
+    // Between batches a blob disappears from the destination (a repository deleted and
+    // re-created, a garbage collection).
+    let layer = &pushed.blobs.iter().find(|b| b.size == 3000).unwrap().digest;
+    dst.seeder().delete_blob("app", layer).await;
+
+    copier.begin_batch();
+    let second = copier
+        .copy_image(&request(
+            &format!("{}/app:1", src.host()),
+            &[&format!("{}/app:2", dst.host())],
+        ))
+        .await;
+    assert_eq!(second.status, Status::Copied, "{second:?}");
+    assert_eq!(second.stats.blobs_uploaded, 1, "{:?}", second.stats);
+    assert!(dst.seeder().blob_exists("app", layer).await);
+    let (raw, _, _) = dst.seeder().manifest("app", "2").await.expect("tag");
+    assert_eq!(raw, pushed.raw);
+}

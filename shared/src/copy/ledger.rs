@@ -30,6 +30,14 @@ impl BlobLedger {
         Self::default()
     }
 
+    /// Forget every blob: a long-lived copier (a warm Lambda) starts each batch trusting
+    /// nothing it learned in earlier ones, when a blob it saw may since have been deleted
+    /// (a repository removed and re-created, a garbage collection), and a manifest that
+    /// names it would be refused on every retry.
+    pub fn forget(&self) {
+        self.slots.lock().expect("ledger poisoned").clear();
+    }
+
     /// Take the slots of `digest` in each of `registries`, in sorted order.
     pub async fn lock(
         &self,

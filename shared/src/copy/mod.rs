@@ -156,9 +156,11 @@ impl Copier {
     }
 
     /// Start a new batch of work in a long-lived copier (a warm Lambda): source tag lists
-    /// read for earlier batches are forgotten, so artifacts pushed since are found.
+    /// read for earlier batches are forgotten, so artifacts pushed since are found, and so
+    /// are the blobs known at destinations, which may have been deleted since.
     pub fn begin_batch(&self) {
         self.knowledge.forget_tags();
+        self.ledger.forget();
     }
 
     pub fn client(&self) -> &RegistryClient {
