@@ -399,18 +399,28 @@ async fn assert_holds(dst: &DockerRegistry, tag: &str, pushed: &Pushed) {
     }
 }
 
+/// Copy `app:1` from `src` to `app:<tag>` through `proxy` with a new copier (no ledger).
+async fn copy_through(
+    src: &DockerRegistry,
+    proxy: &FaultProxy,
+    tag: &str,
+    options: CopyOptions,
+) -> ferry::report::ImageReport {
+    Copier::new(client_with(&[]), options)
+        .copy_image(&request(
+            &format!("{}/app:1", src.host()),
+            &[&format!("{}/app:{tag}", proxy.host())],
+        ))
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn into_a_repository_without_tags_small_blobs_are_probed_with_a_mount_not_headed() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
     let pushed = push_probe_image(&src, "1").await;
     let proxy = FaultProxy::start(&dst.url()).await;
-    let report = copy_one(
-        client_with(&[]),
-        &format!("{}/app:1", src.host()),
-        &format!("{}/app:1", proxy.host()),
-    )
-    .await;
+    let report = copy_through(&src, &proxy, "1", CopyOptions::default()).await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
     assert_holds(&dst, "1", &pushed).await;
 
@@ -439,24 +449,14 @@ async fn into_a_repository_with_tags_blobs_are_headed_and_present_ones_stay_unse
     let dst = DockerRegistry::start(Auth::None);
     let pushed = push_probe_image(&src, "1").await;
     let proxy = FaultProxy::start(&dst.url()).await;
-    let first = copy_one(
-        client_with(&[]),
-        &format!("{}/app:1", src.host()),
-        &format!("{}/app:1", proxy.host()),
-    )
-    .await;
+    let first = copy_through(&src, &proxy, "1", CopyOptions::default()).await;
     assert_eq!(first.status, Status::Copied, "{first:?}");
 
     // Another process (no ledger) copies the same image under a second tag: the repository
     // has a tag now, so nothing is probed (a probe that finds a blob re-links it, a write
     // pullers of the first tag need not see), and every blob is found by HEAD.
     let before = proxy.seen().len();
-    let second = copy_one(
-        client_with(&[]),
-        &format!("{}/app:1", src.host()),
-        &format!("{}/app:2", proxy.host()),
-    )
-    .await;
+    let second = copy_through(&src, &proxy, "2", CopyOptions::default()).await;
     assert_eq!(second.status, Status::Copied, "{second:?}");
     assert_holds(&dst, "2", &pushed).await;
     let seen = &proxy.seen()[before..];
@@ -491,15 +491,13 @@ async fn a_registry_that_does_not_mount_gets_small_blobs_again_but_never_a_large
         Action::registry_error(400, "MANIFEST_INVALID", "refused once for the test"),
         Some(1),
     );
-    let src_ref = format!("{}/app:1", src.host());
-    let dst_ref = format!("{}/app:1", proxy.host());
-    let first = copy_one(client_with(&[]), &src_ref, &dst_ref).await;
+    let first = copy_through(&src, &proxy, "1", CopyOptions::default()).await;
     assert_eq!(first.status, Status::Failed, "{first:?}");
 
     // The rerun asks again: the probes open sessions (the registry ignores the mount), so the
     // two small blobs travel again; the large one is HEADed, found, and not sent.
     let before = proxy.seen().len();
-    let second = copy_one(client_with(&[]), &src_ref, &dst_ref).await;
+    let second = copy_through(&src, &proxy, "1", CopyOptions::default()).await;
     assert_eq!(second.status, Status::Copied, "{second:?}");
     assert_holds(&dst, "1", &pushed).await;
     let seen = &proxy.seen()[before..];
@@ -529,12 +527,7 @@ async fn a_registry_that_refuses_a_mount_probe_gets_heads_from_then_on() {
         blob_concurrency: 1,
         ..CopyOptions::default()
     };
-    let report = Copier::new(client_with(&[]), options)
-        .copy_image(&request(
-            &format!("{}/app:1", src.host()),
-            &[&format!("{}/app:1", proxy.host())],
-        ))
-        .await;
+    let report = copy_through(&src, &proxy, "1", options).await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
     assert_holds(&dst, "1", &pushed).await;
     let seen = proxy.seen();
@@ -561,12 +554,7 @@ async fn a_probe_limit_of_zero_heads_every_blob() {
         mount_probe_max_bytes: 0,
         ..CopyOptions::default()
     };
-    let report = Copier::new(client_with(&[]), options)
-        .copy_image(&request(
-            &format!("{}/app:1", src.host()),
-            &[&format!("{}/app:1", proxy.host())],
-        ))
-        .await;
+    let report = copy_through(&src, &proxy, "1", options).await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
     assert_holds(&dst, "1", &pushed).await;
     let seen = proxy.seen();

@@ -64,6 +64,13 @@ impl ManifestHead {
     }
 }
 
+/// A page of `tags/list` (`tags` is `null` in some registries' answer for no tags).
+#[derive(serde::Deserialize)]
+struct TagList {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
 /// The answer to starting an upload: either the registry mounted the blob from another
 /// repository (nothing to send), or it opened an upload session at this URL.
 #[derive(Debug, Clone)]
@@ -586,11 +593,6 @@ impl RegistryClient {
 
     /// Every tag of `image`'s repository, following `Link` pagination.
     pub async fn list_tags(&self, image: &ImageRef) -> Result<Vec<String>> {
-        #[derive(serde::Deserialize)]
-        struct TagList {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
         let call = Call::pull(image, Operation::ListTags, "tags/list");
         let first = format!("v2/{}/tags/list?n=1000", image.repository());
         self.list_pages(&call, first, "tag list", |page: TagList| {
@@ -609,11 +611,6 @@ impl RegistryClient {
     /// Whether `image`'s repository holds any tag, from one page of at most one tag (the full
     /// list may take many pages). A repository that does not exist holds none.
     pub async fn has_tags(&self, image: &ImageRef) -> Result<bool> {
-        #[derive(serde::Deserialize)]
-        struct TagList {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
         let call = Call::pull(image, Operation::ListTags, "tags/list");
         let path = format!("v2/{}/tags/list?n=1", image.repository());
         let (resp, anon) = self
