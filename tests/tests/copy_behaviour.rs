@@ -377,11 +377,17 @@ async fn without_overwrite_a_tag_holding_another_image_is_kept() {
 // Mount probes: into a repository without tags, a small blob is asked for with one mount
 // request (from the repository itself) instead of a HEAD and then an upload session.
 
-/// `app:1` with a 2 MiB layer (over the 1 MiB probe limit), a 3000-byte one and its config.
-async fn push_probe_image(src: &DockerRegistry, tag: &str) -> Pushed {
-    src.seeder()
-        .push_image("app", tag, Style::Oci, &[2 << 20, 3000], 21)
-        .await
+/// A source holding `app:1` (a 2 MiB layer, over the 1 MiB probe limit, a 3000-byte one and
+/// its config), an empty destination, and a proxy in front of it that logs every request.
+async fn probe_bed() -> (DockerRegistry, DockerRegistry, Pushed, FaultProxy) {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = src
+        .seeder()
+        .push_image("app", "1", Style::Oci, &[2 << 20, 3000], 21)
+        .await;
+    let proxy = FaultProxy::start(&dst.url()).await;
+    (src, dst, pushed, proxy)
 }
 
 fn requests(seen: &[Seen], method: HttpMethod, fragment: &str) -> Vec<String> {
@@ -416,10 +422,7 @@ async fn copy_through(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn into_a_repository_without_tags_small_blobs_are_probed_with_a_mount_not_headed() {
-    let src = DockerRegistry::start(Auth::None);
-    let dst = DockerRegistry::start(Auth::None);
-    let pushed = push_probe_image(&src, "1").await;
-    let proxy = FaultProxy::start(&dst.url()).await;
+    let (src, dst, pushed, proxy) = probe_bed().await;
     let report = copy_through(&src, &proxy, "1", CopyOptions::default()).await;
     assert_eq!(report.status, Status::Copied, "{report:?}");
     assert_holds(&dst, "1", &pushed).await;
@@ -445,10 +448,7 @@ async fn into_a_repository_without_tags_small_blobs_are_probed_with_a_mount_not_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn into_a_repository_with_tags_blobs_are_headed_and_present_ones_stay_unsent() {
-    let src = DockerRegistry::start(Auth::None);
-    let dst = DockerRegistry::start(Auth::None);
-    let pushed = push_probe_image(&src, "1").await;
-    let proxy = FaultProxy::start(&dst.url()).await;
+    let (src, dst, pushed, proxy) = probe_bed().await;
     let first = copy_through(&src, &proxy, "1", CopyOptions::default()).await;
     assert_eq!(first.status, Status::Copied, "{first:?}");
 
@@ -475,10 +475,7 @@ async fn into_a_repository_with_tags_blobs_are_headed_and_present_ones_stay_unse
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registry_that_does_not_mount_gets_small_blobs_again_but_never_a_large_one() {
-    let src = DockerRegistry::start(Auth::None);
-    let dst = DockerRegistry::start(Auth::None);
-    let pushed = push_probe_image(&src, "1").await;
-    let proxy = FaultProxy::start(&dst.url()).await;
+    let (src, dst, pushed, proxy) = probe_bed().await;
     proxy.rule(
         |m, path, _| *m == HttpMethod::POST && path.contains("mount="),
         Action::IgnoreMounts,
@@ -513,10 +510,7 @@ async fn a_registry_that_does_not_mount_gets_small_blobs_again_but_never_a_large
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registry_that_refuses_a_mount_probe_gets_heads_from_then_on() {
-    let src = DockerRegistry::start(Auth::None);
-    let dst = DockerRegistry::start(Auth::None);
-    let pushed = push_probe_image(&src, "1").await;
-    let proxy = FaultProxy::start(&dst.url()).await;
+    let (src, dst, pushed, proxy) = probe_bed().await;
     proxy.rule(
         |m, path, _| *m == HttpMethod::POST && path.contains("mount="),
         Action::registry_error(405, "UNSUPPORTED", "mounting is not supported"),
@@ -546,10 +540,7 @@ async fn a_registry_that_refuses_a_mount_probe_gets_heads_from_then_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_probe_limit_of_zero_heads_every_blob() {
-    let src = DockerRegistry::start(Auth::None);
-    let dst = DockerRegistry::start(Auth::None);
-    let pushed = push_probe_image(&src, "1").await;
-    let proxy = FaultProxy::start(&dst.url()).await;
+    let (src, dst, pushed, proxy) = probe_bed().await;
     let options = CopyOptions {
         mount_probe_max_bytes: 0,
         ..CopyOptions::default()
