@@ -226,6 +226,7 @@ async fn run_fixture(
             walls.push(cost.wall);
             result.peak_rss_kib = result.peak_rss_kib.max(cost.peak_rss_kib);
             result.bytes_uploaded = proxy.sent();
+            result.payload_uploaded = proxy.bodies();
             eprintln!(
                 "  {:<38} run {}: {:>7.2} s, {:.1} MiB sent, registry CPU {:.1} s + {:.1} s",
                 contender.label(),

@@ -9,59 +9,199 @@ use std::time::{Duration, Instant};
 
 use crate::fixture::Image;
 use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A loopback TCP proxy that counts the bytes clients send upstream.
+/// A loopback TCP proxy that counts the bytes clients send upstream: everything on the
+/// wire, and the request bodies alone (what a tool uploads, without the HTTP heads whose
+/// share grows with the number of requests).
 pub struct CountingProxy {
     pub port: u16,
-    sent: Arc<AtomicU64>,
+    counts: Arc<Counts>,
     task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Counts {
+    sent: AtomicU64,
+    bodies: AtomicU64,
 }
 
 impl CountingProxy {
     pub async fn start(upstream_port: u16) -> Result<CountingProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
-        let sent = Arc::new(AtomicU64::new(0));
-        let counter = sent.clone();
+        let counts = Arc::new(Counts::default());
+        let shared = counts.clone();
         let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let counter = counter.clone();
+            while let Ok((client, _)) = listener.accept().await {
+                let counts = shared.clone();
                 tokio::spawn(async move {
                     let _ = client.set_nodelay(true);
-                    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await
                     else {
                         return;
                     };
                     let _ = upstream.set_nodelay(true);
-                    if let Ok((up, _)) =
-                        tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-                    {
-                        counter.fetch_add(up, Ordering::Relaxed);
-                    }
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_upstream, mut to_upstream) = upstream.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        let mut bodies = RequestBodies::default();
+                        loop {
+                            let n = match from_client.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            counts.sent.fetch_add(n as u64, Ordering::Relaxed);
+                            counts
+                                .bodies
+                                .fetch_add(bodies.feed(&buf[..n]), Ordering::Relaxed);
+                            if to_upstream.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to_upstream.shutdown().await;
+                    };
+                    let down = tokio::io::copy(&mut from_upstream, &mut to_client);
+                    let _ = tokio::join!(up, down);
                 });
             }
         });
-        Ok(CountingProxy { port, sent, task })
+        Ok(CountingProxy { port, counts, task })
     }
 
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Bytes sent upstream by connections that have closed.
+    /// Every byte sent upstream so far.
     pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        self.counts.sent.load(Ordering::Relaxed)
+    }
+
+    /// The bytes of request bodies among them.
+    pub fn bodies(&self) -> u64 {
+        self.counts.bodies.load(Ordering::Relaxed)
     }
 
     pub fn reset(&self) {
-        self.sent.store(0, Ordering::Relaxed);
+        self.counts.sent.store(0, Ordering::Relaxed);
+        self.counts.bodies.store(0, Ordering::Relaxed);
     }
 }
 
 impl Drop for CountingProxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Follows the HTTP/1.1 requests on one connection, as they arrive in pieces, to count the
+/// bytes of their bodies: `Content-Length` ones, and chunked ones without their framing.
+#[derive(Default)]
+struct RequestBodies {
+    state: Framing,
+    /// The head or chunk-size line read so far.
+    line: Vec<u8>,
+}
+
+#[derive(Default)]
+enum Framing {
+    #[default]
+    Head,
+    Body(u64),
+    ChunkSize,
+    ChunkData(u64),
+    /// The CRLF after a chunk's data.
+    ChunkEnd(u64),
+    Trailer,
+    /// Not HTTP/1.1 as expected (a malformed chunk size): nothing more is counted.
+    Opaque,
+}
+
+impl RequestBodies {
+    /// Take the next bytes of the connection; returns how many were body bytes.
+    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut body = 0;
+        while !bytes.is_empty() {
+            match self.state {
+                Framing::Opaque => break,
+                Framing::Body(left) | Framing::ChunkData(left) | Framing::ChunkEnd(left) => {
+                    let n = left.min(bytes.len() as u64);
+                    bytes = &bytes[n as usize..];
+                    let left = left - n;
+                    self.state = match self.state {
+                        Framing::Body(_) => {
+                            body += n;
+                            if left == 0 {
+                                Framing::Head
+                            } else {
+                                Framing::Body(left)
+                            }
+                        }
+                        Framing::ChunkData(_) => {
+                            body += n;
+                            if left == 0 {
+                                Framing::ChunkEnd(2)
+                            } else {
+                                Framing::ChunkData(left)
+                            }
+                        }
+                        _ if left == 0 => Framing::ChunkSize,
+                        _ => Framing::ChunkEnd(left),
+                    };
+                }
+                Framing::Head | Framing::ChunkSize | Framing::Trailer => {
+                    let byte = bytes[0];
+                    bytes = &bytes[1..];
+                    self.line.push(byte);
+                    self.line_step();
+                }
+            }
+        }
+        body
+    }
+
+    /// After a byte of a head, a chunk-size line or a trailer: move on when it is complete.
+    fn line_step(&mut self) {
+        match self.state {
+            Framing::Head if self.line.ends_with(b"\r\n\r\n") => {
+                let head = String::from_utf8_lossy(&self.line).to_ascii_lowercase();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix(name)?.trim_start().strip_prefix(':'))
+                        .map(|v| v.trim().to_string())
+                };
+                self.state = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+                    Framing::ChunkSize
+                } else {
+                    match header("content-length").and_then(|v| v.parse().ok()) {
+                        Some(0) | None => Framing::Head,
+                        Some(n) => Framing::Body(n),
+                    }
+                };
+                self.line.clear();
+            }
+            Framing::ChunkSize if self.line.ends_with(b"\r\n") => {
+                let text = String::from_utf8_lossy(&self.line);
+                let size = text.trim().split(';').next().unwrap_or_default();
+                self.state = match u64::from_str_radix(size.trim(), 16) {
+                    Ok(0) => Framing::Trailer,
+                    Ok(n) => Framing::ChunkData(n),
+                    Err(_) => Framing::Opaque,
+                };
+                self.line.clear();
+            }
+            Framing::Trailer if self.line.ends_with(b"\r\n") => {
+                // An empty line ends the trailer, and the request.
+                if self.line.len() == 2 {
+                    self.state = Framing::Head;
+                }
+                self.line.clear();
+            }
+            _ => {}
+        }
     }
 }
 
@@ -165,4 +305,34 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
     };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestBodies;
+
+    /// Feed `wire` in pieces of `step` bytes; the body bytes counted.
+    fn bodies_of(wire: &[u8], step: usize) -> u64 {
+        let mut parser = RequestBodies::default();
+        wire.chunks(step).map(|piece| parser.feed(piece)).sum()
+    }
+
+    #[test]
+    fn counts_only_the_bodies_of_requests_in_any_pieces() {
+        let mut wire = Vec::new();
+        wire.extend_from_slice(b"HEAD /v2/a/blobs/sha256:x HTTP/1.1\r\nhost: h\r\n\r\n");
+        wire.extend_from_slice(
+            b"PUT /v2/a/blobs/uploads/u?digest=d HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world",
+        );
+        wire.extend_from_slice(
+            b"PATCH /v2/a/blobs/uploads/v HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+        );
+        wire.extend_from_slice(
+            b"5;ext=1\r\nabcde\r\n10\r\n0123456789abcdef\r\n0\r\nx-trailer: y\r\n\r\n",
+        );
+        wire.extend_from_slice(b"PUT /v2/a/manifests/1 HTTP/1.1\r\ncontent-length:3\r\n\r\n{}\n");
+        for step in [1, 2, 3, 7, 64, wire.len()] {
+            assert_eq!(bodies_of(&wire, step), 11 + 5 + 16 + 3, "pieces of {step}");
+        }
+    }
 }

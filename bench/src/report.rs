@@ -18,8 +18,10 @@ pub struct ContenderResult {
     /// Median of the cold runs.
     pub cold_seconds: f64,
     pub runs_seconds: Vec<f64>,
-    /// Sent to the destination during the last cold run.
+    /// Sent to the destination during the last cold run, HTTP request heads included.
     pub bytes_uploaded: u64,
+    /// The request bodies among them: the blobs and manifests uploaded.
+    pub payload_uploaded: u64,
     pub peak_rss_kib: u64,
     /// `None` for the floor, which pushes no manifests.
     pub digests_equal: Option<bool>,
@@ -37,6 +39,7 @@ impl ContenderResult {
             cold_seconds: 0.0,
             runs_seconds: Vec::new(),
             bytes_uploaded: 0,
+            payload_uploaded: 0,
             peak_rss_kib: 0,
             digests_equal: None,
             noop_seconds: None,
@@ -119,7 +122,8 @@ impl Report {
              again into the complete destination (for the floor: one manifest HEAD per image at \
              the source and one at the destination, the least a tool must ask). Sent: every \
              byte to the destination, HTTP request heads included, over the fixture's unique \
-             blobs and manifests. Registry CPU: what the source and the destination registry \
+             blobs and manifests; payload: the request bodies alone (blobs and manifests \
+             uploaded). Registry CPU: what the source and the destination registry \
              spent during the last cold run (both share the machine's cores with the \
              contender).\n",
             self.cores,
@@ -139,8 +143,10 @@ impl Report {
                 size(s.base_bytes as u64), size(s.repository_bytes as u64), size(s.tag_bytes as u64),
                 size(f.unique_bytes), size(f.manifest_bytes)
             ));
-            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | peak RSS | registry CPU (source + destination) | digests equal |\n");
-            md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | payload ÷ fixture bytes | peak RSS | registry CPU (source + destination) | digests equal |\n");
+            md.push_str(
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+            );
             let ferry = f.ferry();
             for c in &f.contenders {
                 let ratio = ferry
@@ -151,7 +157,7 @@ impl Report {
                     _ => "–".into(),
                 };
                 md.push_str(&format!(
-                    "| {} | {:.2} s | {} | {} | {} | {} | {:.3} | {} | {:.1} + {:.1} s | {} |\n",
+                    "| {} | {:.2} s | {} | {} | {} | {} | {:.3} | {:.3} | {} | {:.1} + {:.1} s | {} |\n",
                     c.label,
                     c.cold_seconds,
                     ratio,
@@ -159,6 +165,7 @@ impl Report {
                     noop_ratio,
                     size(c.bytes_uploaded),
                     c.bytes_uploaded as f64 / (f.unique_bytes + f.manifest_bytes) as f64,
+                    c.payload_uploaded as f64 / (f.unique_bytes + f.manifest_bytes) as f64,
                     if c.peak_rss_kib == 0 {
                         "–".into()
                     } else {

@@ -46,8 +46,25 @@ fn the_harness_runs_every_contender_at_quick_size() {
         assert_eq!(names, ["ferry", "skopeo", "pull-tag-push", "floor"]);
         for c in contenders {
             assert!(c["cold_seconds"].as_f64().unwrap() > 0.0, "{c}");
-            assert!(c["bytes_uploaded"].as_u64().unwrap() > 0, "{c}");
+            let (sent, payload) = (
+                c["bytes_uploaded"].as_u64().unwrap(),
+                c["payload_uploaded"].as_u64().unwrap(),
+            );
+            assert!(payload > 0 && payload < sent, "{c}");
         }
+        // ferry uploads each unique blob once (mounting shared ones) and each manifest once;
+        // the floor uploads the blobs alone.
+        let fixture_bytes = |key: &str| fixture[key].as_u64().unwrap();
+        assert_eq!(
+            contenders[0]["payload_uploaded"].as_u64().unwrap(),
+            fixture_bytes("unique_bytes") + fixture_bytes("manifest_bytes"),
+            "{}",
+            contenders[0]
+        );
+        assert_eq!(
+            contenders[3]["payload_uploaded"].as_u64().unwrap(),
+            fixture_bytes("unique_bytes")
+        );
         for c in contenders {
             // Every contender writes to the destination; every one but the floor reads the source.
             let cpu = c["registry_cpu_seconds"].as_array().unwrap();
