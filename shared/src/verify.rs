@@ -309,15 +309,11 @@ impl<'a> Verifier<'a> {
             .await?
         {
             Some(entries) => entries,
-            None => match self
-                .client
-                .get_manifest(destination, &tags::fallback_tag(subject))
-                .await
-            {
-                Ok(index) => tags::entries(&index.raw).unwrap_or_default(),
-                Err(Error::ManifestNotFound { .. }) => Vec::new(),
-                Err(e) => return Err(e),
-            },
+            // A tag that holds no index lists no referrer: they are reported missing.
+            None => referrers::fallback_index(self.client, destination, subject)
+                .await?
+                .and_then(|index| index.entries.ok())
+                .unwrap_or_default(),
         };
         Ok(entries.iter().filter_map(tags::entry_digest).collect())
     }

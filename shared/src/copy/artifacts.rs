@@ -183,16 +183,15 @@ impl Copier {
             return Ok(None);
         }
         let tag = tags::fallback_tag(subject);
-        let existing = match self.client.get_manifest(dest, &tag).await {
-            Ok(index) => tags::entries(&index.raw).map_err(|detail| Error::Protocol {
+        let existing = match referrers::fallback_index(&self.client, dest, subject).await? {
+            Some(index) => index.entries.map_err(|detail| Error::Protocol {
                 at: location(dest),
                 op: Operation::ListReferrers,
                 detail: format!(
                     "referrers tag {tag} holds no index ({detail}); ferry will not replace it"
                 ),
             })?,
-            Err(Error::ManifestNotFound { .. }) => Vec::new(),
-            Err(e) => return Err(e),
+            None => Vec::new(),
         };
         let Some(merged) = tags::merge(&existing, entries) else {
             return Ok(None);

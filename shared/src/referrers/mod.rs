@@ -189,6 +189,35 @@ pub struct Found {
     pub source_index: Option<Manifest>,
 }
 
+/// A subject's fallback index as a repository holds it (the referrers tag schema's
+/// `sha256-<hex>` tag), for registries without the referrers API.
+pub struct FallbackIndex {
+    pub tag: String,
+    pub manifest: Manifest,
+    /// Its entries, or why they cannot be read (the tag holds something that is not an
+    /// index): reading a source fails on that, updating a destination refuses to replace
+    /// it, and verifying counts no referrer listed.
+    pub entries: std::result::Result<Vec<Value>, String>,
+}
+
+/// The fallback index of `subject` in `repo`'s repository, `None` when there is none.
+pub async fn fallback_index(
+    client: &RegistryClient,
+    repo: &ImageRef,
+    subject: &Digest,
+) -> Result<Option<FallbackIndex>> {
+    let tag = tags::fallback_tag(subject);
+    match client.get_manifest(repo, &tag).await {
+        Ok(manifest) => Ok(Some(FallbackIndex {
+            entries: tags::entries(&manifest.raw),
+            manifest,
+            tag,
+        })),
+        Err(Error::ManifestNotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Every artifact of `subject` in `source`'s repository that `selection` wants.
 pub async fn discover(
     client: &RegistryClient,
@@ -232,24 +261,21 @@ pub async fn discover(
     let entries = match api {
         Some(entries) => entries,
         None => {
-            let tag = tags::fallback_tag(subject);
-            if !tags.contains(&tag) {
+            if !tags.contains(&tags::fallback_tag(subject)) {
                 return Ok(found);
             }
-            let index = match client.get_manifest(source, &tag).await {
-                Ok(m) => m,
-                Err(Error::ManifestNotFound { .. }) => return Ok(found),
-                Err(e) => return Err(e),
+            let Some(index) = fallback_index(client, source, subject).await? else {
+                return Ok(found);
             };
-            let entries = tags::entries(&index.raw).map_err(|detail| Error::Protocol {
+            let entries = index.entries.map_err(|detail| Error::Protocol {
                 at: Location {
                     registry: source.registry().into(),
                     repository: source.repository().into(),
                 },
                 op: Operation::ListReferrers,
-                detail: format!("referrers tag {tag} is not an index: {detail}"),
+                detail: format!("referrers tag {} is not an index: {detail}", index.tag),
             })?;
-            found.source_index = Some(index);
+            found.source_index = Some(index.manifest);
             entries
         }
     };
