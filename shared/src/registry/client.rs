@@ -613,27 +613,11 @@ impl RegistryClient {
     pub async fn has_tags(&self, image: &ImageRef) -> Result<bool> {
         let call = Call::pull(image, Operation::ListTags, "tags/list");
         let path = format!("v2/{}/tags/list?n=1", image.repository());
-        let (resp, anon) = self
-            .options
-            .retry
-            .run("tag list", || {
-                self.send(&call, true, |http, base| {
-                    http.get(base.join(&path).expect("relative path"))
-                })
-            })
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(false);
+        match self.fetch_page::<TagList>(&call, &path, "tag list").await {
+            Ok((page, _)) => Ok(page.tags.is_some_and(|t| !t.is_empty())),
+            Err(Error::ManifestNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
-        if !resp.status().is_success() {
-            return Err(self.fail(&call, resp, anon).await);
-        }
-        let page: TagList = resp.json().await.map_err(|e| Error::Protocol {
-            at: call.location(),
-            op: call.op,
-            detail: format!("tag list is not JSON: {}", without_url(&e)),
-        })?;
-        Ok(page.tags.is_some_and(|t| !t.is_empty()))
     }
 
     /// Every repository of `registry`, from `/v2/_catalog` (paginated). Registries that do
@@ -675,33 +659,46 @@ impl RegistryClient {
         let mut all = Vec::new();
         let mut next = Some(first);
         while let Some(path) = next.take() {
-            let (resp, anon) = self
-                .options
-                .retry
-                .run(what, || {
-                    self.send(call, true, |http, base| {
-                        http.get(base.join(&path).expect("relative path"))
-                    })
-                })
-                .await?;
-            if resp.status() == StatusCode::NOT_FOUND {
-                return Err(Error::ManifestNotFound {
-                    at: call.location(),
-                    reference: call.reference.to_string(),
-                });
-            }
-            if !resp.status().is_success() {
-                return Err(self.fail(call, resp, anon).await);
-            }
-            next = header_str(&resp, LINK.as_str()).and_then(|l| parse_next_link(&l));
-            let page: P = resp.json().await.map_err(|e| Error::Protocol {
-                at: call.location(),
-                op: call.op,
-                detail: format!("{what} is not JSON: {}", without_url(&e)),
-            })?;
+            let (page, following) = self.fetch_page(call, &path, what).await?;
+            next = following;
             all.extend(items(page));
         }
         Ok(all)
+    }
+
+    /// One page of a listing at `path`, and the path of the next one if its `Link` header
+    /// names one. A 404 is [`Error::ManifestNotFound`] (the repository does not exist).
+    async fn fetch_page<P: serde::de::DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        path: &str,
+        what: &str,
+    ) -> Result<(P, Option<String>)> {
+        let (resp, anon) = self
+            .options
+            .retry
+            .run(what, || {
+                self.send(call, true, |http, base| {
+                    http.get(base.join(path).expect("relative path"))
+                })
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(Error::ManifestNotFound {
+                at: call.location(),
+                reference: call.reference.to_string(),
+            });
+        }
+        if !resp.status().is_success() {
+            return Err(self.fail(call, resp, anon).await);
+        }
+        let next = header_str(&resp, LINK.as_str()).and_then(|l| parse_next_link(&l));
+        let page: P = resp.json().await.map_err(|e| Error::Protocol {
+            at: call.location(),
+            op: call.op,
+            detail: format!("{what} is not JSON: {}", without_url(&e)),
+        })?;
+        Ok((page, next))
     }
 }
 
