@@ -127,29 +127,27 @@ impl RequestBodies {
         while !bytes.is_empty() {
             match self.state {
                 Framing::Opaque => break,
-                Framing::Body(left) | Framing::ChunkData(left) | Framing::ChunkEnd(left) => {
-                    let n = left.min(bytes.len() as u64);
-                    bytes = &bytes[n as usize..];
-                    let left = left - n;
-                    self.state = match self.state {
-                        Framing::Body(_) => {
-                            body += n;
-                            if left == 0 {
-                                Framing::Head
-                            } else {
-                                Framing::Body(left)
-                            }
-                        }
-                        Framing::ChunkData(_) => {
-                            body += n;
-                            if left == 0 {
-                                Framing::ChunkEnd(2)
-                            } else {
-                                Framing::ChunkData(left)
-                            }
-                        }
-                        _ if left == 0 => Framing::ChunkSize,
-                        _ => Framing::ChunkEnd(left),
+                Framing::Body(left) => {
+                    let n = take(&mut bytes, left);
+                    body += n;
+                    self.state = match left - n {
+                        0 => Framing::Head,
+                        left => Framing::Body(left),
+                    };
+                }
+                Framing::ChunkData(left) => {
+                    let n = take(&mut bytes, left);
+                    body += n;
+                    self.state = match left - n {
+                        0 => Framing::ChunkEnd(2),
+                        left => Framing::ChunkData(left),
+                    };
+                }
+                Framing::ChunkEnd(left) => {
+                    let n = take(&mut bytes, left);
+                    self.state = match left - n {
+                        0 => Framing::ChunkSize,
+                        left => Framing::ChunkEnd(left),
                     };
                 }
                 Framing::Head | Framing::ChunkSize | Framing::Trailer => {
@@ -203,6 +201,13 @@ impl RequestBodies {
             _ => {}
         }
     }
+}
+
+/// Consume up to `left` bytes from the front of `bytes`; how many were taken.
+fn take(bytes: &mut &[u8], left: u64) -> u64 {
+    let n = left.min(bytes.len() as u64);
+    *bytes = &bytes[n as usize..];
+    n
 }
 
 /// What running some processes cost.
