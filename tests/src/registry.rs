@@ -162,12 +162,12 @@ impl DockerRegistry {
         self.dir.path().join("storage")
     }
 
-    /// A seeder with full access to this registry.
     /// The registry process, for measuring what it spends.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// A seeder with full access to this registry.
     pub fn seeder(&self) -> crate::Seeder {
         let auth = match &self.auth {
             Auth::None => crate::fixtures::SeedAuth::None,

@@ -1,8 +1,9 @@
 //! The deployable artifacts themselves: `cargo lambda build` builds both functions (in the
 //! debug profile: the release build deployments use differs only in optimization and takes
 //! CI 13 minutes instead of 5), and the built `bootstrap` binaries, served by
-//! `cargo lambda watch` (its Lambda runtime API) and driven by `cargo lambda invoke`, mirror a registry into ECR through
-//! real SQS queues: planner fan-out → planning tasks → copy jobs → copier.
+//! `cargo lambda watch` (its Lambda runtime API) and driven by `cargo lambda invoke`,
+//! mirror a registry into ECR through real SQS queues: planner fan-out → planning tasks →
+//! copy jobs → copier.
 //!
 //! The binaries run with exactly what Lambda gives them: the runtime API address, the
 //! function's environment (configuration, queue URLs), and AWS credentials; moto and
