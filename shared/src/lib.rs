@@ -20,6 +20,7 @@ pub mod mapping;
 pub mod message;
 pub mod plan;
 pub mod queue;
+pub mod recent;
 pub mod reference;
 pub mod referrers;
 pub mod registry;

@@ -596,3 +596,57 @@ async fn a_new_batch_does_not_trust_blobs_an_earlier_batch_saw() {
     let (raw, _, _) = dst.seeder().manifest("app", "2").await.expect("tag");
     assert_eq!(raw, pushed.raw);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_copied_side_by_side_list_each_repository_once() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let tags: Vec<String> = (1..=8).map(|t| t.to_string()).collect();
+    for (seed, tag) in tags.iter().enumerate() {
+        src.seeder()
+            .push_image("app", tag, Style::Oci, &[2000, 3000], 40 + seed as u64)
+            .await;
+    }
+    let src_proxy = FaultProxy::start(&src.url()).await;
+    let dst_proxy = FaultProxy::start(&dst.url()).await;
+    let batch = tags
+        .iter()
+        .map(|t| {
+            request(
+                &format!("{}/app:{t}", src_proxy.host()),
+                &[&format!("{}/app:{t}", dst_proxy.host())],
+            )
+        })
+        .collect();
+    // Every image and every one of its blobs wants to know, at about the same moment,
+    // the source's tags (for signatures) and whether the destination holds any tag (for
+    // mount probes).
+    let options = CopyOptions {
+        image_concurrency: 8,
+        ..CopyOptions::default()
+    };
+    let run = Copier::new(client_with(&[]), options).copy_all(batch).await;
+    assert!(
+        run.images.iter().all(|i| i.status == Status::Copied),
+        "{run:?}"
+    );
+    assert_eq!(dst.seeder().tags("app").await.len(), tags.len());
+
+    let src_seen = src_proxy.seen();
+    let dst_seen = dst_proxy.seen();
+    assert_eq!(
+        requests(&src_seen, HttpMethod::GET, "/tags/list").len(),
+        1,
+        "source tags listed once: {src_seen:#?}"
+    );
+    assert_eq!(
+        requests(&dst_seen, HttpMethod::GET, "/tags/list").len(),
+        1,
+        "destination asked once whether it holds tags: {dst_seen:#?}"
+    );
+    assert_eq!(
+        requests(&dst_seen, HttpMethod::POST, "mount=").len(),
+        tags.len() * 3,
+        "every blob probed (fresh repository): {dst_seen:#?}"
+    );
+}

@@ -15,10 +15,11 @@
 //! that does not mount opens a session even for a blob it has, which is then sent again.
 //! A registry that answers a mount probe with an error is not probed again this process.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::recent::Recent;
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
 
@@ -26,49 +27,46 @@ use crate::registry::RegistryClient;
 /// another within seconds; the copier Lambda outlives many runs, whose repositories fill up.
 const FRESH_FOR: Duration = Duration::from_secs(60);
 
-#[derive(Default)]
 pub struct FreshRepos {
-    /// `registry/repository` → when it was asked, and whether it was found without tags.
-    asked: Mutex<HashMap<String, (Instant, bool)>>,
+    /// `registry/repository` → whether it was found without tags.
+    asked: Recent<bool>,
     /// Registries that answered a mount probe with an error.
     refusing: Mutex<HashSet<String>>,
 }
 
+impl Default for FreshRepos {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl FreshRepos {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            asked: Recent::new(FRESH_FOR),
+            refusing: Mutex::default(),
+        }
     }
 
     /// Whether a small blob bound for `dest` may be asked for with a mount probe: the
-    /// registry has not refused one, and the repository held no tag within [`FRESH_FOR`].
-    /// Two images racing to ask both list the tags; either answer is right.
+    /// registry has not refused one, and the repository held no tag within [`FRESH_FOR`]
+    /// (asked once, however many blobs of its images want to know at the same time).
     pub async fn may_probe(&self, client: &RegistryClient, dest: &ImageRef) -> bool {
         if self.refuses(dest.registry()) {
             return false;
         }
         let key = format!("{}/{}", dest.registry(), dest.repository());
-        let known = self
-            .asked
-            .lock()
-            .expect("fresh repos poisoned")
-            .get(&key)
-            .filter(|(at, _)| at.elapsed() < FRESH_FOR)
-            .map(|(_, fresh)| *fresh);
-        if let Some(fresh) = known {
-            return fresh;
-        }
-        let fresh = match client.has_tags(dest).await {
-            Ok(has) => !has,
-            Err(e) => {
-                tracing::debug!(repository = %key, error = %e, "destination tags not listed; blobs are HEADed");
-                false
-            }
-        };
         self.asked
-            .lock()
-            .expect("fresh repos poisoned")
-            .insert(key, (Instant::now(), fresh));
-        fresh
+            .get_or_ask(&key, || async {
+                match client.has_tags(dest).await {
+                    Ok(has) => !has,
+                    Err(e) => {
+                        tracing::debug!(repository = %key, error = %e, "destination tags not listed; blobs are HEADed");
+                        false
+                    }
+                }
+            })
+            .await
     }
 
     /// `registry` answered a mount probe with an error: blobs there are HEADed from now on.

@@ -13,14 +13,14 @@ pub mod tags;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 use crate::digest::Digest;
 use crate::error::{Error, Location, Operation, Result};
 use crate::manifest::Manifest;
+use crate::recent::Recent;
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
 pub use selection::{CosignSuffix, Selection};
@@ -35,50 +35,42 @@ const TAG_LIST_TTL: Duration = Duration::from_secs(30);
 pub const MAX_DEPTH: usize = 4;
 
 type TagSet = Arc<HashSet<String>>;
-/// A repository's tag list being read or read, and when it was asked for.
-type TagListing = (Instant, Arc<OnceCell<TagSet>>);
 
 /// What a run has learnt about registries, shared by every image it copies.
-#[derive(Default)]
 pub struct Knowledge {
-    tag_lists: Mutex<HashMap<String, TagListing>>,
+    /// `registry/repository` → its tags.
+    tag_lists: Recent<TagSet>,
     /// Registry host → whether it offers the referrers API.
     api: Mutex<HashMap<String, bool>>,
 }
 
+impl Default for Knowledge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Knowledge {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            tag_lists: Recent::new(TAG_LIST_TTL),
+            api: Mutex::default(),
+        }
     }
 
     /// The tags of `image`'s repository (empty when the repository does not exist), listed
     /// once per [`TAG_LIST_TTL`] however many images ask.
     pub async fn tags(&self, client: &RegistryClient, image: &ImageRef) -> Result<TagSet> {
         let key = format!("{}/{}", image.registry(), image.repository());
-        let cell = {
-            let mut lists = self.tag_lists.lock().expect("tag lists poisoned");
-            let fresh = lists
-                .get(&key)
-                .filter(|(at, _)| at.elapsed() < TAG_LIST_TTL)
-                .map(|(_, cell)| cell.clone());
-            match fresh {
-                Some(cell) => cell,
-                None => {
-                    let cell = Arc::new(OnceCell::new());
-                    lists.insert(key, (Instant::now(), cell.clone()));
-                    cell
+        self.tag_lists
+            .get_or_try_ask(&key, || async {
+                match client.list_tags(image).await {
+                    Ok(tags) => Ok(Arc::new(tags.into_iter().collect())),
+                    Err(Error::ManifestNotFound { .. }) => Ok(Arc::new(HashSet::new())),
+                    Err(e) => Err(e),
                 }
-            }
-        };
-        cell.get_or_try_init(|| async {
-            match client.list_tags(image).await {
-                Ok(tags) => Ok(Arc::new(tags.into_iter().collect())),
-                Err(Error::ManifestNotFound { .. }) => Ok(Arc::new(HashSet::new())),
-                Err(e) => Err(e),
-            }
-        })
-        .await
-        .cloned()
+            })
+            .await
     }
 
     /// The referrers of `subject` through the API, or `None` when `image`'s registry does
@@ -121,7 +113,7 @@ impl Knowledge {
     /// Forget the tag lists (not which registries have the API): a long-lived copier
     /// starting a new batch must see signatures pushed since the last one.
     pub fn forget_tags(&self) {
-        self.tag_lists.lock().expect("tag lists poisoned").clear();
+        self.tag_lists.forget();
     }
 
     fn api_known(&self, image: &ImageRef) -> Option<bool> {
