@@ -17,9 +17,12 @@ use tokio::sync::OnceCell;
 /// Answers by key, each asked once and trusted for `ttl` from when it was first wanted.
 pub struct Recent<T> {
     ttl: Duration,
-    /// Key → when its answer was first wanted, and the answer (being) asked.
-    cells: Mutex<HashMap<String, (Instant, Arc<OnceCell<T>>)>>,
+    /// Key → its answer.
+    cells: Mutex<HashMap<String, Asked<T>>>,
 }
+
+/// When an answer was first wanted, and the answer (being) asked.
+type Asked<T> = (Instant, Arc<OnceCell<T>>);
 
 impl<T: Clone> Recent<T> {
     pub fn new(ttl: Duration) -> Self {
