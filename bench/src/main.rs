@@ -227,12 +227,14 @@ async fn run_fixture(
             result.peak_rss_kib = result.peak_rss_kib.max(cost.peak_rss_kib);
             result.bytes_uploaded = proxy.sent();
             result.payload_uploaded = proxy.bodies();
+            result.requests = proxy.requests();
             eprintln!(
-                "  {:<38} run {}: {:>7.2} s, {:.1} MiB sent, registry CPU {:.1} s + {:.1} s",
+                "  {:<38} run {}: {:>7.2} s, {:.1} MiB in {} requests sent, registry CPU {:.1} s + {:.1} s",
                 contender.label(),
                 run + 1,
                 cost.wall.as_secs_f64(),
                 proxy.sent() as f64 / (1 << 20) as f64,
+                proxy.requests(),
                 result.registry_cpu_seconds[0],
                 result.registry_cpu_seconds[1]
             );
@@ -246,10 +248,12 @@ async fn run_fixture(
                     proxy.reset();
                     let noop = measure(|| job.run_noop(contender)).await?;
                     result.noop_seconds = Some(noop.wall.as_secs_f64());
+                    result.noop_requests = Some(proxy.requests());
                     eprintln!(
-                        "  {:<38} no-op: {:>7.2} s",
+                        "  {:<38} no-op: {:>7.2} s, {} requests",
                         contender.label(),
-                        noop.wall.as_secs_f64()
+                        noop.wall.as_secs_f64(),
+                        proxy.requests()
                     );
                 }
             }

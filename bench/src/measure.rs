@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A loopback TCP proxy that counts the bytes clients send upstream: everything on the
-/// wire, and the request bodies alone (what a tool uploads, without the HTTP heads whose
-/// share grows with the number of requests).
+/// A loopback TCP proxy that counts what clients send upstream: every byte on the wire, the
+/// request bodies alone (what a tool uploads, without the HTTP heads whose share grows with
+/// the number of requests), and the requests (each costs the registry CPU of its own).
 pub struct CountingProxy {
     pub port: u16,
     counts: Arc<Counts>,
@@ -25,6 +25,7 @@ pub struct CountingProxy {
 struct Counts {
     sent: AtomicU64,
     bodies: AtomicU64,
+    requests: AtomicU64,
 }
 
 impl CountingProxy {
@@ -54,9 +55,9 @@ impl CountingProxy {
                                 Ok(n) => n,
                             };
                             counts.sent.fetch_add(n as u64, Ordering::Relaxed);
-                            counts
-                                .bodies
-                                .fetch_add(bodies.feed(&buf[..n]), Ordering::Relaxed);
+                            let fed = bodies.feed(&buf[..n]);
+                            counts.bodies.fetch_add(fed.body, Ordering::Relaxed);
+                            counts.requests.fetch_add(fed.requests, Ordering::Relaxed);
                             if to_upstream.write_all(&buf[..n]).await.is_err() {
                                 break;
                             }
@@ -85,9 +86,15 @@ impl CountingProxy {
         self.counts.bodies.load(Ordering::Relaxed)
     }
 
+    /// The requests among them (counted when their head is complete).
+    pub fn requests(&self) -> u64 {
+        self.counts.requests.load(Ordering::Relaxed)
+    }
+
     pub fn reset(&self) {
         self.counts.sent.store(0, Ordering::Relaxed);
         self.counts.bodies.store(0, Ordering::Relaxed);
+        self.counts.requests.store(0, Ordering::Relaxed);
     }
 }
 
@@ -97,8 +104,9 @@ impl Drop for CountingProxy {
     }
 }
 
-/// Follows the HTTP/1.1 requests on one connection, as they arrive in pieces, to count the
-/// bytes of their bodies: `Content-Length` ones, and chunked ones without their framing.
+/// Follows the HTTP/1.1 requests on one connection, as they arrive in pieces, to count
+/// them and the bytes of their bodies: `Content-Length` ones, and chunked ones without their
+/// framing.
 #[derive(Default)]
 struct RequestBodies {
     state: Framing,
@@ -121,9 +129,11 @@ enum Framing {
 }
 
 impl RequestBodies {
-    /// Take the next bytes of the connection; returns how many were body bytes.
-    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
+    /// Take the next bytes of the connection: how many were body bytes, and how many
+    /// request heads they completed.
+    fn feed(&mut self, mut bytes: &[u8]) -> Fed {
         let mut body = 0;
+        let mut requests = 0;
         while !bytes.is_empty() {
             match self.state {
                 Framing::Opaque => break,
@@ -154,15 +164,18 @@ impl RequestBodies {
                     let byte = bytes[0];
                     bytes = &bytes[1..];
                     self.line.push(byte);
-                    self.line_step();
+                    if self.line_step() {
+                        requests += 1;
+                    }
                 }
             }
         }
-        body
+        Fed { body, requests }
     }
 
     /// After a byte of a head, a chunk-size line or a trailer: move on when it is complete.
-    fn line_step(&mut self) {
+    /// True when a request's head just ended.
+    fn line_step(&mut self) -> bool {
         match self.state {
             Framing::Head if self.line.ends_with(b"\r\n\r\n") => {
                 let head = String::from_utf8_lossy(&self.line).to_ascii_lowercase();
@@ -180,6 +193,7 @@ impl RequestBodies {
                     }
                 };
                 self.line.clear();
+                return true;
             }
             Framing::ChunkSize if self.line.ends_with(b"\r\n") => {
                 let text = String::from_utf8_lossy(&self.line);
@@ -200,7 +214,15 @@ impl RequestBodies {
             }
             _ => {}
         }
+        false
     }
+}
+
+/// What one piece of a connection held.
+#[derive(Debug, Default, PartialEq)]
+struct Fed {
+    body: u64,
+    requests: u64,
 }
 
 /// Consume up to `left` bytes from the front of `bytes`; how many were taken.
@@ -316,14 +338,16 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
 mod tests {
     use super::RequestBodies;
 
-    /// Feed `wire` in pieces of `step` bytes; the body bytes counted.
-    fn bodies_of(wire: &[u8], step: usize) -> u64 {
+    /// Feed `wire` in pieces of `step` bytes; the body bytes and requests counted.
+    fn count(wire: &[u8], step: usize) -> (u64, u64) {
         let mut parser = RequestBodies::default();
-        wire.chunks(step).map(|piece| parser.feed(piece)).sum()
+        wire.chunks(step)
+            .map(|piece| parser.feed(piece))
+            .fold((0, 0), |(b, r), fed| (b + fed.body, r + fed.requests))
     }
 
     #[test]
-    fn counts_only_the_bodies_of_requests_in_any_pieces() {
+    fn counts_requests_and_only_the_bodies_of_requests_in_any_pieces() {
         let mut wire = Vec::new();
         wire.extend_from_slice(b"HEAD /v2/a/blobs/sha256:x HTTP/1.1\r\nhost: h\r\n\r\n");
         wire.extend_from_slice(
@@ -337,7 +361,7 @@ mod tests {
         );
         wire.extend_from_slice(b"PUT /v2/a/manifests/1 HTTP/1.1\r\ncontent-length:3\r\n\r\n{}\n");
         for step in [1, 2, 3, 7, 64, wire.len()] {
-            assert_eq!(bodies_of(&wire, step), 11 + 5 + 16 + 3, "pieces of {step}");
+            assert_eq!(count(&wire, step), (11 + 5 + 16 + 3, 4), "pieces of {step}");
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct ContenderResult {
     pub bytes_uploaded: u64,
     /// The request bodies among them: the blobs and manifests uploaded.
     pub payload_uploaded: u64,
+    /// Requests the destination answered during the last cold run, and during the no-op.
+    pub requests: u64,
+    pub noop_requests: Option<u64>,
     pub peak_rss_kib: u64,
     /// `None` for the floor, which pushes no manifests.
     pub digests_equal: Option<bool>,
@@ -40,6 +43,8 @@ impl ContenderResult {
             runs_seconds: Vec::new(),
             bytes_uploaded: 0,
             payload_uploaded: 0,
+            requests: 0,
+            noop_requests: None,
             peak_rss_kib: 0,
             digests_equal: None,
             noop_seconds: None,
@@ -123,7 +128,7 @@ impl Report {
              the source and one at the destination, the least a tool must ask). Sent: every \
              byte to the destination, HTTP request heads included, over the fixture's unique \
              blobs and manifests; payload: the request bodies alone (blobs and manifests \
-             uploaded). Registry CPU: what the source and the destination registry \
+             uploaded). Requests: those the destination answered, cold and no-op. Registry CPU: what the source and the destination registry \
              spent during the last cold run (both share the machine's cores with the \
              contender).\n",
             self.cores,
@@ -143,9 +148,9 @@ impl Report {
                 size(s.base_bytes as u64), size(s.repository_bytes as u64), size(s.tag_bytes as u64),
                 size(f.unique_bytes), size(f.manifest_bytes)
             ));
-            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | payload ÷ fixture bytes | peak RSS | registry CPU (source + destination) | digests equal |\n");
+            md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | payload ÷ fixture bytes | requests to destination (cold / no-op) | peak RSS | registry CPU (source + destination) | digests equal |\n");
             md.push_str(
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
             );
             let ferry = f.ferry();
             for c in &f.contenders {
@@ -157,7 +162,7 @@ impl Report {
                     _ => "–".into(),
                 };
                 md.push_str(&format!(
-                    "| {} | {:.2} s | {} | {} | {} | {} | {:.3} | {:.3} | {} | {:.1} + {:.1} s | {} |\n",
+                    "| {} | {:.2} s | {} | {} | {} | {} | {:.3} | {:.3} | {} / {} | {} | {:.1} + {:.1} s | {} |\n",
                     c.label,
                     c.cold_seconds,
                     ratio,
@@ -166,6 +171,8 @@ impl Report {
                     size(c.bytes_uploaded),
                     c.bytes_uploaded as f64 / (f.unique_bytes + f.manifest_bytes) as f64,
                     c.payload_uploaded as f64 / (f.unique_bytes + f.manifest_bytes) as f64,
+                    c.requests,
+                    c.noop_requests.map_or("–".into(), |n| n.to_string()),
                     if c.peak_rss_kib == 0 {
                         "–".into()
                     } else {

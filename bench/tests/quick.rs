@@ -81,9 +81,28 @@ fn the_harness_runs_every_contender_at_quick_size() {
     }
     // Every no-op ran, the floor's too (its HEADs against a completed destination).
     for fixture in fixtures {
-        for c in fixture["contenders"].as_array().unwrap() {
+        let contenders = fixture["contenders"].as_array().unwrap();
+        for c in contenders {
             assert!(c["noop_seconds"].as_f64().unwrap() > 0.0, "{c}");
         }
+        // Requests are what the registries pay for. ferry's no-op asks the destination one
+        // manifest HEAD per image and at most a tag list per repository (listed where a
+        // repository has many tags), nothing more; cold, it asks less than skopeo, which
+        // HEADs every blob of every image.
+        let images = fixture["images"].as_u64().unwrap();
+        let repositories = fixture["shape"]["repositories"].as_u64().unwrap();
+        let requests = |c: &serde_json::Value, key: &str| c[key].as_u64().unwrap();
+        let noop = requests(&contenders[0], "noop_requests");
+        assert!(
+            (images..=images + repositories).contains(&noop),
+            "{}",
+            contenders[0]
+        );
+        assert_eq!(requests(&contenders[3], "noop_requests"), images);
+        assert!(
+            requests(&contenders[0], "requests") < requests(&contenders[1], "requests"),
+            "{contenders:?}"
+        );
     }
     let planner = &report["planner"];
     assert_eq!(planner["tags"], 500);
