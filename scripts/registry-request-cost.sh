@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# What one request costs docker-registry in CPU on this machine, by kind: the figure that
+# bounds every contender of the benchmark on small images (README, "Benchmark").
+#
+# Starts a docker-registry on loopback with the benchmark's configuration (storage on
+# tmpfs), pushes one small blob and one manifest, then sends each kind of request N times
+# over one keep-alive connection (curl) and divides the registry's user+system CPU (from
+# /proc) by N. Usage: scripts/registry-request-cost.sh [N] (default 300).
+set -euo pipefail
+
+n="${1:-300}"
+command -v docker-registry >/dev/null || { echo "needs docker-registry (scripts/setup.sh installs it)" >&2; exit 1; }
+
+storage_root=/dev/shm
+[ -d "$storage_root" ] || storage_root="${TMPDIR:-/tmp}"
+dir="$(mktemp -d "$storage_root/ferry-request-cost.XXXXXX")"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+  secret: registry-request-cost
+EOF
+docker-registry serve "$dir/config.yml" 2>"$dir/registry.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+base="http://127.0.0.1:$port"
+for _ in $(seq 50); do curl -sf "$base/v2/" -o /dev/null && break; sleep 0.1; done
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+hz="$(getconf CLK_TCK)"
+
+# One upload: POST for a session, PUT with the bytes. Prints the blob's digest.
+upload() {
+  local file="$1" digest location
+  digest="sha256:$(sha256sum "$file" | cut -d' ' -f1)"
+  location="$(curl -sfi -X POST "$base/v2/cost/blobs/uploads/" | tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')"
+  case "$location" in http*) ;; *) location="$base$location" ;; esac
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$file" \
+    "$location&digest=$digest" -o /dev/null
+  echo "$digest"
+}
+
+head -c 51200 /dev/urandom >"$dir/layer"
+layer="$(upload "$dir/layer")"
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$dir/config.json"
+config="$(upload "$dir/config.json")"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":51200}]}' \
+  "$config" "$(stat -c %s "$dir/config.json")" "$layer" >"$dir/manifest.json"
+curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+  --data-binary "@$dir/manifest.json" "$base/v2/cost/manifests/1" -o /dev/null
+
+# measure LABEL: reads curl options for N requests on stdin, prints ms of CPU per request.
+measure() {
+  local label="$1" before after
+  cat >"$dir/requests"
+  before="$(cpu_ticks)"
+  curl -s -K "$dir/requests"
+  after="$(cpu_ticks)"
+  awk -v t="$((after - before))" -v hz="$hz" -v n="$n" -v l="$label" \
+    'BEGIN { printf "%-40s %6.2f ms\n", l, t * 1000 / hz / n }'
+}
+repeat() { for i in $(seq "$n"); do printf "$1\n" "$i"; done; }
+
+echo "docker-registry CPU per request, $n requests each, one keep-alive connection:"
+repeat "url=$base/v2/\noutput=/dev/null" | measure "GET /v2/"
+repeat "url=$base/v2/cost/manifests/1\nhead\noutput=/dev/null\nheader=Accept: application/vnd.oci.image.manifest.v1+json" |
+  measure "HEAD manifest by tag"
+repeat "url=$base/v2/cost/manifests/1\noutput=/dev/null\nheader=Accept: application/vnd.oci.image.manifest.v1+json" |
+  measure "GET manifest by tag"
+repeat "url=$base/v2/cost/blobs/$layer\nhead\noutput=/dev/null" | measure "HEAD blob (present)"
+repeat "url=$base/v2/cost/blobs/sha256:%064d\nhead\noutput=/dev/null" | measure "HEAD blob (missing)"
+repeat "url=$base/v2/cost/blobs/$layer\noutput=/dev/null" | measure "GET blob (50 KiB)"
+repeat "url=$base/v2/cost/blobs/uploads/\nrequest=POST\noutput=/dev/null" | measure "POST upload session"
+# An upload's two requests, each on its own connection (the session's address comes back
+# from the POST); the blobs differ so each is stored anew.
+before="$(cpu_ticks)"
+for i in $(seq "$n"); do
+  printf 'cost-%08d' "$i" >"$dir/blob"
+  upload "$dir/blob" >/dev/null
+done
+after="$(cpu_ticks)"
+awk -v t="$((after - before))" -v hz="$hz" -v n="$n" \
+  'BEGIN { printf "%-40s %6.2f ms\n", "upload (POST + PUT, new connections)", t * 1000 / hz / n }'
