@@ -51,6 +51,15 @@ impl<T: Clone> Recent<T> {
         self.cell(key).get_or_init(ask).await.clone()
     }
 
+    /// Take `answer` for `key`, got another way just now (a listing made for another
+    /// purpose): callers within the ttl use it instead of asking.
+    pub fn put(&self, key: &str, answer: T) {
+        self.cells.lock().expect("recent answers poisoned").insert(
+            key.to_string(),
+            (Instant::now(), Arc::new(OnceCell::new_with(Some(answer)))),
+        );
+    }
+
     /// Forget every answer: the next caller of each key asks again.
     pub fn forget(&self) {
         self.cells.lock().expect("recent answers poisoned").clear();
@@ -111,5 +120,12 @@ mod tests {
         assert_eq!(recent.get_or_ask("k", || async { 3 }).await, 3);
         recent.forget();
         assert_eq!(recent.get_or_ask("k", || async { 4 }).await, 4);
+    }
+
+    #[tokio::test]
+    async fn an_answer_put_is_not_asked_for() {
+        let recent = Recent::new(Duration::from_secs(60));
+        recent.put("k", 5);
+        assert_eq!(recent.get_or_ask("k", || async { 6 }).await, 5);
     }
 }

@@ -124,6 +124,8 @@ async fn one_listing_answers_for_missing_tags_and_sync_plans_read_what_they_copy
     let src = setup.src_proxy.seen();
     assert_eq!(count(&src, HttpMethod::GET, "/manifests/"), 6, "{src:#?}");
     assert_eq!(count(&src, HttpMethod::HEAD, "/manifests/"), 4, "{src:#?}");
+    // One source listing serves the tags and the up-to-date images' signature check.
+    assert_eq!(count(&src, HttpMethod::GET, "/tags/list"), 1, "{src:#?}");
 
     // The copy trusts the plan: no manifest HEAD at the destination, no second read of a
     // manifest at the source, and every image arrives exact.

@@ -251,15 +251,16 @@ impl<'a> Planner<'a> {
         reason: Reason,
     ) -> Result<Plan> {
         let place = self.place(source)?;
+        let repo = ImageRef::new(&place.host, repository, None, None)?;
         let tags = match &place.ecr {
             Some((account, region)) => {
                 enumerate::ecr_tags(self.aws, account, region, repository).await?
             }
-            None => {
-                let repo = ImageRef::new(&place.host, repository, None, None)?;
-                enumerate::registry_tags(self.registry, &repo).await?
-            }
+            None => enumerate::registry_tags(self.registry, &repo).await?,
         };
+        // Checking up-to-date images for signatures reads this same listing.
+        self.knowledge
+            .remember_tags(&repo, tags.iter().map(|t| t.name.clone()));
         let selected = source.tags.select(tags);
         let mut plan = self
             .plan_tags(source, &place.host, repository, selected, reason)

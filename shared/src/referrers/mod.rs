@@ -73,6 +73,14 @@ impl Knowledge {
             .await
     }
 
+    /// Take `tags`, just listed for `image`'s repository by someone else (the planner
+    /// enumerating a source), as that repository's tags.
+    pub fn remember_tags(&self, image: &ImageRef, tags: impl IntoIterator<Item = String>) {
+        let key = format!("{}/{}", image.registry(), image.repository());
+        self.tag_lists
+            .put(&key, Arc::new(tags.into_iter().collect()));
+    }
+
     /// The referrers of `subject` through the API, or `None` when `image`'s registry does
     /// not offer it (asked once per registry per run).
     pub async fn referrers(
