@@ -187,6 +187,48 @@ async fn a_few_tags_are_asked_for_one_by_one() {
 }
 
 #[tokio::test]
+async fn a_tag_a_head_finds_missing_is_read_once_and_not_asked_again_by_the_copy() {
+    // Five tags, too few to list: v4 is at no destination.
+    let setup = setup(5).await;
+    let plan = plan(&setup, true).await;
+    assert_eq!(plan.up_to_date.len(), 3, "{plan:?}");
+    let v4 = plan
+        .jobs
+        .iter()
+        .find(|j| tag_of(&j.source) == "v4")
+        .expect("v4 planned");
+    assert!(v4.prior.destinations_absent, "{v4:?}");
+    let pushed = &setup.pushed[4].1;
+    assert_eq!(
+        v4.prior.manifest.as_ref().map(|m| m.raw.to_vec()),
+        Some(pushed.raw.clone()),
+        "read while planning"
+    );
+    let dst = setup.dst_proxy.seen();
+    assert_eq!(count(&dst, HttpMethod::GET, "tags/list"), 0, "{dst:#?}");
+    assert_eq!(count(&dst, HttpMethod::HEAD, "/manifests/"), 5, "{dst:#?}");
+    let src = setup.src_proxy.seen();
+    assert_eq!(
+        count(&src, HttpMethod::HEAD, "/manifests/v4"),
+        0,
+        "{src:#?}"
+    );
+    assert_eq!(count(&src, HttpMethod::GET, "/manifests/v4"), 1, "{src:#?}");
+
+    let (before_dst, before_src) = (dst.len(), src.len());
+    let report = Copier::new(client_with(&[]), CopyOptions::default())
+        .copy_image(&v4.request().unwrap())
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    let dst = &setup.dst_proxy.seen()[before_dst..];
+    let src = &setup.src_proxy.seen()[before_src..];
+    assert_eq!(count(dst, HttpMethod::HEAD, "/manifests/"), 0, "{dst:#?}");
+    assert_eq!(count(src, HttpMethod::GET, "/manifests/"), 0, "{src:#?}");
+    let (raw, _, _) = setup._dst.seeder().manifest("app", "v4").await.unwrap();
+    assert_eq!(raw, pushed.raw);
+}
+
+#[tokio::test]
 async fn a_copy_that_may_not_overwrite_asks_the_destination_anyway() {
     let setup = setup(TAGS).await;
     let plan = plan(&setup, true).await;

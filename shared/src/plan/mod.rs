@@ -470,6 +470,28 @@ impl<'a> Planner<'a> {
             return Ok(out);
         }
 
+        // What each destination not known from a listing holds under the tag, asked before
+        // the source: an image found at no destination is then read once (below) instead of
+        // HEADed now and read by the copy, and the copy trusts its absence instead of asking
+        // again. Only unfiltered destinations can be compared with the source's digest (a
+        // platform-filtered copy has a digest of its own). A HEAD that fails leaves the
+        // destination unknown, for the copy to ask.
+        let mut there: Vec<Option<ManifestHead>> = Vec::with_capacity(rendered.len());
+        for (dest, reference, missing) in &mut rendered {
+            let mut head = None;
+            if self.options.check_destinations && dest.platforms.is_empty() && !*missing {
+                let dest_tag = reference.tag().unwrap_or(tag.name.as_str());
+                match self.registry.head_manifest(reference, dest_tag).await {
+                    Ok(None) => *missing = true,
+                    Ok(found) => head = found,
+                    Err(e) => {
+                        tracing::debug!(destination = %reference, error = %e, "destination tag not asked; the copy will");
+                    }
+                }
+            }
+            there.push(head);
+        }
+
         // An image that no destination has is going to be copied: read its manifest now
         // if the copy will happen in this process, rather than a HEAD now and a GET later.
         let all_missing = rendered.iter().all(|(_, _, missing)| *missing);
@@ -513,21 +535,14 @@ impl<'a> Planner<'a> {
         let mut groups: BTreeMap<Vec<String>, (Vec<JobDestination>, bool)> = BTreeMap::new();
         let mut all_current = true;
         let mut current = Vec::new();
-        for (dest, reference, missing) in rendered {
-            // A platform-filtered copy has a digest of its own, so only an unfiltered
-            // destination can be recognized as current from the source digest.
-            if self.options.check_destinations && dest.platforms.is_empty() && !missing {
-                let dest_tag = reference.tag().unwrap_or(tag.name.as_str());
-                if let Ok(Some(head)) = self.registry.head_manifest(&reference, dest_tag).await {
-                    if head.digest == digest {
-                        current.push(JobDestination {
-                            reference: reference.to_string(),
-                            overwrite: dest.overwrite,
-                            create_repository: None,
-                        });
-                        continue;
-                    }
-                }
+        for ((dest, reference, missing), head) in rendered.into_iter().zip(there) {
+            if head.is_some_and(|h| h.digest == digest) {
+                current.push(JobDestination {
+                    reference: reference.to_string(),
+                    overwrite: dest.overwrite,
+                    create_repository: None,
+                });
+                continue;
             }
             all_current = false;
             let key = dest.platforms.iter().map(|p| p.to_string()).collect();
