@@ -55,20 +55,32 @@ impl ConfigArgs {
     /// (all by default) with the planner's code.
     pub async fn plan(&self, options: PlanOptions) -> Result<(Services, Plan)> {
         let services = self.services(self.load()?).await?;
+        let mut plan = Plan::default();
+        self.plan_each(&services, options, |part| plan.merge(part))
+            .await?;
+        Ok((services, plan))
+    }
+
+    /// Plan the sources `--source` selects (all by default) with the planner's code,
+    /// handing each repository's plan to `each` as soon as it is made.
+    pub async fn plan_each(
+        &self,
+        services: &Services,
+        options: PlanOptions,
+        mut each: impl FnMut(Plan),
+    ) -> Result<()> {
         let sources = services
             .config
             .sources_named(&self.sources)
             .map_err(anyhow::Error::msg)?;
         let planner = Planner::new(&services.config, &services.registry, &services.aws, options);
-        let mut plan = Plan::default();
         for source in sources {
-            let part = planner
-                .plan_source(source, Reason::Manual)
+            planner
+                .plan_source_each(source, Reason::Manual, &mut each)
                 .await
                 .with_context(|| format!("planning source {}", source.name))?;
-            plan.merge(part);
         }
-        Ok((services, plan))
+        Ok(())
     }
 }
 

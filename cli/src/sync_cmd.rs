@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::Result;
 use ferry::copy::Copier;
 use ferry::jobs::JobRunner;
-use ferry::plan::{PlanOptions, Skipped};
+use ferry::message::CopyJob;
+use ferry::plan::{Plan, PlanOptions, Skipped};
 use ferry::report::{ImageReport, RunReport};
 use futures::{stream, StreamExt};
 use serde::Serialize;
@@ -29,19 +30,7 @@ struct SyncReport {
 
 pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    // The copy happens right here, so manifests read while planning are kept for it.
-    let options = PlanOptions {
-        prefetch_manifests: true,
-        ..PlanOptions::default()
-    };
-    let (services, plan) = args.config.plan(options).await?;
-    if !args.json {
-        eprintln!("planned {}", output::plan_counts(&plan));
-        for s in &plan.skipped {
-            eprintln!("{}", output::skipped_line(s));
-        }
-    }
-
+    let services = args.config.services(args.config.load()?).await?;
     let mut options = services.copy_options();
     if let Some(n) = args.image_concurrency {
         options.image_concurrency = n.into();
@@ -58,19 +47,61 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     }
     let runner = JobRunner::new(copier, services.aws.clone());
     let runner = &runner;
-    let images: Vec<ImageReport> = stream::iter(&plan.jobs)
+
+    // Copying starts with the first repository planned rather than after the last: on a
+    // large registry planning takes a while, and it leaves the registries half idle.
+    let (jobs, planned_jobs) = futures::channel::mpsc::unbounded::<CopyJob>();
+    let mut plan = Plan::default();
+    let planning = {
+        let plan = &mut plan;
+        // The copy happens right here, so manifests read while planning are kept for it.
+        let options = PlanOptions {
+            prefetch_manifests: true,
+            ..PlanOptions::default()
+        };
+        let services = &services;
+        let config = &args.config;
+        async move {
+            let planned = config
+                .plan_each(services, options, |part| {
+                    for job in &part.jobs {
+                        // Fails only once copying has stopped, which it does not before
+                        // this sender is dropped.
+                        let _ = jobs.unbounded_send(job.clone());
+                    }
+                    plan.merge(part);
+                })
+                .await;
+            // Closing the queue lets the copy finish once it has done what was planned.
+            drop(jobs);
+            planned
+        }
+    };
+    let copying = planned_jobs
         .map(|job| async move {
-            match runner.run(job).await {
+            match runner.run(&job).await {
                 Ok(reports) => reports,
-                Err(e) => vec![e.report(job)],
+                Err(e) => vec![e.report(&job)],
             }
         })
         .buffer_unordered(concurrency)
         .flat_map(stream::iter)
-        .collect()
-        .await;
+        .collect::<Vec<ImageReport>>();
+    let (planned, images) = tokio::join!(planning, copying);
     if let Some(b) = &bars {
         b.finish();
+    }
+    let planned = match planned {
+        // Nothing was planned to copy before planning failed: the failure is all to say.
+        Err(e) if images.is_empty() => return Err(e),
+        planned => planned,
+    };
+    // Printed once the progress bars are gone, which lines printed meanwhile would garble.
+    if !args.json {
+        eprintln!("planned {}", output::plan_counts(&plan));
+        for s in &plan.skipped {
+            eprintln!("{}", output::skipped_line(s));
+        }
     }
 
     let mut run = RunReport::from_images(images, started.elapsed().as_millis() as u64);
@@ -95,6 +126,9 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
             eprintln!("re-run the same command to retry what failed; what was copied stays copied");
         }
     }
+    // What was planned before planning failed has been copied and reported; the failure
+    // is the run's error.
+    planned?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

@@ -435,3 +435,62 @@ async fn signatures_and_sboms_are_synced_and_verified_with_their_images() {
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["jobs"].as_array().unwrap().len(), 1, "{plan}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_copies_a_planned_repository_while_the_next_is_still_planned() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let first = src
+        .seeder()
+        .push_image("first", "1", Style::Oci, &[1000], 61)
+        .await;
+    src.seeder()
+        .push_image("second", "1", Style::Oci, &[1000], 62)
+        .await;
+    let src_proxy = FaultProxy::start(&src.url()).await;
+    let dst_proxy = FaultProxy::start(&dst.url()).await;
+    // Listing the second repository takes a while, as a large repository's does.
+    const SLOW: std::time::Duration = std::time::Duration::from_secs(3);
+    src_proxy.rule(
+        on(HttpMethod::GET, "/v2/second/tags/list"),
+        Action::Delay(SLOW),
+        None,
+    );
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("ferry.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [first, second]}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+            src_proxy.host(),
+            dst_proxy.host()
+        ),
+    )
+    .unwrap();
+    let mut cmd = ferry(home.path());
+    cmd.args(["sync", "--json", "--insecure-loopback", "--config"])
+        .arg(&config);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["copied"].as_u64(), Some(2), "{report}");
+
+    let listed = src_proxy
+        .seen()
+        .into_iter()
+        .find(|s| s.path.starts_with("/v2/second/tags/list"))
+        .expect("second repository listed");
+    let pushed = dst_proxy
+        .seen()
+        .into_iter()
+        .find(|s| s.method == HttpMethod::PUT && s.path.starts_with("/v2/first/manifests/"))
+        .expect("first image pushed");
+    assert!(
+        pushed.at < listed.at + SLOW,
+        "the first repository's image should be pushed before the second's listing is answered \
+         ({SLOW:?} after it was asked), not {:?} after it was asked",
+        pushed.at - listed.at
+    );
+    let (raw, _, _) = dst.seeder().manifest("first", "1").await.unwrap();
+    assert_eq!(raw, first.raw);
+}

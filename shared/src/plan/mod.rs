@@ -225,22 +225,35 @@ impl<'a> Planner<'a> {
 
     /// Plan a whole source in this call.
     pub async fn plan_source(&self, source: &Source, reason: Reason) -> Result<Plan> {
+        let mut plan = Plan::default();
+        self.plan_source_each(source, reason, |part| plan.merge(part))
+            .await?;
+        Ok(plan)
+    }
+
+    /// Plan a whole source, handing each repository's plan to `each` as soon as it is made
+    /// (in the source's order), so that a caller in the same process can copy while the
+    /// rest is planned. The first failure ends planning and is returned.
+    pub async fn plan_source_each(
+        &self,
+        source: &Source,
+        reason: Reason,
+        mut each: impl FnMut(Plan),
+    ) -> Result<()> {
         if let SourceKind::Images(images) = &source.kind {
-            return self.plan_images(source, images, reason).await;
+            each(self.plan_images(source, images, reason).await?);
+            return Ok(());
         }
         // A few repositories at a time, so that a repository's last tags do not leave the
         // registries idle (each repository has `concurrency` requests in flight at most).
         let repositories = self.repositories(source).await?;
-        let parts: Vec<Result<Plan>> = stream::iter(&repositories)
+        let mut parts = stream::iter(&repositories)
             .map(|repository| self.plan_repository(source, repository, reason))
-            .buffered(REPOSITORIES_AT_ONCE)
-            .collect()
-            .await;
-        let mut plan = Plan::default();
-        for part in parts {
-            plan.merge(part?);
+            .buffered(REPOSITORIES_AT_ONCE);
+        while let Some(part) = parts.next().await {
+            each(part?);
         }
-        Ok(plan)
+        Ok(())
     }
 
     /// Plan one repository of a source.
