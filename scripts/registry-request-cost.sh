@@ -32,7 +32,9 @@ http:
 EOF
 docker-registry serve "$dir/config.yml" 2>"$dir/registry.log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+# errexit holds inside the trap too: the killed registry's exit status must not stop it
+# before the storage is removed.
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 base="http://127.0.0.1:$port"
 for _ in $(seq 50); do curl -sf "$base/v2/" -o /dev/null && break; sleep 0.1; done
 
