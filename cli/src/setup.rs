@@ -12,6 +12,7 @@ use ferry::config::SyncConfig;
 use ferry::message::Reason;
 use ferry::plan::{Plan, PlanOptions, Planner};
 use ferry::reference::ImageRef;
+use ferry::referrers::Knowledge;
 use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
 use ferry::service::Services;
 
@@ -56,24 +57,29 @@ impl ConfigArgs {
     pub async fn plan(&self, options: PlanOptions) -> Result<(Services, Plan)> {
         let services = self.services(self.load()?).await?;
         let mut plan = Plan::default();
-        self.plan_each(&services, options, |part| plan.merge(part))
-            .await?;
+        self.plan_each(&services, options, Default::default(), |part| {
+            plan.merge(part)
+        })
+        .await?;
         Ok((services, plan))
     }
 
     /// Plan the sources `--source` selects (all by default) with the planner's code,
-    /// handing each repository's plan to `each` as soon as it is made.
+    /// handing each repository's plan to `each` as soon as it is made. `knowledge` is what
+    /// is known of the registries, shared with a copier in this process.
     pub async fn plan_each(
         &self,
         services: &Services,
         options: PlanOptions,
+        knowledge: Arc<Knowledge>,
         mut each: impl FnMut(Plan),
     ) -> Result<()> {
         let sources = services
             .config
             .sources_named(&self.sources)
             .map_err(anyhow::Error::msg)?;
-        let planner = Planner::new(&services.config, &services.registry, &services.aws, options);
+        let planner = Planner::new(&services.config, &services.registry, &services.aws, options)
+            .with_knowledge(knowledge);
         for source in sources {
             planner
                 .plan_source_each(source, Reason::Manual, &mut each)

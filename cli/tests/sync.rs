@@ -493,4 +493,14 @@ async fn sync_copies_a_planned_repository_while_the_next_is_still_planned() {
     );
     let (raw, _, _) = dst.seeder().manifest("first", "1").await.unwrap();
     assert_eq!(raw, first.raw);
+    // Each source repository is listed once: the copy's search for signatures uses the
+    // listing planning read.
+    let seen = src_proxy.seen();
+    for repository in ["first", "second"] {
+        let listings = seen
+            .iter()
+            .filter(|s| s.path.starts_with(&format!("/v2/{repository}/tags/list")))
+            .count();
+        assert_eq!(listings, 1, "{repository}: {seen:#?}");
+    }
 }

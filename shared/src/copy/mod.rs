@@ -117,7 +117,7 @@ pub struct Copier {
     options: CopyOptions,
     ledger: BlobLedger,
     fresh: fresh::FreshRepos,
-    knowledge: referrers::Knowledge,
+    knowledge: Arc<referrers::Knowledge>,
     progress: Arc<dyn Progress>,
 }
 
@@ -146,13 +146,20 @@ impl Copier {
             options,
             ledger: BlobLedger::new(),
             fresh: fresh::FreshRepos::new(),
-            knowledge: referrers::Knowledge::new(),
+            knowledge: Arc::new(referrers::Knowledge::new()),
             progress: Arc::new(Silent),
         }
     }
 
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// Share what is known of registries with a planner in the same process, so that the
+    /// source tag lists it has just read are not read again for signatures.
+    pub fn with_knowledge(mut self, knowledge: Arc<referrers::Knowledge>) -> Self {
+        self.knowledge = knowledge;
         self
     }
 

@@ -101,7 +101,7 @@ pub struct Planner<'a> {
     /// Bytes of manifests kept with jobs so far (see [`PREFETCH_BUDGET_BYTES`]).
     prefetched: AtomicUsize,
     /// Source tag lists, to tell which current images have signatures or referrers tags.
-    knowledge: crate::referrers::Knowledge,
+    knowledge: Arc<crate::referrers::Knowledge>,
     /// Source repositories (by name) and whether their listing holds any artifact tag.
     artifact_repos: std::sync::Mutex<HashMap<String, bool>>,
 }
@@ -125,9 +125,16 @@ impl<'a> Planner<'a> {
             aws,
             options,
             prefetched: AtomicUsize::new(0),
-            knowledge: crate::referrers::Knowledge::new(),
+            knowledge: Arc::new(crate::referrers::Knowledge::new()),
             artifact_repos: Default::default(),
         }
+    }
+
+    /// Share what is known of registries with a copier in the same process: the source
+    /// tag lists planning reads serve the copy's search for signatures too.
+    pub fn with_knowledge(mut self, knowledge: Arc<crate::referrers::Knowledge>) -> Self {
+        self.knowledge = knowledge;
+        self
     }
 
     fn place(&self, source: &Source) -> Result<Place> {
