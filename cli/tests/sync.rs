@@ -22,6 +22,21 @@ fn ferry(home: &Path) -> Command {
     c
 }
 
+/// Write `yaml` as the configuration in `home`: a ferry command with the given arguments
+/// that uses it, over plain HTTP to the loopback registries.
+fn configured<'a>(home: &'a Path, yaml: &str) -> impl Fn(&[&str]) -> Command + 'a {
+    let config = home.join("ferry.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    move |args| {
+        let mut c = ferry(home);
+        c.args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--insecure-loopback");
+        c
+    }
+}
+
 async fn run(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("run ferry"))
         .await
@@ -369,24 +384,14 @@ async fn signatures_and_sboms_are_synced_and_verified_with_their_images() {
         .push_listed_referrer("app", &image, "application/spdx+json", 3)
         .await;
     let home = tempfile::tempdir().unwrap();
-    let config = home.path().join("ferry.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let ferry_with = configured(
+        home.path(),
+        &format!(
             "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\"}}]\n",
             src.host(),
             dst.host()
         ),
-    )
-    .unwrap();
-    let ferry_with = |args: &[&str]| {
-        let mut c = ferry(home.path());
-        c.args(args)
-            .arg("--config")
-            .arg(&config)
-            .arg("--insecure-loopback");
-        c
-    };
+    );
     let sig_tag = format!("{}.sig", image.digest.replace(':', "-"));
 
     // Without them, verify says what the mirror lacks, per image.
@@ -457,20 +462,15 @@ async fn sync_copies_a_planned_repository_while_the_next_is_still_planned() {
         None,
     );
     let home = tempfile::tempdir().unwrap();
-    let config = home.path().join("ferry.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let ferry_with = configured(
+        home.path(),
+        &format!(
             "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [first, second]}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
             src_proxy.host(),
             dst_proxy.host()
         ),
-    )
-    .unwrap();
-    let mut cmd = ferry(home.path());
-    cmd.args(["sync", "--json", "--insecure-loopback", "--config"])
-        .arg(&config);
-    let out = run(cmd).await;
+    );
+    let out = run(ferry_with(&["sync", "--json"])).await;
     assert!(out.status.success(), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["copied"].as_u64(), Some(2), "{report}");
