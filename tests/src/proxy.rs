@@ -3,8 +3,9 @@
 //! Tests put it between ferry and a `docker-registry` to make the registry behave as a
 //! production one sometimes does: throttle (`429` + `Retry-After`), expire tokens (`401`),
 //! redirect blob downloads to storage on another host, refuse to overwrite an immutable tag
-//! the way Amazon ECR does, or ignore blob mounts as ECR does unless they are enabled. Every request is logged (method, path, whether it carried an
-//! `Authorization` header, when it arrived) so a test can assert what ferry sent.
+//! the way Amazon ECR does, or ignore blob mounts as ECR does unless they are enabled. Every
+//! request is logged (method, path, whether it carried an `Authorization` header, when it
+//! arrived) so a test can assert what ferry sent.
 //!
 //! Started with [`FaultProxy::start_with_referrers_api`], it also gives the registry behind
 //! it the OCI 1.1 referrers API that `docker-registry` 2.8 lacks: manifests pushed through

@@ -84,8 +84,9 @@ pub struct Prior {
     /// The source's root manifest as read while planning (before any platform filter).
     pub manifest: Option<Arc<Manifest>>,
     /// No destination held the tag a moment ago (its tag list lacked it, or a HEAD found
-    /// nothing), so there is nothing to compare with: the copy skips its manifest HEADs (only when it may overwrite, since a tag that
-    /// appeared since would otherwise have to be kept).
+    /// nothing), so there is nothing to compare with: the copy skips its manifest HEADs
+    /// (only when it may overwrite, since a tag that appeared since would otherwise have to
+    /// be kept).
     pub destinations_absent: bool,
     /// Every destination held the image a moment ago: only its artifacts are checked.
     pub destinations_current: bool,

@@ -61,9 +61,8 @@ impl Knowledge {
     /// The tags of `image`'s repository (empty when the repository does not exist), listed
     /// once per [`TAG_LIST_TTL`] however many images ask.
     pub async fn tags(&self, client: &RegistryClient, image: &ImageRef) -> Result<TagSet> {
-        let key = format!("{}/{}", image.registry(), image.repository());
         self.tag_lists
-            .get_or_try_ask(&key, || async {
+            .get_or_try_ask(&repository_key(image), || async {
                 match client.list_tags(image).await {
                     Ok(tags) => Ok(Arc::new(tags.into_iter().collect())),
                     Err(Error::ManifestNotFound { .. }) => Ok(Arc::new(HashSet::new())),
@@ -76,9 +75,8 @@ impl Knowledge {
     /// Take `tags`, just listed for `image`'s repository by someone else (the planner
     /// enumerating a source), as that repository's tags.
     pub fn remember_tags(&self, image: &ImageRef, tags: impl IntoIterator<Item = String>) {
-        let key = format!("{}/{}", image.registry(), image.repository());
         self.tag_lists
-            .put(&key, Arc::new(tags.into_iter().collect()));
+            .put(&repository_key(image), Arc::new(tags.into_iter().collect()));
     }
 
     /// The referrers of `subject` through the API, or `None` when `image`'s registry does
@@ -187,6 +185,11 @@ pub struct Found {
     /// The source's fallback index, when that is where its referrers were listed: copied
     /// as it is to a destination that has none, so its digest is kept too.
     pub source_index: Option<Manifest>,
+}
+
+/// What a tag list is known by: its registry and repository, whoever listed it.
+fn repository_key(image: &ImageRef) -> String {
+    format!("{}/{}", image.registry(), image.repository())
 }
 
 /// A subject's fallback index as a repository holds it (the referrers tag schema's
