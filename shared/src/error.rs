@@ -4,7 +4,7 @@
 //!
 //! Messages never contain credentials: nothing in this module is given a secret.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::digest::Digest;
 use crate::manifest::ManifestError;
@@ -136,6 +136,16 @@ pub enum Error {
         retry_after: Option<Duration>,
     },
 
+    /// The registry's pull quota (manifest reads per window) is spent: nothing to retry
+    /// before `resets_at`.
+    #[error("{at}: the registry's pull quota is spent ({limit} manifest reads per {}); it allows more from {} (in {})", wait_words(*window), httpdate::fmt_http_date(*resets_at), wait_words(resets_at.duration_since(SystemTime::now()).unwrap_or_default()))]
+    QuotaExhausted {
+        at: Location,
+        limit: u64,
+        window: Duration,
+        resets_at: SystemTime,
+    },
+
     #[error("{at}: {op:?} failed: {detail}")]
     Transient {
         at: Location,
@@ -190,6 +200,14 @@ impl Error {
         )
     }
 
+    /// When a spent pull quota allows reads again, for errors that wait for one.
+    pub fn resets_at(&self) -> Option<SystemTime> {
+        match self {
+            Error::QuotaExhausted { resets_at, .. } => Some(*resets_at),
+            _ => None,
+        }
+    }
+
     /// How long the registry asked us to wait, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -209,6 +227,7 @@ impl Error {
             Error::ImmutableTag { .. } => "immutable_tag",
             Error::DigestMismatch { .. } => "digest_mismatch",
             Error::RateLimited { .. } => "rate_limited",
+            Error::QuotaExhausted { .. } => "quota_exhausted",
             Error::Transient { .. } => "transient",
             Error::Protocol { .. } => "protocol",
             Error::Manifest { .. } => "bad_manifest",
@@ -221,6 +240,17 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A wait as people say it: `42s`, `17m`, `5h 12m`.
+pub fn wait_words(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=5999 => format!("{}m", s.div_ceil(60)),
+        _ if s % 3600 < 60 => format!("{}h", s / 3600),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -292,6 +322,30 @@ mod tests {
         ];
         for (e, retryable) in cases {
             assert_eq!(e.is_retryable(), retryable, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_spent_quota_says_when_it_allows_more_and_is_not_retried_in_the_run() {
+        let e = Error::QuotaExhausted {
+            at: at("registry-1.docker.io"),
+            limit: 100,
+            window: Duration::from_secs(21600),
+            resets_at: SystemTime::now() + Duration::from_secs(3 * 3600 + 125),
+        };
+        let t = e.to_string();
+        assert!(t.contains("100 manifest reads per 6h"), "{t}");
+        assert!(t.contains("(in 3h 2m)"), "{t}");
+        assert!(t.contains(" GMT"), "{t}");
+        assert_eq!(e.kind(), "quota_exhausted");
+        assert!(!e.is_retryable());
+        assert!(e.resets_at().is_some());
+    }
+
+    #[test]
+    fn waits_read_as_people_say_them() {
+        for (secs, words) in [(42, "42s"), (600, "10m"), (21600, "6h"), (18720, "5h 12m")] {
+            assert_eq!(wait_words(Duration::from_secs(secs)), words);
         }
     }
 

@@ -193,7 +193,7 @@ impl BlobCopy<'_> {
     ) -> Vec<Result<()>> {
         let policy = self.client.retry_policy();
         let mut results: Vec<Option<Result<()>>> = targets.iter().map(|_| None).collect();
-        let mut attempt = 0;
+        let mut attempts = crate::registry::retry::Attempts::default();
         loop {
             let pending: Vec<usize> = (0..targets.len())
                 .filter(|&i| match &results[i] {
@@ -208,18 +208,20 @@ impl BlobCopy<'_> {
             for (&i, r) in pending.iter().zip(outcomes) {
                 results[i] = Some(r);
             }
-            attempt += 1;
-            let retry: Vec<&Error> = results
+            let Some(retry) = results
                 .iter()
                 .filter_map(|r| r.as_ref()?.as_ref().err())
-                .filter(|e| e.is_retryable())
-                .collect();
-            if retry.is_empty() || attempt >= policy.max_attempts {
+                .find(|e| e.is_retryable())
+            else {
                 break;
+            };
+            let Some(pause) = policy.again(&mut attempts, retry) else {
+                break;
+            };
+            if !pause.is_zero() {
+                tracing::warn!(digest = %self.blob.digest, error = %retry, pause_ms = pause.as_millis() as u64, "retrying blob");
+                tokio::time::sleep(pause).await;
             }
-            let pause = policy.delay(attempt - 1, retry[0]);
-            tracing::warn!(digest = %self.blob.digest, attempt, error = %retry[0], pause_ms = pause.as_millis() as u64, "retrying blob");
-            tokio::time::sleep(pause).await;
         }
         results.into_iter().map(|r| r.expect("attempted")).collect()
     }
@@ -274,8 +276,20 @@ impl BlobCopy<'_> {
             });
             senders.push(Some(tx));
         }
+        // Every registry this blob passes through whose transfers are capped.
+        let mut capped: Vec<Arc<crate::registry::pace::RegistryPace>> = Vec::new();
+        let mut registries: Vec<&str> = vec![self.source.registry()];
+        registries.extend(targets.iter().map(|t| t.registry()));
+        registries.sort_unstable();
+        registries.dedup();
+        for registry in registries {
+            let pace = self.client.pace(registry);
+            if pace.caps_bandwidth() {
+                capped.push(pace);
+            }
+        }
         let (pumped, uploaded) = tokio::join!(
-            self.pump(download, senders),
+            self.pump(download, senders, &capped),
             futures::future::join_all(uploads)
         );
         for (i, r) in uploaded {
@@ -295,9 +309,10 @@ impl BlobCopy<'_> {
         &self,
         download: Result<reqwest::Response>,
         mut senders: Vec<Option<mpsc::Sender<io::Result<Bytes>>>>,
+        capped: &[Arc<crate::registry::pace::RegistryPace>],
     ) -> Result<()> {
         let result = match download {
-            Ok(response) => self.pump_inner(response, &mut senders).await,
+            Ok(response) => self.pump_inner(response, &mut senders, capped).await,
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
@@ -312,6 +327,7 @@ impl BlobCopy<'_> {
         &self,
         response: reqwest::Response,
         senders: &mut [Option<mpsc::Sender<io::Result<Bytes>>>],
+        capped: &[Arc<crate::registry::pace::RegistryPace>],
     ) -> Result<()> {
         let digest = &self.blob.digest;
         let at = Location {
@@ -339,6 +355,11 @@ impl BlobCopy<'_> {
                 ));
             }
             self.progress.advanced(self.source, chunk.len() as u64);
+            // Waiting here holds the source read and every upload to the slowest cap: the
+            // bytes pass through all of them at once.
+            for pace in capped {
+                pace.transfer(chunk.len() as u64).await;
+            }
             if let Some(previous) = held.replace(chunk) {
                 send_all(senders, previous).await;
             }

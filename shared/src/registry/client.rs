@@ -14,6 +14,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
 use super::endpoint::Endpoints;
+use super::pace::{Answer, Limits, RegistryPace, RequestKind};
 use super::response::Failure;
 use super::retry::RetryPolicy;
 use super::session::{without_url, Scope, Session};
@@ -33,6 +34,8 @@ pub struct RegistryOptions {
     /// Longest silence while reading a response; a stalled blob download fails after this.
     pub read_timeout: Duration,
     pub user_agent: String,
+    /// Known rates, concurrency and bandwidth per registry, and the fleet sharing them.
+    pub limits: Limits,
 }
 
 impl Default for RegistryOptions {
@@ -43,6 +46,7 @@ impl Default for RegistryOptions {
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
             user_agent: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+            limits: Limits::default(),
         }
     }
 }
@@ -85,26 +89,30 @@ struct Call<'a> {
     image: &'a ImageRef,
     scopes: Vec<Scope>,
     op: Operation,
+    /// What the registry's pace counts it as.
+    kind: RequestKind,
     reference: &'a str,
 }
 
 impl<'a> Call<'a> {
     /// A read of `image`'s repository.
-    fn pull(image: &'a ImageRef, op: Operation, reference: &'a str) -> Self {
+    fn pull(image: &'a ImageRef, op: Operation, kind: RequestKind, reference: &'a str) -> Self {
         Call {
             image,
             scopes: vec![Scope::pull(image.repository())],
             op,
+            kind,
             reference,
         }
     }
 
     /// A write to `image`'s repository.
-    fn push(image: &'a ImageRef, op: Operation, reference: &'a str) -> Self {
+    fn push(image: &'a ImageRef, op: Operation, kind: RequestKind, reference: &'a str) -> Self {
         Call {
             image,
             scopes: vec![Scope::push(image.repository())],
             op,
+            kind,
             reference,
         }
     }
@@ -172,16 +180,25 @@ impl RegistryClient {
                 Arc::new(Session::new(
                     registry.to_string(),
                     self.options.endpoints.base_url(registry),
+                    &self.options.limits.for_host(registry),
                 ))
             })
             .clone()
     }
 
+    /// The pace of `registry`'s requests and transfers, shared by every image.
+    pub fn pace(&self, registry: &str) -> Arc<RegistryPace> {
+        self.session(registry).pace.clone()
+    }
+
     /// Send a request built by `build`, authenticating as the registry asks. A 401 teaches
     /// the session the scheme (or that its token expired) and the request is sent once more,
     /// if `replayable`; a 401 to basic credentials renews them from their source once (an
-    /// expired ECR token, a rotated secret). Returns the response whatever its status, and
-    /// whether it went out without credentials.
+    /// expired ECR token, a rotated secret). Each request waits for the registry's pace
+    /// first. Returns the response whatever its status, and whether it went out without
+    /// credentials, except a throttle (`429`, `503 Slow Down`) or a refusal for the pull
+    /// quota, which come back as their errors ([`Error::RateLimited`],
+    /// [`Error::QuotaExhausted`]) once the pace has learnt from them.
     async fn send(
         &self,
         call: &Call<'_>,
@@ -201,8 +218,20 @@ impl RegistryClient {
             if let Some(h) = &auth {
                 req = req.header(AUTHORIZATION, h.clone());
             }
+            let ticket = session.pace.admit(call.kind).await;
             let resp = req.send().await.map_err(|e| call.transient(e))?;
-            if resp.status() != StatusCode::UNAUTHORIZED {
+            let status = resp.status();
+            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+            {
+                return Err(self
+                    .refused(call, &session, ticket, resp, credential.is_anonymous())
+                    .await);
+            }
+            ticket.settle(match status.is_server_error() {
+                true => Answer::Other,
+                false => Answer::Done,
+            });
+            if status != StatusCode::UNAUTHORIZED {
                 return Ok((resp, credential.is_anonymous()));
             }
             if auth.is_some() && session.is_basic().await && !credential.is_anonymous() {
@@ -256,6 +285,34 @@ impl RegistryClient {
         }
     }
 
+    /// The error for a `429` or `503`, told to the registry's pace (a throttle) or its
+    /// quota (a manifest GET refused for the pull quota).
+    async fn refused(
+        &self,
+        call: &Call<'_>,
+        session: &Session,
+        ticket: super::pace::Ticket,
+        resp: Response,
+        anonymous: bool,
+    ) -> Error {
+        let headers = resp.headers().clone();
+        let failure = Failure::read(resp).await;
+        if call.kind == RequestKind::ManifestGet && failure.status == StatusCode::TOO_MANY_REQUESTS
+        {
+            if let Some(spent) = session.quota.refused(&headers, &failure.message) {
+                ticket.settle(Answer::Other);
+                tracing::warn!(registry = %call.image.registry(), limit = spent.limit, "pull quota spent; no more manifest reads from this registry until it resets");
+                return quota_error(call.location(), spent);
+            }
+        }
+        let error = failure.into_error(call.location(), call.op, call.reference, anonymous);
+        ticket.settle(match &error {
+            Error::RateLimited { retry_after, .. } => Answer::Throttled(*retry_after),
+            _ => Answer::Other,
+        });
+        error
+    }
+
     async fn fail(&self, call: &Call<'_>, resp: Response, anonymous: bool) -> Error {
         Failure::read(resp)
             .await
@@ -273,7 +330,12 @@ impl RegistryClient {
         image: &ImageRef,
         reference: &str,
     ) -> Result<Option<ManifestHead>> {
-        let call = Call::pull(image, Operation::ReadManifest, reference);
+        let call = Call::pull(
+            image,
+            Operation::ReadManifest,
+            RequestKind::ManifestHead,
+            reference,
+        );
         self.options
             .retry
             .run("HEAD manifest", || async {
@@ -283,6 +345,12 @@ impl RegistryClient {
                             .header(ACCEPT, ACCEPT_MANIFESTS)
                     })
                     .await?;
+                if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
+                    // HEADs are free where GETs are counted, and say how many are left.
+                    self.session(image.registry())
+                        .quota
+                        .observe(resp.headers(), false);
+                }
                 if resp.status() == StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
@@ -294,7 +362,13 @@ impl RegistryClient {
                     Some(digest) => Ok(Some(ManifestHead { digest, media_type })),
                     // Some registries omit the digest on HEAD; only a GET can tell.
                     None => {
-                        let m = self.get_manifest_once(&call).await?;
+                        let get = Call::pull(
+                            image,
+                            Operation::ReadManifest,
+                            RequestKind::ManifestGet,
+                            reference,
+                        );
+                        let m = self.get_manifest_once(&get).await?;
                         Ok(Some(ManifestHead {
                             digest: m.digest,
                             media_type: Some(m.media_type),
@@ -308,7 +382,12 @@ impl RegistryClient {
     /// GET a manifest's exact bytes, verified against the digest asked for (or the one the
     /// registry reports).
     pub async fn get_manifest(&self, image: &ImageRef, reference: &str) -> Result<Manifest> {
-        let call = Call::pull(image, Operation::ReadManifest, reference);
+        let call = Call::pull(
+            image,
+            Operation::ReadManifest,
+            RequestKind::ManifestGet,
+            reference,
+        );
         self.options
             .retry
             .run("GET manifest", || self.get_manifest_once(&call))
@@ -318,12 +397,22 @@ impl RegistryClient {
     async fn get_manifest_once(&self, call: &Call<'_>) -> Result<Manifest> {
         let image = call.image;
         let reference = call.reference;
+        let session = self.session(image.registry());
+        // Held until the answer says what is left of the quota.
+        let _permit = session
+            .quota
+            .admit_get()
+            .await
+            .map_err(|spent| quota_error(call.location(), spent))?;
         let (mut resp, anon) = self
             .send(call, true, |http, base| {
                 http.get(Self::url(base, image, &format!("manifests/{reference}")))
                     .header(ACCEPT, ACCEPT_MANIFESTS)
             })
             .await?;
+        if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
+            session.quota.observe(resp.headers(), true);
+        }
         if !resp.status().is_success() {
             return Err(self.fail(call, resp, anon).await);
         }
@@ -379,7 +468,12 @@ impl RegistryClient {
         reference: &str,
         manifest: &Manifest,
     ) -> Result<()> {
-        let call = Call::push(image, Operation::PushManifest, reference);
+        let call = Call::push(
+            image,
+            Operation::PushManifest,
+            RequestKind::ManifestPut,
+            reference,
+        );
         self.options
             .retry
             .run("PUT manifest", || async {
@@ -411,7 +505,12 @@ impl RegistryClient {
     /// Whether the repository has the blob.
     pub async fn blob_exists(&self, image: &ImageRef, digest: &Digest) -> Result<bool> {
         let reference = digest.as_str();
-        let call = Call::pull(image, Operation::CheckBlob, reference);
+        let call = Call::pull(
+            image,
+            Operation::CheckBlob,
+            RequestKind::BlobHead,
+            reference,
+        );
         self.options
             .retry
             .run("HEAD blob", || async {
@@ -433,7 +532,7 @@ impl RegistryClient {
     /// cannot be resumed here).
     pub async fn get_blob(&self, image: &ImageRef, digest: &Digest) -> Result<Response> {
         let reference = digest.as_str();
-        let call = Call::pull(image, Operation::ReadBlob, reference);
+        let call = Call::pull(image, Operation::ReadBlob, RequestKind::BlobGet, reference);
         let (resp, anon) = self
             .send(&call, true, |http, base| {
                 http.get(Self::url(base, image, &format!("blobs/{reference}")))
@@ -466,6 +565,7 @@ impl RegistryClient {
             image,
             scopes,
             op,
+            kind: RequestKind::UploadStart,
             reference: "",
         };
         self.options
@@ -516,7 +616,12 @@ impl RegistryClient {
         size: u64,
         body: reqwest::Body,
     ) -> Result<()> {
-        let call = Call::push(image, Operation::UploadBlob, digest.as_str());
+        let call = Call::push(
+            image,
+            Operation::UploadBlob,
+            RequestKind::UploadFinish,
+            digest.as_str(),
+        );
         let mut url = session_url.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let mut body = Some(body);
@@ -547,7 +652,12 @@ impl RegistryClient {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Option<Vec<serde_json::Value>>> {
-        let call = Call::pull(image, Operation::ListReferrers, subject.as_str());
+        let call = Call::pull(
+            image,
+            Operation::ListReferrers,
+            RequestKind::List,
+            subject.as_str(),
+        );
         let mut path = format!("v2/{}/referrers/{subject}", image.repository());
         if let Some(t) = artifact_type {
             path.push_str("?artifactType=");
@@ -593,7 +703,7 @@ impl RegistryClient {
 
     /// Every tag of `image`'s repository, following `Link` pagination.
     pub async fn list_tags(&self, image: &ImageRef) -> Result<Vec<String>> {
-        let call = Call::pull(image, Operation::ListTags, "tags/list");
+        let call = Call::pull(image, Operation::ListTags, RequestKind::List, "tags/list");
         let first = format!("v2/{}/tags/list?n=1000", image.repository());
         self.list_pages(&call, first, "tag list", |page: TagList| {
             page.tags.unwrap_or_default()
@@ -611,7 +721,7 @@ impl RegistryClient {
     /// Whether `image`'s repository holds any tag, from one page of at most one tag (the full
     /// list may take many pages). A repository that does not exist holds none.
     pub async fn has_tags(&self, image: &ImageRef) -> Result<bool> {
-        let call = Call::pull(image, Operation::ListTags, "tags/list");
+        let call = Call::pull(image, Operation::ListTags, RequestKind::List, "tags/list");
         let path = format!("v2/{}/tags/list?n=1", image.repository());
         match self.fetch_page::<TagList>(&call, &path, "tag list").await {
             Ok((page, _)) => Ok(page.tags.is_some_and(|t| !t.is_empty())),
@@ -637,6 +747,7 @@ impl RegistryClient {
             image: &anchor,
             scopes: vec![Scope::catalog()],
             op: Operation::ListRepositories,
+            kind: RequestKind::List,
             reference: "_catalog",
         };
         self.list_pages(
@@ -699,6 +810,15 @@ impl RegistryClient {
             detail: format!("{what} is not JSON: {}", without_url(&e)),
         })?;
         Ok((page, next))
+    }
+}
+
+fn quota_error(at: Location, spent: super::quota::Spent) -> Error {
+    Error::QuotaExhausted {
+        at,
+        limit: spent.limit,
+        window: spent.window,
+        resets_at: spent.resets_at,
     }
 }
 

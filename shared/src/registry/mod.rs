@@ -11,11 +11,14 @@
 
 mod client;
 pub mod endpoint;
+pub mod pace;
+pub mod quota;
 mod response;
 pub mod retry;
 mod session;
 
 pub use client::{ManifestHead, RegistryClient, RegistryOptions, UploadStart};
 pub use endpoint::Endpoints;
+pub use pace::{Limits, RegistryLimits, RequestKind};
 pub use retry::RetryPolicy;
 pub use session::Scope;

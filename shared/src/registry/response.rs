@@ -162,6 +162,13 @@ impl Failure {
                 at,
                 retry_after: self.retry_after,
             },
+            // Storage behind a registry (S3) asking for fewer requests: load, not a fault.
+            503 if self.code.eq_ignore_ascii_case("SlowDown") || lower.contains("slow down") => {
+                Error::RateLimited {
+                    at,
+                    retry_after: self.retry_after,
+                }
+            }
             408 | 500..=599 => Error::Transient {
                 at,
                 op,
@@ -220,6 +227,8 @@ mod tests {
             (failure(400, "TAG_INVALID", "bad tag"), Operation::PushManifest, false, "protocol"),
             (failure(429, "TOOMANYREQUESTS", ""), Operation::ReadManifest, false, "rate_limited"),
             (failure(503, "", ""), Operation::ReadBlob, false, "transient"),
+            (failure(503, "SlowDown", "Please reduce your request rate."), Operation::UploadBlob, false, "rate_limited"),
+            (failure(503, "", "Slow Down"), Operation::ReadBlob, false, "rate_limited"),
             (failure(400, "DIGEST_INVALID", ""), Operation::UploadBlob, false, "transient"),
             (failure(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"), Operation::UploadBlob, false, "transient"),
             (failure(404, "", ""), Operation::UploadBlob, false, "transient"),

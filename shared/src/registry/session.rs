@@ -60,6 +60,10 @@ pub(crate) struct Session {
     scheme: Mutex<Scheme>,
     credential: Mutex<Option<(Credential, Instant)>>,
     tokens: Mutex<HashMap<Vec<Scope>, CachedToken>>,
+    /// How fast requests may go to this registry ([`super::pace`]).
+    pub pace: std::sync::Arc<super::pace::RegistryPace>,
+    /// What the registry said of its pull quota ([`super::quota`]).
+    pub quota: super::quota::Quota,
 }
 
 #[derive(Deserialize)]
@@ -73,13 +77,15 @@ struct TokenReply {
 }
 
 impl Session {
-    pub fn new(registry: String, base: Url) -> Self {
+    pub fn new(registry: String, base: Url, limits: &super::pace::RegistryLimits) -> Self {
         Session {
             registry,
             base,
             scheme: Mutex::new(Scheme::Unknown),
             credential: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            pace: super::pace::RegistryPace::new(limits),
+            quota: super::quota::Quota::default(),
         }
     }
 

@@ -1,0 +1,326 @@
+//! Pull quotas: registries that count manifest reads (Docker Hub: 100 GETs per 6 hours per
+//! address without an account, HEADs free) and say so in `ratelimit-limit: 100;w=21600` and
+//! `ratelimit-remaining: 76;w=21600` headers on manifest answers, GET and HEAD alike.
+//!
+//! A quota is spent in hours and comes back in hours, so there is nothing to retry: the
+//! question is only how not to waste it. Per registry this keeps what the last answer said
+//! and lets a manifest GET go only while the quota has room for it and for the GETs already
+//! in flight, so that a spent quota costs at most those in flight. Once spent, GETs fail at
+//! once with [`crate::Error::QuotaExhausted`], naming when the window allows more, without
+//! asking; a later answer (a free HEAD) that shows room again reopens it. Until a registry
+//! has answered once, its GETs go one at a time: the first answer tells whether it meters.
+//!
+//! Registries that send no such headers are unmetered here; their `429`s are load, paced
+//! by [`super::pace`].
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
+use tokio::sync::Notify;
+
+/// What a registry said of its quota in one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaHeaders {
+    pub limit: u64,
+    pub remaining: u64,
+    pub window: Duration,
+    /// `ratelimit-reset` (seconds until the window resets), where a registry sends it.
+    pub reset_in: Option<Duration>,
+}
+
+impl QuotaHeaders {
+    /// The quota headers of an answer, if it has them.
+    pub fn parse(headers: &HeaderMap) -> Option<QuotaHeaders> {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let (limit, limit_window) = count_and_window(get("ratelimit-limit")?)?;
+        let (remaining, remaining_window) = count_and_window(get("ratelimit-remaining")?)?;
+        let window = remaining_window.or(limit_window)?;
+        let reset_in = get("ratelimit-reset")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Some(QuotaHeaders {
+            limit,
+            remaining,
+            window,
+            reset_in,
+        })
+    }
+}
+
+/// `100;w=21600` → (100, 6 h). The count alone (no window) is read, the window left unknown.
+fn count_and_window(value: &str) -> Option<(u64, Option<Duration>)> {
+    let mut parts = value.split(';');
+    let count = parts.next()?.trim().parse().ok()?;
+    let window = parts
+        .filter_map(|p| p.trim().strip_prefix("w="))
+        .find_map(|w| w.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    Some((count, window))
+}
+
+/// Why a manifest GET may not go: the quota is spent until `resets_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spent {
+    pub limit: u64,
+    pub window: Duration,
+    pub resets_at: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Metering {
+    /// No answer yet.
+    Unknown,
+    Unmetered,
+    Metered {
+        limit: u64,
+        remaining: u64,
+        window: Duration,
+    },
+}
+
+struct State {
+    metering: Metering,
+    spent: Option<Spent>,
+    gets_in_flight: usize,
+}
+
+pub struct Quota {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+/// A manifest GET's place under the quota; freed when dropped.
+pub struct GetPermit<'a> {
+    quota: &'a Quota,
+}
+
+impl Drop for GetPermit<'_> {
+    fn drop(&mut self) {
+        self.quota
+            .state
+            .lock()
+            .expect("quota poisoned")
+            .gets_in_flight -= 1;
+        self.quota.changed.notify_waiters();
+    }
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            state: Mutex::new(State {
+                metering: Metering::Unknown,
+                spent: None,
+                gets_in_flight: 0,
+            }),
+            changed: Notify::new(),
+        }
+    }
+}
+
+impl Quota {
+    /// Wait for room for one more manifest GET, or say the quota is spent.
+    pub async fn admit_get(&self) -> Result<GetPermit<'_>, Spent> {
+        loop {
+            let changed = self.changed.notified();
+            {
+                let mut s = self.state.lock().expect("quota poisoned");
+                if let Some(spent) = s.spent {
+                    if SystemTime::now() < spent.resets_at {
+                        return Err(spent);
+                    }
+                    // The window has passed: the next answer says how much it allows.
+                    s.spent = None;
+                    s.metering = Metering::Unknown;
+                }
+                let room = match s.metering {
+                    Metering::Unmetered => true,
+                    Metering::Unknown => s.gets_in_flight == 0,
+                    Metering::Metered { remaining, .. } => (s.gets_in_flight as u64) < remaining,
+                };
+                if room {
+                    s.gets_in_flight += 1;
+                    return Ok(GetPermit { quota: self });
+                }
+                if let Metering::Metered { limit, window, .. } = s.metering {
+                    if s.gets_in_flight == 0 {
+                        let spent = Spent {
+                            limit,
+                            window,
+                            resets_at: SystemTime::now() + window,
+                        };
+                        s.spent = Some(spent);
+                        return Err(spent);
+                    }
+                }
+            }
+            // A GET in flight will say how much is left.
+            changed.await;
+        }
+    }
+
+    /// Learn from an answer to a manifest request (GET or HEAD). `was_get` answers without
+    /// the headers that a GET had to count on leave the count one lower.
+    pub fn observe(&self, headers: &HeaderMap, was_get: bool) {
+        let mut s = self.state.lock().expect("quota poisoned");
+        match QuotaHeaders::parse(headers) {
+            Some(q) => {
+                s.metering = Metering::Metered {
+                    limit: q.limit,
+                    remaining: q.remaining,
+                    window: q.window,
+                };
+                if q.remaining > 0 {
+                    s.spent = None;
+                } else {
+                    s.spent = Some(Spent {
+                        limit: q.limit,
+                        window: q.window,
+                        resets_at: SystemTime::now() + q.reset_in.unwrap_or(q.window),
+                    });
+                }
+            }
+            None => match &mut s.metering {
+                Metering::Unknown => s.metering = Metering::Unmetered,
+                Metering::Metered { remaining, .. } if was_get => {
+                    *remaining = remaining.saturating_sub(1)
+                }
+                _ => {}
+            },
+        }
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
+    /// A manifest GET was refused with `429`: whether that was the quota (the registry
+    /// meters, or the answer says so), and if so until when.
+    pub fn refused(&self, headers: &HeaderMap, message: &str) -> Option<Spent> {
+        let told = QuotaHeaders::parse(headers);
+        let mut s = self.state.lock().expect("quota poisoned");
+        let (limit, window, reset_in) = match (told, s.metering) {
+            (Some(q), _) => (q.limit, q.window, q.reset_in),
+            (None, Metering::Metered { limit, window, .. }) => (limit, window, None),
+            (None, _) if message.to_ascii_lowercase().contains("pull rate limit") => {
+                // Docker Hub's wording, from an answer without the headers: its anonymous
+                // quota is the one documented.
+                (100, Duration::from_secs(6 * 3600), None)
+            }
+            _ => return None,
+        };
+        let spent = Spent {
+            limit,
+            window,
+            resets_at: SystemTime::now() + reset_in.unwrap_or(window),
+        };
+        s.metering = Metering::Metered {
+            limit,
+            remaining: 0,
+            window,
+        };
+        s.spent = Some(spent);
+        drop(s);
+        self.changed.notify_waiters();
+        Some(spent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn docker_hub(remaining: u64) -> HeaderMap {
+        headers(&[
+            ("ratelimit-limit", "100;w=21600"),
+            ("ratelimit-remaining", &format!("{remaining};w=21600")),
+        ])
+    }
+
+    #[test]
+    fn reads_docker_hub_headers() {
+        assert_eq!(
+            QuotaHeaders::parse(&docker_hub(76)),
+            Some(QuotaHeaders {
+                limit: 100,
+                remaining: 76,
+                window: Duration::from_secs(21600),
+                reset_in: None,
+            })
+        );
+        let with_reset = headers(&[
+            ("ratelimit-limit", "12;w=60"),
+            ("ratelimit-remaining", "3"),
+            ("ratelimit-reset", "17"),
+        ]);
+        let q = QuotaHeaders::parse(&with_reset).unwrap();
+        assert_eq!(
+            (q.remaining, q.window, q.reset_in),
+            (3, Duration::from_secs(60), Some(Duration::from_secs(17)))
+        );
+        for bad in [
+            headers(&[]),
+            headers(&[("ratelimit-limit", "100;w=21600")]),
+            headers(&[("ratelimit-limit", "many"), ("ratelimit-remaining", "1")]),
+            // No window anywhere: nothing to say when it resets.
+            headers(&[("ratelimit-limit", "100"), ("ratelimit-remaining", "1")]),
+        ] {
+            assert_eq!(QuotaHeaders::parse(&bad), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn gets_go_one_at_a_time_until_the_registry_has_answered() {
+        let quota = Quota::default();
+        let first = quota.admit_get().await.unwrap();
+        let second = tokio::time::timeout(Duration::from_millis(50), quota.admit_get()).await;
+        assert!(second.is_err(), "waits for the first answer");
+        quota.observe(&HeaderMap::new(), true);
+        drop(first);
+        // Unmetered: any number at once.
+        let _a = quota.admit_get().await.unwrap();
+        let _b = quota.admit_get().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_more_gets_go_than_the_quota_has_room_for() {
+        let quota = Quota::default();
+        quota.observe(&docker_hub(2), false);
+        let a = quota.admit_get().await.unwrap();
+        let b = quota.admit_get().await.unwrap();
+        let third = tokio::time::timeout(Duration::from_millis(50), quota.admit_get()).await;
+        assert!(third.is_err(), "two left, two in flight: the third waits");
+        quota.observe(&docker_hub(1), true);
+        drop(a);
+        quota.observe(&docker_hub(0), true);
+        drop(b);
+        let spent = quota.admit_get().await.err().expect("spent");
+        assert_eq!(spent.limit, 100);
+        let wait = spent.resets_at.duration_since(SystemTime::now()).unwrap();
+        assert!(wait > Duration::from_secs(21000), "{wait:?}");
+        // A free HEAD later shows room again.
+        quota.observe(&docker_hub(5), false);
+        assert!(quota.admit_get().await.is_ok());
+    }
+
+    #[test]
+    fn a_429_is_the_quota_only_where_the_registry_meters() {
+        let quota = Quota::default();
+        assert_eq!(quota.refused(&HeaderMap::new(), "Rate exceeded"), None);
+        let spent = quota
+            .refused(&HeaderMap::new(), "You have reached your pull rate limit.")
+            .unwrap();
+        assert_eq!(spent.limit, 100);
+        let metered = Quota::default();
+        metered.observe(&docker_hub(9), false);
+        let spent = metered.refused(&HeaderMap::new(), "").unwrap();
+        assert_eq!(spent.window, Duration::from_secs(21600));
+    }
+}
