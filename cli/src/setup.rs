@@ -47,7 +47,7 @@ impl ConfigArgs {
     pub async fn services(&self, config: SyncConfig) -> Result<Services> {
         let aws = Arc::new(AwsClients::from_environment());
         let endpoints = self.endpoints.endpoints()?;
-        Services::build(config, aws, endpoints, true)
+        Services::build(config, aws, endpoints, true, 1)
             .await
             .context("setting up registry access")
     }

@@ -12,7 +12,7 @@ use crate::aws::AwsClients;
 use crate::config::{CredentialSpec, SyncConfig};
 use crate::copy::CopyOptions;
 use crate::error::Result;
-use crate::registry::{Endpoints, RegistryClient, RegistryOptions};
+use crate::registry::{Endpoints, Limits, RegistryClient, RegistryOptions};
 
 /// Environment variables the functions read, in one place.
 pub mod env {
@@ -31,6 +31,9 @@ pub mod env {
     /// The copy queue's `maxReceiveCount` (its redrive policy), so the copier knows a
     /// record's last delivery.
     pub const COPY_MAX_RECEIVES: &str = "FERRY_COPY_MAX_RECEIVES";
+    /// How many copier invocations may run at once (the template's
+    /// `CopierMaxConcurrency`): each paces to its share of a registry's configured rates.
+    pub const FLEET_SIZE: &str = "FERRY_FLEET_SIZE";
 }
 
 pub struct Services {
@@ -44,11 +47,13 @@ impl Services {
     /// outside the file (flags, `FERRY_REGISTRY_ENDPOINTS`); the file's
     /// `insecure_registries` are added to it. With `local_auth_files`, the user's docker
     /// and containers auth files are consulted too (the CLI; not the functions).
+    /// `fleet_size` processes share the registries' configured rates (1 for the CLI).
     pub async fn build(
         config: SyncConfig,
         aws: Arc<AwsClients>,
         mut endpoints: Endpoints,
         local_auth_files: bool,
+        fleet_size: u32,
     ) -> Result<Services> {
         for host in &config.insecure_registries {
             endpoints = endpoints.insecure_host(host);
@@ -76,8 +81,16 @@ impl Services {
         }
         let mut options = RegistryOptions {
             endpoints,
+            limits: Limits {
+                registries: config.registries.clone(),
+                fleet_size,
+                ..Limits::default()
+            },
             ..RegistryOptions::default()
         };
+        if let Some(s) = config.defaults.throttle_patience_seconds {
+            options.retry.throttle_patience = std::time::Duration::from_secs(s as u64);
+        }
         if let Some(n) = config.defaults.request_attempts {
             options.retry.max_attempts = n.min(100) as u32;
         }
@@ -137,7 +150,8 @@ pub async fn services_from_environment(
 ) -> std::result::Result<Services, String> {
     let config = config_from_environment(&aws).await?;
     let endpoints = endpoints_from_environment()?;
-    Services::build(config, aws, endpoints, false)
+    let fleet_size = fleet_size_from_environment()?;
+    Services::build(config, aws, endpoints, false, fleet_size)
         .await
         .map_err(|e| e.to_string())
 }
@@ -164,6 +178,24 @@ pub fn endpoints_from_environment() -> std::result::Result<Endpoints, String> {
     }
 }
 
+/// How many processes share the registries' limits, from `FERRY_FLEET_SIZE` (1 if unset).
+pub fn fleet_size_from_environment() -> std::result::Result<u32, String> {
+    parse_fleet_size(std::env::var(env::FLEET_SIZE).ok().as_deref())
+}
+
+fn parse_fleet_size(value: Option<&str>) -> std::result::Result<u32, String> {
+    match value {
+        None | Some("") => Ok(1),
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "{} must be a whole number of at least 1 (the copier's maximum concurrency), not {text:?}",
+                env::FLEET_SIZE
+            )),
+        },
+    }
+}
+
 /// The copy queue's `maxReceiveCount` from `FERRY_COPY_MAX_RECEIVES`, if set.
 pub fn max_receives_from_environment() -> std::result::Result<Option<u32>, String> {
     parse_max_receives(std::env::var(env::COPY_MAX_RECEIVES).ok().as_deref())
@@ -185,6 +217,16 @@ fn parse_max_receives(value: Option<&str>) -> std::result::Result<Option<u32>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fleet_size_defaults_to_one_and_is_checked() {
+        assert_eq!(parse_fleet_size(None), Ok(1));
+        assert_eq!(parse_fleet_size(Some("10")), Ok(10));
+        for bad in ["ten", "0", "-2"] {
+            let e = parse_fleet_size(Some(bad)).unwrap_err();
+            assert!(e.contains("FERRY_FLEET_SIZE"), "{e}");
+        }
+    }
 
     #[test]
     fn max_receives_is_optional_and_checked() {

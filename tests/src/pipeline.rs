@@ -61,7 +61,7 @@ impl LocalPipeline {
         let config = SyncConfig::parse(config)
             .unwrap_or_else(|e| panic!("configuration: {e}"))
             .with_home(Some(ACCOUNT.into()), Some(REGION.into()));
-        let build = || Services::build(config.clone(), aws.clone(), endpoints.clone(), false);
+        let build = || Services::build(config.clone(), aws.clone(), endpoints.clone(), false, 1);
         let planner = PlannerHandler {
             services: build().await.expect("planner services"),
             copy_queue: SqsQueue::new(sqs.clone(), &copy_url),

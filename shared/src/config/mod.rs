@@ -8,7 +8,7 @@
 
 mod raw;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use crate::auth::ecr::EcrHost;
@@ -18,6 +18,7 @@ use crate::manifest::Platform;
 use crate::mapping::{SplitTag, Target, Vars};
 use crate::reference::{ImageRef, REPOSITORY_NAME};
 use crate::referrers::Selection;
+use crate::registry::{RegistryLimits, RequestKind};
 use raw::*;
 
 pub const VERSION: u32 = 1;
@@ -52,6 +53,8 @@ pub struct SyncConfig {
     pub defaults: Defaults,
     pub credentials: Vec<(String, CredentialSpec)>,
     pub insecure_registries: Vec<String>,
+    /// Registry host → what the configuration says it allows.
+    pub registries: HashMap<String, RegistryLimits>,
     pub sources: Vec<Source>,
 }
 
@@ -72,6 +75,8 @@ pub struct Defaults {
     pub request_attempts: Option<usize>,
     /// Seconds of silence after which a registry response is given up on (and retried).
     pub read_timeout_seconds: Option<usize>,
+    /// Seconds one request may go on being throttled before its image fails `rate_limited`.
+    pub throttle_patience_seconds: Option<usize>,
     /// Which signatures, attestations, SBOMs and referrers follow each image (default all).
     pub referrers: Selection,
 }
@@ -239,6 +244,10 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
         mount_probe_max_bytes: d.mount_probe_max_bytes,
         request_attempts: positive(d.request_attempts, "defaults.request_attempts")?,
         read_timeout_seconds: positive(d.read_timeout_seconds, "defaults.read_timeout_seconds")?,
+        throttle_patience_seconds: positive(
+            d.throttle_patience_seconds,
+            "defaults.throttle_patience_seconds",
+        )?,
         referrers: referrers(d.referrers, "defaults.referrers")?,
     };
     let mut credentials = Vec::new();
@@ -262,6 +271,17 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
             };
         credentials.push((normalize_host(&host), spec));
     }
+    let mut registries = HashMap::new();
+    for (host, limits) in raw.registries {
+        let path = format!("registries.{host}");
+        if host.trim().is_empty() || host.contains('/') {
+            return Err(err(
+                path,
+                "must be a registry host such as registry-1.docker.io or 127.0.0.1:5000",
+            ));
+        }
+        registries.insert(normalize_host(&host), registry_limits(limits, &path)?);
+    }
     if raw.sources.is_empty() {
         return Err(err("sources", "at least one source is needed"));
     }
@@ -284,8 +304,73 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
         defaults,
         credentials,
         insecure_registries: raw.insecure_registries,
+        registries,
         sources,
     })
+}
+
+fn registry_limits(raw: RawRegistryLimits, path: &str) -> Result<RegistryLimits, ConfigError> {
+    let mut requests_per_second = BTreeMap::new();
+    for (name, rate) in raw.requests_per_second {
+        let at = format!("{path}.requests_per_second.{name}");
+        let kind = RequestKind::from_name(&name).ok_or_else(|| {
+            let known: Vec<&str> = RequestKind::ALL.iter().map(|k| k.name()).collect();
+            err(
+                &at,
+                format!("unknown kind of request; one of {}", known.join(", ")),
+            )
+        })?;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(err(
+                at,
+                "must be a number of requests a second above 0 (0.5 is one every two seconds)",
+            ));
+        }
+        requests_per_second.insert(kind, rate);
+    }
+    let bytes_per_second = match raw.bytes_per_second {
+        None => None,
+        Some(b) => Some(byte_count(&b).map_err(|e| err(format!("{path}.bytes_per_second"), e))?),
+    };
+    Ok(RegistryLimits {
+        requests_per_second,
+        concurrency: positive(raw.concurrency, &format!("{path}.concurrency"))?,
+        bytes_per_second,
+    })
+}
+
+/// `52428800`, `"50MiB"`, `"20 MB"` → bytes. Units: B, KB/MB/GB (powers of 1000) and
+/// KiB/MiB/GiB (powers of 1024).
+fn byte_count(value: &RawBytes) -> Result<u64, String> {
+    const EXPECTED: &str = "expected bytes a second: a number, or one with a unit such as 50MiB or 20MB (B, KB, MB, GB, KiB, MiB, GiB)";
+    let n = match value {
+        RawBytes::Number(n) => *n,
+        RawBytes::Text(text) => {
+            let text = text.trim();
+            let split = text
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(text.len());
+            let (number, unit) = text.split_at(split);
+            let number: f64 = number.parse().map_err(|_| EXPECTED.to_string())?;
+            let scale: f64 = match unit.trim() {
+                "" | "B" => 1.0,
+                "KB" | "kB" => 1e3,
+                "MB" => 1e6,
+                "GB" => 1e9,
+                "KiB" => 1024.0,
+                "MiB" => 1024.0 * 1024.0,
+                "GiB" => 1024.0 * 1024.0 * 1024.0,
+                _ => return Err(EXPECTED.into()),
+            };
+            (number * scale) as u64
+        }
+    };
+    if n < 1024 {
+        return Err(format!(
+            "{n} bytes a second is too little to move an image; {EXPECTED}"
+        ));
+    }
+    Ok(n)
 }
 
 fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source, ConfigError> {

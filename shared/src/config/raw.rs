@@ -18,7 +18,29 @@ pub struct RawConfig {
     /// Hosts reached over plain HTTP.
     #[serde(default)]
     pub insecure_registries: Vec<String>,
+    /// Registry host → its known limits.
+    #[serde(default)]
+    pub registries: BTreeMap<String, RawRegistryLimits>,
     pub sources: Vec<RawSource>,
+}
+
+/// What a registry allows: `requests_per_second` by kind of request, `concurrency`, and
+/// `bytes_per_second` (a number of bytes, or a string such as `50MiB` or `20MB`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistryLimits {
+    #[serde(default)]
+    pub requests_per_second: BTreeMap<String, f64>,
+    pub concurrency: Option<usize>,
+    pub bytes_per_second: Option<RawBytes>,
+}
+
+/// A byte count: `52428800`, or `"50MiB"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawBytes {
+    Number(u64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +56,7 @@ pub struct RawDefaults {
     pub mount_probe_max_bytes: Option<u64>,
     pub request_attempts: Option<usize>,
     pub read_timeout_seconds: Option<usize>,
+    pub throttle_patience_seconds: Option<usize>,
     /// `all`, `none`, or kinds: `sig,sbom` or a list.
     pub referrers: Option<RawReferrers>,
 }

@@ -283,3 +283,93 @@ fn copy_settings_come_from_defaults_over_the_engines_own() {
         (9, 3, 0)
     );
 }
+
+#[test]
+fn registry_limits_parse_with_units() {
+    let c = SyncConfig::parse(
+        r#"
+version: 1
+defaults:
+  throttle_patience_seconds: 60
+registries:
+  registry-1.docker.io:
+    requests_per_second: {manifest_get: 0.5}
+  "123456789012.dkr.ecr.eu-west-1.amazonaws.com":
+    requests_per_second: {manifest_put: 8, upload_start: 50}
+    concurrency: 32
+    bytes_per_second: 50MiB
+  127.0.0.1:5000:
+    bytes_per_second: 2000000
+sources:
+  - images: [alpine:3.20]
+    destinations: [{target: "127.0.0.1:5000/alpine"}]
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.defaults.throttle_patience_seconds, Some(60));
+    let ecr = &c.registries["123456789012.dkr.ecr.eu-west-1.amazonaws.com"];
+    assert_eq!(
+        ecr.requests_per_second.get(&RequestKind::ManifestPut),
+        Some(&8.0)
+    );
+    assert_eq!(ecr.concurrency, Some(32));
+    assert_eq!(ecr.bytes_per_second, Some(50 * 1024 * 1024));
+    assert_eq!(
+        c.registries["127.0.0.1:5000"].bytes_per_second,
+        Some(2_000_000)
+    );
+    assert_eq!(
+        // Docker Hub's hosts are one registry, as in credentials.
+        c.registries["docker.io"].requests_per_second[&RequestKind::ManifestGet],
+        0.5
+    );
+}
+
+#[test]
+fn bad_registry_limits_name_the_field() {
+    let cases = [
+        (
+            "r.io: {requests_per_second: {manifest_puts: 5}}",
+            "registries.r.io.requests_per_second.manifest_puts",
+            "one of manifest_head, manifest_get, manifest_put",
+        ),
+        (
+            "r.io: {requests_per_second: {manifest_put: 0}}",
+            "registries.r.io.requests_per_second.manifest_put",
+            "above 0",
+        ),
+        (
+            "r.io: {bytes_per_second: 50 parsecs}",
+            "registries.r.io.bytes_per_second",
+            "50MiB",
+        ),
+        (
+            "r.io: {bytes_per_second: 10}",
+            "registries.r.io.bytes_per_second",
+            "too little",
+        ),
+        (
+            "r.io: {concurrency: 0}",
+            "registries.r.io.concurrency",
+            "at least 1",
+        ),
+        (
+            "r.io: {rate: 5}",
+            "registries.r.io.rate",
+            "unknown field `rate`",
+        ),
+        (
+            "r.io/app: {concurrency: 2}",
+            "registries.r.io/app",
+            "registry host",
+        ),
+    ];
+    for (yaml, path, words) in cases {
+        let text = format!(
+            "version: 1\nregistries:\n  {yaml}\nsources:\n  - images: [alpine:3.20]\n    destinations: [{{target: \"127.0.0.1:5000/alpine\"}}]\n"
+        );
+        let e = SyncConfig::parse(&text).unwrap_err();
+        assert_eq!(e.path, path, "{yaml}: {e}");
+        assert!(e.to_string().contains(words), "{yaml}: {e}");
+    }
+}

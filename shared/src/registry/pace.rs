@@ -153,7 +153,11 @@ impl Limits {
     /// This process's limits for `host`: configured over built-in, rates and bandwidth
     /// divided among the fleet.
     pub fn for_host(&self, host: &str) -> RegistryLimits {
-        let configured = self.registries.get(host).cloned().unwrap_or_default();
+        let configured = self
+            .registries
+            .get(&crate::auth::normalize_host(host))
+            .cloned()
+            .unwrap_or_default();
         let mut limits = configured.over(RegistryLimits::builtin(host));
         let fleet = self.fleet_size.max(1);
         for rate in limits.requests_per_second.values_mut() {
