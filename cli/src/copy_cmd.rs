@@ -80,6 +80,9 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode> {
             }
         }
         eprintln!("{}", output::summary(&run));
+        for line in output::quota_lines(&run) {
+            eprintln!("{line}");
+        }
     }
     Ok(if run.success() {
         ExitCode::SUCCESS

@@ -131,6 +131,30 @@ pub fn summary(run: &RunReport) -> String {
     )
 }
 
+/// One line per registry whose spent pull quota images wait for: how many, until when,
+/// and what to do.
+pub fn quota_lines(run: &RunReport) -> Vec<String> {
+    let now = std::time::SystemTime::now();
+    run.waiting_for_quota
+        .iter()
+        .map(|w| {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(w.quota.resets_at);
+            let wait = at.duration_since(now).unwrap_or_default();
+            format!(
+                "{} {} for the pull quota of {} ({} manifest reads per {}), spent until {} (in {}): run the same command again then to copy {}",
+                w.images,
+                if w.images == 1 { "image waits" } else { "images wait" },
+                w.quota.registry,
+                w.quota.limit,
+                ferry::error::wait_words(std::time::Duration::from_secs(w.quota.window_seconds)),
+                httpdate::fmt_http_date(at),
+                ferry::error::wait_words(wait),
+                if w.images == 1 { "it" } else { "them" },
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

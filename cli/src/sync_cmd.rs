@@ -126,7 +126,12 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
             }
         }
         eprintln!("{}", output::summary(&run));
-        if failed {
+        let quota = output::quota_lines(&run);
+        for line in &quota {
+            eprintln!("{line}");
+        }
+        let waiting: u64 = run.waiting_for_quota.iter().map(|w| w.images).sum();
+        if failed && waiting < run.failed {
             eprintln!("re-run the same command to retry what failed; what was copied stays copied");
         }
     }

@@ -44,6 +44,7 @@ impl JobError {
                 kind: "bad_message",
                 message: e.to_string(),
                 retryable: false,
+                quota: None,
             },
             JobError::Prepare(e) => ErrorInfo::from(e),
         };

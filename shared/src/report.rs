@@ -23,14 +23,46 @@ pub struct ErrorInfo {
     pub kind: &'static str,
     pub message: String,
     pub retryable: bool,
+    /// For `quota_exhausted`: whose quota, and when it allows more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaWait>,
+}
+
+/// A registry's spent pull quota that an image waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotaWait {
+    pub registry: String,
+    /// Manifest reads allowed per window.
+    pub limit: u64,
+    pub window_seconds: u64,
+    /// When the window allows more, in seconds since the Unix epoch.
+    pub resets_at: u64,
 }
 
 impl From<&Error> for ErrorInfo {
     fn from(e: &Error) -> Self {
+        let quota = match e {
+            Error::QuotaExhausted {
+                at,
+                limit,
+                window,
+                resets_at,
+            } => Some(QuotaWait {
+                registry: at.registry.clone(),
+                limit: *limit,
+                window_seconds: window.as_secs(),
+                resets_at: resets_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs(),
+            }),
+            _ => None,
+        };
         ErrorInfo {
             kind: e.kind(),
             message: e.to_string(),
             retryable: e.is_retryable(),
+            quota,
         }
     }
 }
@@ -101,19 +133,33 @@ impl ImageReport {
             })
     }
 
+    /// Every error of this image: its own, its destinations', its artifacts'.
+    fn errors(&self) -> impl Iterator<Item = &ErrorInfo> {
+        self.error
+            .iter()
+            .chain(self.destinations.iter().filter_map(|d| d.error.as_ref()))
+            .chain(
+                self.artifacts
+                    .iter()
+                    .flat_map(|a| a.destinations.iter().filter_map(|d| d.error.as_ref())),
+            )
+    }
+
     /// Whether every failure of this image may succeed when tried again.
     pub fn retryable(&self) -> bool {
-        self.status == Status::Failed
-            && self
-                .error
-                .iter()
-                .chain(self.destinations.iter().filter_map(|d| d.error.as_ref()))
-                .chain(
-                    self.artifacts
-                        .iter()
-                        .flat_map(|a| a.destinations.iter().filter_map(|d| d.error.as_ref())),
-                )
-                .all(|e| e.retryable)
+        self.status == Status::Failed && self.errors().all(|e| e.retryable)
+    }
+
+    /// The spent pull quota this failed image waits for, if every failure of it is one
+    /// that waiting for it, or retrying, can cure: the latest-resetting such quota.
+    pub fn waits_for_quota(&self) -> Option<&QuotaWait> {
+        if self.status != Status::Failed || !self.errors().all(|e| e.retryable || e.quota.is_some())
+        {
+            return None;
+        }
+        self.errors()
+            .filter_map(|e| e.quota.as_ref())
+            .max_by_key(|q| q.resets_at)
     }
 }
 
@@ -126,12 +172,16 @@ pub struct RunReport {
     pub failed: u64,
     pub bytes_uploaded: u64,
     pub duration_ms: u64,
+    /// Failed images that wait for a registry's spent pull quota, by registry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for_quota: Vec<QuotaWaiting>,
 }
 
 impl RunReport {
     pub fn from_images(images: Vec<ImageReport>, duration_ms: u64) -> Self {
         let count = |s| images.iter().filter(|i| i.status == s).count() as u64;
         RunReport {
+            waiting_for_quota: waiting_for_quota(&images),
             copied: count(Status::Copied),
             up_to_date: count(Status::UpToDate),
             kept: count(Status::Kept),
@@ -145,4 +195,30 @@ impl RunReport {
     pub fn success(&self) -> bool {
         self.failed == 0
     }
+}
+
+/// The images that wait for a spent pull quota, by registry.
+fn waiting_for_quota(images: &[ImageReport]) -> Vec<QuotaWaiting> {
+    let mut by_registry: std::collections::BTreeMap<&str, QuotaWaiting> = Default::default();
+    for wait in images.iter().filter_map(ImageReport::waits_for_quota) {
+        let entry = by_registry
+            .entry(&wait.registry)
+            .or_insert_with(|| QuotaWaiting {
+                quota: wait.clone(),
+                images: 0,
+            });
+        entry.images += 1;
+        if wait.resets_at > entry.quota.resets_at {
+            entry.quota = wait.clone();
+        }
+    }
+    by_registry.into_values().collect()
+}
+
+/// How many images of a run wait for one registry's pull quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotaWaiting {
+    #[serde(flatten)]
+    pub quota: QuotaWait,
+    pub images: u64,
 }

@@ -8,6 +8,7 @@ pub mod cargo;
 pub mod fixtures;
 pub mod moto;
 pub mod pipeline;
+pub mod production;
 pub mod proxy;
 pub mod registry;
 pub mod sqs;
@@ -36,6 +37,30 @@ pub fn serve(
             })
             .await
             .ok();
+    });
+}
+
+/// [`serve`], with each request knowing the address of the connection it came on (for a
+/// proxy that treats a connection's first request apart).
+pub fn serve_with_peers(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = shutdown.await;
+        })
+        .await
+        .ok();
     });
 }
 

@@ -13,6 +13,9 @@
 //! `GET /v2/<name>/referrers/<digest>` (with `artifactType` filtering), as a registry that
 //! implements the API does.
 //!
+//! Given a [`Production`], it also plays the registries users really meet: write rates,
+//! a Docker Hub style pull quota, and distance ([`crate::production`]).
+//!
 //! The proxy forwards the client's `Host` header, so the URLs the registry builds (upload
 //! `Location`s) point back at the proxy and every follow-up request passes through it too.
 
@@ -27,6 +30,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use futures::StreamExt;
+
+use crate::production::{Op, Production, Refused, Shaper, Verdict};
 
 /// The request method type rules match on, re-exported so tests need not name axum.
 pub use axum::http::Method as HttpMethod;
@@ -111,6 +116,8 @@ struct Inner {
     /// (repository, subject digest) → descriptors of its referrers, when the proxy serves
     /// the referrers API.
     referrers: Option<Mutex<ReferrerIndex>>,
+    /// Production behaviours, when given.
+    shaper: Mutex<Option<Arc<Shaper>>>,
 }
 
 type ReferrerIndex = std::collections::HashMap<(String, String), Vec<serde_json::Value>>;
@@ -156,10 +163,11 @@ impl FaultProxy {
                 .build()
                 .unwrap(),
             referrers: referrers_api.then(Default::default),
+            shaper: Mutex::new(None),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        crate::serve(listener, app, rx);
+        crate::serve_with_peers(listener, app, rx);
         FaultProxy {
             addr,
             inner,
@@ -189,6 +197,23 @@ impl FaultProxy {
             action,
             remaining: times,
         });
+    }
+
+    /// Behave as a production registry does from now on (replacing earlier behaviours and
+    /// their counts).
+    pub fn production(&self, settings: Production) {
+        *self.inner.shaper.lock().unwrap() = Some(Arc::new(Shaper::new(settings)));
+    }
+
+    /// What the production behaviours refused so far.
+    pub fn refused(&self) -> Refused {
+        self.inner
+            .shaper
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|s| s.refused())
+            .unwrap_or_default()
     }
 
     /// Every request so far, in arrival order.
@@ -243,8 +268,35 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         .map(|p| p.to_string())
         .unwrap_or_default();
     let headers = request.headers().clone();
+    let shaper = inner.shaper.lock().unwrap().clone();
+    let mut added = Vec::new();
+    if let Some(shaper) = shaper {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        tokio::time::sleep(shaper.delay(peer)).await;
+        match shaper.judge(Op::of(&method, &path)) {
+            Verdict::Forward(extra) => added = extra,
+            Verdict::Refuse {
+                headers: extra,
+                body,
+            } => {
+                // Read what the client sends first: a refusal before an upload's body is
+                // read reaches the client as a reset, not as the answer.
+                let _ = axum::body::to_bytes(request.into_body(), usize::MAX).await;
+                let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+                add_headers(&mut response, &extra);
+                response
+                    .headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                inner.record(method, path, &headers, at, 429);
+                return response;
+            }
+        }
+    }
     let action = inner.take_action(&method, &path, &headers);
-    let response = match action {
+    let mut response = match action {
         Some(Action::Respond {
             status,
             headers: extra,
@@ -323,8 +375,18 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         None if inner.referrers.is_some() => referrers_api(&inner, request).await,
         None => forward(&inner, request).await,
     };
+    add_headers(&mut response, &added);
     inner.record(method, path, &headers, at, response.status().as_u16());
     response
+}
+
+fn add_headers(response: &mut Response, headers: &[(String, String)]) {
+    for (k, v) in headers {
+        response.headers_mut().insert(
+            HeaderName::try_from(k.as_str()).unwrap(),
+            HeaderValue::try_from(v.as_str()).unwrap(),
+        );
+    }
 }
 
 /// The referrers API over the registry: list referrers, index manifests pushed with a

@@ -519,8 +519,21 @@ impl<'a> Planner<'a> {
         // The source tag's HEAD, when one is asked: its media type tells whether a current
         // image's platform manifests need their artifacts checked too.
         let mut source_head = None;
-        let digest = match &tag.digest {
-            Some(d) => d.parse().map_err(|_| Error::Protocol {
+        if tag.digest.is_none() && all_missing && by_tag && self.may_prefetch() {
+            match self.registry.get_manifest(&base, &tag.name).await {
+                Ok(m) => {
+                    self.prefetched.fetch_add(m.raw.len(), Ordering::Relaxed);
+                    manifest = Some(Arc::new(m));
+                }
+                Err(Error::ManifestNotFound { .. }) => return Ok(out.disappeared(&base)),
+                // The source's pull quota is spent: a HEAD, which it does not count, pins
+                // the digest, and the copy reports the image as waiting for the quota.
+                Err(Error::QuotaExhausted { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let digest = match (&tag.digest, &manifest) {
+            (Some(d), _) => d.parse().map_err(|_| Error::Protocol {
                 at: crate::error::Location {
                     registry: host.to_string(),
                     repository: repository.to_string(),
@@ -528,19 +541,8 @@ impl<'a> Planner<'a> {
                 op: crate::error::Operation::ListTags,
                 detail: format!("listing gave {d:?}, which is not a digest"),
             })?,
-            None if all_missing && by_tag && self.may_prefetch() => {
-                match self.registry.get_manifest(&base, &tag.name).await {
-                    Ok(m) => {
-                        self.prefetched.fetch_add(m.raw.len(), Ordering::Relaxed);
-                        let digest = m.digest.clone();
-                        manifest = Some(Arc::new(m));
-                        digest
-                    }
-                    Err(Error::ManifestNotFound { .. }) => return Ok(out.disappeared(&base)),
-                    Err(e) => return Err(e),
-                }
-            }
-            None => match self.registry.head_manifest(&base, &tag.name).await? {
+            (None, Some(m)) => m.digest.clone(),
+            (None, None) => match self.registry.head_manifest(&base, &tag.name).await? {
                 Some(head) => {
                     let digest = head.digest.clone();
                     source_head = Some(head);
