@@ -504,3 +504,149 @@ async fn sync_copies_a_planned_repository_while_the_next_is_still_planned() {
         assert_eq!(listings, 1, "{repository}: {seen:#?}");
     }
 }
+
+/// `count` small single-platform images, spread over repositories `r0`, `r1`, `r2`.
+async fn small_images(src: &DockerRegistry, count: usize) -> Vec<(String, String, Pushed)> {
+    let mut images = Vec::new();
+    for i in 0..count {
+        let (repo, tag) = (format!("r{}", i % 3), format!("1.{i}"));
+        let pushed = src
+            .seeder()
+            .push_image(&repo, &tag, Style::Oci, &[400], 300 + i as u64)
+            .await;
+        images.push((repo, tag, pushed));
+    }
+    images
+}
+
+/// A configuration that mirrors repositories r0–r2 of `src` to `dst`.
+fn mirror_config(src: &str, dst: &str) -> String {
+    format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{src}\", repositories: [r0, r1, r2]}}\n    destinations: [{{target: \"{dst}/{{repo}}\"}}]\n"
+    )
+}
+
+async fn assert_mirrored(dst: &DockerRegistry, images: &[(String, String, Pushed)]) {
+    for (repo, tag, pushed) in images {
+        let (raw, _, digest) = dst
+            .seeder()
+            .manifest(repo, tag)
+            .await
+            .unwrap_or_else(|| panic!("{repo}:{tag} was not copied"));
+        assert_eq!((raw, digest), (pushed.raw.clone(), pushed.digest.clone()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_that_caps_writes_slows_the_sync_down_and_loses_no_image() {
+    use ferry_testbed::production::{Op, Production};
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let images = small_images(&src, 30).await;
+    let dst_proxy = FaultProxy::start(&dst.url()).await;
+    // ECR's shape, scaled down: few manifest PUTs a second, more upload starts, and 429
+    // without Retry-After past either.
+    dst_proxy.production(
+        Production::default()
+            .rate(Op::ManifestPut, 5.0)
+            .rate(Op::UploadStart, 20.0),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let ferry_with = configured(home.path(), &mirror_config(&src.host(), &dst_proxy.host()));
+    let out = run(ferry_with(&["sync", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["copied"].as_u64(), Some(30), "{report}");
+    assert_mirrored(&dst, &images).await;
+    // The pace learnt the limits from the first refusals instead of meeting them again
+    // and again (unpaced, most of the PUTs are refused).
+    let refused = dst_proxy.refused();
+    let puts = dst_proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == HttpMethod::PUT && s.path.contains("/manifests/"))
+        .count();
+    assert!(
+        refused.of(Op::ManifestPut) <= 6,
+        "{refused:?} of {puts} manifest PUTs"
+    );
+    assert!(refused.of(Op::UploadStart) <= 6, "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_pull_quota_waits_for_its_window_and_the_next_windows_finish_the_job() {
+    use ferry_testbed::production::Production;
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let images = small_images(&src, 30).await;
+    let src_proxy = FaultProxy::start(&src.url()).await;
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(4);
+    src_proxy.production(Production::default().pull_quota(12, WINDOW));
+    let home = tempfile::tempdir().unwrap();
+    let ferry_with = configured(home.path(), &mirror_config(&src_proxy.host(), &dst.host()));
+
+    // First window: as many images as the quota allows; the rest wait for it.
+    let out = run(ferry_with(&["sync", "--json"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["copied"].as_u64(), Some(12), "{report}");
+    assert_eq!(report["failed"].as_u64(), Some(18), "{report}");
+    let waiting = &report["waiting_for_quota"][0];
+    assert_eq!(waiting["registry"], src_proxy.host().as_str(), "{report}");
+    assert_eq!(waiting["images"].as_u64(), Some(18), "{report}");
+    assert_eq!(waiting["limit"].as_u64(), Some(12), "{report}");
+    let failure = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["status"] == "failed")
+        .unwrap();
+    assert_eq!(failure["error"]["kind"], "quota_exhausted", "{failure}");
+    let refused_first = src_proxy.refused().quota;
+    assert!(refused_first <= 4, "{refused_first} GETs refused");
+
+    // Second window: twelve more, and the summary says what waits and until when.
+    tokio::time::sleep(WINDOW + std::time::Duration::from_millis(300)).await;
+    let out = run(ferry_with(&["sync"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("12 copied, 12 up to date"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr.contains(&format!(
+            "6 images wait for the pull quota of {} (12 manifest reads per 4s)",
+            src_proxy.host()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(!stderr.contains("planning"), "{}", text(&out));
+
+    // Third: the last six.
+    tokio::time::sleep(WINDOW + std::time::Duration::from_millis(300)).await;
+    let out = run(ferry_with(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_mirrored(&dst, &images).await;
+    let refused = src_proxy.refused().quota;
+    assert!(refused <= 12, "{refused} GETs refused over three runs");
+    // A plan spends none of the quota.
+    let gets_before = manifest_gets(&src_proxy);
+    let out = run(ferry_with(&["plan", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        manifest_gets(&src_proxy),
+        gets_before,
+        "plan sent manifest GETs"
+    );
+}
+
+fn manifest_gets(proxy: &FaultProxy) -> usize {
+    proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == HttpMethod::GET && s.path.contains("/manifests/"))
+        .count()
+}

@@ -5,11 +5,12 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use common::*;
 use ferry::auth::Credential;
+use ferry::registry::{Limits, RegistryLimits, RegistryOptions, RetryPolicy};
 use ferry::report::Status;
 use ferry_testbed::fixtures::Style;
 use ferry_testbed::proxy::{on, Action, FaultProxy};
@@ -56,7 +57,7 @@ async fn rate_limited_requests_wait_for_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rate_limit_that_outlasts_the_retries_fails_the_image_as_retryable() {
+async fn a_registry_that_throttles_past_the_patience_fails_the_image_as_rate_limited() {
     let src = DockerRegistry::start(Auth::None);
     let dst = DockerRegistry::start(Auth::None);
     src.seeder()
@@ -65,15 +66,24 @@ async fn rate_limit_that_outlasts_the_retries_fails_the_image_as_retryable() {
     let proxy = FaultProxy::start(&src.url()).await;
     proxy.rule(
         on(Method::HEAD, "/manifests/"),
-        Action::Respond {
-            status: 429,
-            headers: vec![("Retry-After".into(), "0".into())],
-            body: String::new(),
-        },
+        Action::registry_error(429, "TOOMANYREQUESTS", "Rate exceeded"),
         None,
     );
+    let patience = Duration::from_secs(2);
+    let client = client_with_options(
+        &[],
+        RegistryOptions {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                throttle_patience: patience,
+                ..RetryPolicy::default()
+            },
+            ..RegistryOptions::default()
+        },
+    );
+    let started = Instant::now();
     let report = copy_one(
-        client_with_attempts(&[], 3),
+        client,
         &format!("{}/app:1", proxy.host()),
         &format!("{}/app:1", dst.host()),
     )
@@ -82,8 +92,62 @@ async fn rate_limit_that_outlasts_the_retries_fails_the_image_as_retryable() {
     let error = report.first_error().unwrap();
     assert_eq!(error.kind, "rate_limited", "{error:?}");
     assert!(error.retryable);
-    assert_eq!(proxy.seen().len(), 3, "bounded by the retry policy");
+    // Throttles are not failed attempts: more tries than the two attempts allow, each
+    // slower than the last, until one request has been throttled for its patience.
+    let tries = proxy.seen();
+    assert!((3..=4).contains(&tries.len()), "{tries:#?}");
+    for pair in tries.windows(3) {
+        assert!(
+            pair[2].at - pair[1].at > pair[1].at - pair[0].at,
+            "{tries:#?}"
+        );
+    }
+    assert!(started.elapsed() >= patience);
     assert!(dst.seeder().tags("app").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bandwidth_cap_holds_a_large_blob_near_its_rate() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let size = 6 << 20;
+    let pushed = src
+        .seeder()
+        .push_image("app", "1", Style::Oci, &[size], 7)
+        .await;
+    let cap = 2 << 20;
+    let limits = Limits {
+        registries: [(
+            dst.host(),
+            RegistryLimits {
+                bytes_per_second: Some(cap),
+                ..RegistryLimits::default()
+            },
+        )]
+        .into(),
+        ..Limits::default()
+    };
+    let client = client_with_options(
+        &[],
+        RegistryOptions {
+            limits,
+            ..RegistryOptions::default()
+        },
+    );
+    let started = Instant::now();
+    let report = copy_one(
+        client,
+        &format!("{}/app:1", src.host()),
+        &format!("{}/app:1", dst.host()),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(report.status, Status::Copied, "{report:?}");
+    assert_eq!(report.digest.as_deref(), Some(pushed.digest.as_str()));
+    // 6 MiB at 2 MiB/s, the first second's worth at once: about 2 s. Uncapped, loopback
+    // moves it in a fraction of that.
+    assert!(took >= Duration::from_millis(1800), "took {took:?}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -339,6 +339,7 @@ impl RegistryClient {
         self.options
             .retry
             .run("HEAD manifest", || async {
+                let sent_at = std::time::Instant::now();
                 let (resp, anon) = self
                     .send(&call, true, |http, base| {
                         http.head(Self::url(base, image, &format!("manifests/{reference}")))
@@ -349,7 +350,7 @@ impl RegistryClient {
                     // HEADs are free where GETs are counted, and say how many are left.
                     self.session(image.registry())
                         .quota
-                        .observe(resp.headers(), false);
+                        .observe(resp.headers(), false, sent_at);
                 }
                 if resp.status() == StatusCode::NOT_FOUND {
                     return Ok(None);
@@ -404,6 +405,7 @@ impl RegistryClient {
             .admit_get()
             .await
             .map_err(|spent| quota_error(call.location(), spent))?;
+        let sent_at = std::time::Instant::now();
         let (mut resp, anon) = self
             .send(call, true, |http, base| {
                 http.get(Self::url(base, image, &format!("manifests/{reference}")))
@@ -411,7 +413,7 @@ impl RegistryClient {
             })
             .await?;
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
-            session.quota.observe(resp.headers(), true);
+            session.quota.observe(resp.headers(), true, sent_at);
         }
         if !resp.status().is_success() {
             return Err(self.fail(call, resp, anon).await);

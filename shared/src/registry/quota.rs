@@ -5,16 +5,18 @@
 //! A quota is spent in hours and comes back in hours, so there is nothing to retry: the
 //! question is only how not to waste it. Per registry this keeps what the last answer said
 //! and lets a manifest GET go only while the quota has room for it and for the GETs already
-//! in flight, so that a spent quota costs at most those in flight. Once spent, GETs fail at
-//! once with [`crate::Error::QuotaExhausted`], naming when the window allows more, without
-//! asking; a later answer (a free HEAD) that shows room again reopens it. Until a registry
-//! has answered once, its GETs go one at a time: the first answer tells whether it meters.
+//! in flight, so that a spent quota costs at most those in flight. Answers come back out of
+//! order, each telling what was left when the registry counted it: more room than the
+//! count kept is believed only from a request sent after that count was learnt (the window
+//! turned); from one sent before, it is old news. Once spent, GETs fail at once with [`crate::Error::QuotaExhausted`], naming
+//! when the window allows more, without asking, until then. Until a registry has answered
+//! once, its GETs go one at a time: the first answer tells whether it meters.
 //!
 //! Registries that send no such headers are unmetered here; their `429`s are load, paced
 //! by [`super::pace`].
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::HeaderMap;
 use tokio::sync::Notify;
@@ -81,6 +83,8 @@ enum Metering {
 
 struct State {
     metering: Metering,
+    /// When the count of what is left was last learnt.
+    learnt_at: Instant,
     spent: Option<Spent>,
     gets_in_flight: usize,
 }
@@ -111,6 +115,7 @@ impl Default for Quota {
         Quota {
             state: Mutex::new(State {
                 metering: Metering::Unknown,
+                learnt_at: Instant::now(),
                 spent: None,
                 gets_in_flight: 0,
             }),
@@ -160,20 +165,32 @@ impl Quota {
         }
     }
 
-    /// Learn from an answer to a manifest request (GET or HEAD). `was_get` answers without
-    /// the headers that a GET had to count on leave the count one lower.
-    pub fn observe(&self, headers: &HeaderMap, was_get: bool) {
+    /// Learn from an answer to a manifest request (GET or HEAD) sent at `sent_at`. A GET's
+    /// answer without the headers leaves the count one lower.
+    pub fn observe(&self, headers: &HeaderMap, was_get: bool, sent_at: Instant) {
         let mut s = self.state.lock().expect("quota poisoned");
         match QuotaHeaders::parse(headers) {
+            // Spent stays spent until the window is over: late answers from before are no
+            // news, and asking again early only burns requests.
+            Some(_) if s.spent.is_some() => {}
             Some(q) => {
+                let remaining = match s.metering {
+                    Metering::Metered { remaining, .. }
+                        if q.remaining > remaining && sent_at < s.learnt_at =>
+                    {
+                        remaining
+                    }
+                    _ => {
+                        s.learnt_at = Instant::now();
+                        q.remaining
+                    }
+                };
                 s.metering = Metering::Metered {
                     limit: q.limit,
-                    remaining: q.remaining,
+                    remaining,
                     window: q.window,
                 };
-                if q.remaining > 0 {
-                    s.spent = None;
-                } else {
+                if remaining == 0 {
                     s.spent = Some(Spent {
                         limit: q.limit,
                         window: q.window,
@@ -282,7 +299,7 @@ mod tests {
         let first = quota.admit_get().await.unwrap();
         let second = tokio::time::timeout(Duration::from_millis(50), quota.admit_get()).await;
         assert!(second.is_err(), "waits for the first answer");
-        quota.observe(&HeaderMap::new(), true);
+        quota.observe(&HeaderMap::new(), true, Instant::now());
         drop(first);
         // Unmetered: any number at once.
         let _a = quota.admit_get().await.unwrap();
@@ -292,21 +309,54 @@ mod tests {
     #[tokio::test]
     async fn no_more_gets_go_than_the_quota_has_room_for() {
         let quota = Quota::default();
-        quota.observe(&docker_hub(2), false);
+        quota.observe(&docker_hub(2), false, Instant::now());
         let a = quota.admit_get().await.unwrap();
         let b = quota.admit_get().await.unwrap();
         let third = tokio::time::timeout(Duration::from_millis(50), quota.admit_get()).await;
         assert!(third.is_err(), "two left, two in flight: the third waits");
-        quota.observe(&docker_hub(1), true);
+        quota.observe(&docker_hub(1), true, Instant::now());
         drop(a);
-        quota.observe(&docker_hub(0), true);
+        quota.observe(&docker_hub(0), true, Instant::now());
         drop(b);
         let spent = quota.admit_get().await.err().expect("spent");
         assert_eq!(spent.limit, 100);
         let wait = spent.resets_at.duration_since(SystemTime::now()).unwrap();
         assert!(wait > Duration::from_secs(21000), "{wait:?}");
-        // A free HEAD later shows room again.
-        quota.observe(&docker_hub(5), false);
+        // A late answer from before it was spent does not reopen it.
+        quota.observe(&docker_hub(1), true, Instant::now());
+        assert!(quota.admit_get().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn late_answers_do_not_raise_the_count_but_a_new_window_does() {
+        let quota = Quota::default();
+        let short = |remaining: u64| {
+            headers(&[
+                ("ratelimit-limit", "10;w=1"),
+                ("ratelimit-remaining", &format!("{remaining};w=1")),
+            ])
+        };
+        let early = Instant::now();
+        quota.observe(&short(4), true, Instant::now());
+        // Sent before the answer above, answered after it.
+        quota.observe(&short(5), true, early);
+        let held: Vec<_> = futures::future::join_all((0..4).map(|_| quota.admit_get()))
+            .await
+            .into_iter()
+            .map(|p| p.unwrap())
+            .collect();
+        let fifth = tokio::time::timeout(Duration::from_millis(50), quota.admit_get()).await;
+        assert!(fifth.is_err(), "four left, four in flight");
+        drop(held);
+        // More room, from a request sent since: the window turned.
+        quota.observe(&short(9), false, Instant::now());
+        let many = futures::future::join_all((0..9).map(|_| quota.admit_get())).await;
+        assert!(many.iter().all(|p| p.is_ok()));
+        drop(many);
+        quota.observe(&short(0), true, Instant::now());
+        assert!(quota.admit_get().await.is_err(), "spent");
+        // Once the window has passed, the next GET asks again.
+        std::thread::sleep(Duration::from_millis(1100));
         assert!(quota.admit_get().await.is_ok());
     }
 
@@ -319,7 +369,7 @@ mod tests {
             .unwrap();
         assert_eq!(spent.limit, 100);
         let metered = Quota::default();
-        metered.observe(&docker_hub(9), false);
+        metered.observe(&docker_hub(9), false, Instant::now());
         let spent = metered.refused(&HeaderMap::new(), "").unwrap();
         assert_eq!(spent.window, Duration::from_secs(21600));
     }

@@ -18,18 +18,31 @@ pub fn client_with(creds: &[(&str, Credential)]) -> Arc<RegistryClient> {
 
 /// A client that tries each request up to `attempts` times, 10 ms apart at first.
 pub fn client_with_attempts(creds: &[(&str, Credential)], attempts: u32) -> Arc<RegistryClient> {
+    client_with_options(
+        creds,
+        RegistryOptions {
+            retry: RetryPolicy {
+                max_attempts: attempts,
+                base_delay: std::time::Duration::from_millis(10),
+                ..RetryPolicy::default()
+            },
+            ..RegistryOptions::default()
+        },
+    )
+}
+
+/// A client with these options, over plain HTTP to loopback.
+pub fn client_with_options(
+    creds: &[(&str, Credential)],
+    options: RegistryOptions,
+) -> Arc<RegistryClient> {
     let mut store = CredentialStore::anonymous();
     for (host, c) in creds {
         store.insert(host, c.clone());
     }
     let options = RegistryOptions {
         endpoints: Endpoints::new().insecure_loopback(true),
-        retry: RetryPolicy {
-            max_attempts: attempts,
-            base_delay: std::time::Duration::from_millis(10),
-            ..RetryPolicy::default()
-        },
-        ..RegistryOptions::default()
+        ..options
     };
     Arc::new(RegistryClient::new(options, store).unwrap())
 }
