@@ -64,9 +64,15 @@ pub async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Batch {
     let mut records = Vec::new();
     let mut handles = Vec::new();
     for m in out.messages() {
-        let attributes: Option<HashMap<String, String>> = m.message_attributes().map(|a| {
+        // As Lambda hands them over: name → {stringValue, dataType}.
+        let attributes: Option<HashMap<String, Value>> = m.message_attributes().map(|a| {
             a.iter()
-                .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string()))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        json!({"stringValue": v.string_value(), "dataType": v.data_type()}),
+                    )
+                })
                 .collect()
         });
         records.push(json!({

@@ -197,7 +197,7 @@ sources:
                 .unwrap();
             let tag = rest.split('@').next().unwrap();
             let attribute = |k: &str| {
-                record["messageAttributes"][k]
+                record["messageAttributes"][k]["stringValue"]
                     .as_str()
                     .unwrap_or_else(|| panic!("dead letter without {k}: {record}"))
                     .to_string()

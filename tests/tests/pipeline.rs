@@ -239,11 +239,11 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
         .iter()
         .map(|r| {
             (
-                r["messageAttributes"]["ferry-error-kind"]
+                r["messageAttributes"]["ferry-error-kind"]["stringValue"]
                     .as_str()
                     .unwrap()
                     .to_string(),
-                r["messageAttributes"]["ferry-error"]
+                r["messageAttributes"]["ferry-error"]["stringValue"]
                     .as_str()
                     .unwrap()
                     .to_string(),
@@ -501,4 +501,133 @@ sources:
     assert!(sqs::settle(&p.sqs, &p.copy_url, &batch, &response)
         .await
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_waiting_for_a_pull_quota_are_parked_not_dead_lettered() {
+    use ferry_testbed::production::Production;
+    use ferry_testbed::proxy::FaultProxy;
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let mut images = Vec::new();
+    for i in 0..5 {
+        let tag = format!("1.{i}");
+        let p = src
+            .seeder()
+            .push_image("app", &tag, Style::Oci, &[500], 90 + i as u64)
+            .await;
+        images.push((tag, p));
+    }
+    let hub = FaultProxy::start(&src.url()).await;
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
+    hub.production(Production::default().pull_quota(2, WINDOW));
+    let config = format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+        hub.host(),
+        dst.host()
+    );
+    let mut p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
+    // Every delivery is the last allowed one: a job that waited by being redelivered would
+    // be dead-lettered on it.
+    p.copier.max_receives = Some(1);
+    let gets = |proxy: &FaultProxy| {
+        proxy
+            .seen()
+            .iter()
+            .filter(|s| s.method == axum::http::Method::GET && s.path.contains("/manifests/"))
+            .count()
+    };
+
+    let planned = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(planned["messages_sent"], 5, "{planned}");
+    assert_eq!(gets(&hub), 0, "the planner spends none of the quota");
+
+    // Each window copies what its quota allows; the rest wait, parked, for the next.
+    let mut copied = Vec::new();
+    for window in 0..3 {
+        let drained = p.drain_copies().await;
+        assert!(drained.failed.is_empty(), "window {window}: {drained:?}");
+        let mut now = Vec::new();
+        for (tag, pushed) in &images {
+            if let Some((raw, _, _)) = dst.seeder().manifest("app", tag).await {
+                assert_eq!(raw, pushed.raw, "{tag}");
+                now.push(tag.clone());
+            }
+        }
+        copied.push(now.len());
+        assert!(
+            p.receive(&p.dlq_url).await.is_empty(),
+            "window {window}: dead letters"
+        );
+        if now.len() == images.len() {
+            break;
+        }
+        tokio::time::sleep(WINDOW + std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(copied, [2, 4, 5], "images copied after each window");
+    assert!(hub.refused().quota <= 3, "{:?}", hub.refused());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_parked_for_longer_than_one_delay_waits_again_without_asking_a_registry() {
+    let moto = MotoServer::start();
+    let config = "version: 1\nsources:\n  - images: [\"127.0.0.1:9/app:1\"]\n    destinations: [{target: \"127.0.0.1:9/app\"}]\n";
+    let p = LocalPipeline::start(
+        &moto,
+        config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(2 * 3600);
+    let epoch = until
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    // Port 9 (discard) has no registry: any request to it would fail the job.
+    let job = json!({"version": 1, "kind": "copy",
+        "source": "127.0.0.1:9/app:1", "destinations": [{"reference": "127.0.0.1:9/app:1"}]});
+    p.sqs
+        .send_message()
+        .queue_url(&p.copy_url)
+        .message_body(job.to_string())
+        .message_attributes(
+            ferry::handler::copier::PARKED_UNTIL,
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("Number")
+                .string_value(&epoch)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let drained = p.drain_copies().await;
+    assert_eq!(drained.records, 1);
+    assert!(drained.failed.is_empty(), "{drained:?}");
+    assert!(p.receive(&p.dlq_url).await.is_empty());
+    // Sent again, delayed as long as SQS allows, keeping its time.
+    let attributes = p
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&p.copy_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed = attributes
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        })
+        .cloned();
+    assert_eq!(delayed.as_deref(), Some("1"));
 }

@@ -10,7 +10,15 @@
 //!   attributes, and deleted — retrying it would only burn time. If that send fails, the
 //!   record is retried instead, so nothing is lost either way;
 //! - a retryable failure on the queue's last allowed delivery: the same, with kind
-//!   `retries_exhausted` and the last failure as the reason.
+//!   `retries_exhausted` and the last failure as the reason;
+//! - an image that waits for a registry's spent pull quota (hours, where the visibility
+//!   back-off is minutes): parked. It is sent again to the copy queue as a new message,
+//!   delayed until the quota's window allows (SQS delays at most 15 minutes, so a longer
+//!   wait takes several hops, each a message that a copier re-parks without asking any
+//!   registry), and deleted. A new message starts with no receives: parking never counts
+//!   towards the queue's `maxReceiveCount`, and never sends an image to the dead-letter
+//!   queue. If the send fails, the record stays invisible for the wait instead (up to 12
+//!   hours), which costs it one receive.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +52,15 @@ pub struct CopierHandler {
     pub emit_metrics: bool,
 }
 
+/// The message attribute a parked job carries: when (seconds since the Unix epoch) it may
+/// be tried again.
+pub const PARKED_UNTIL: &str = "ferry-parked-until";
+
+/// The longest delay SQS gives a message it is sent.
+const MAX_DELAY: Duration = Duration::from_secs(900);
+/// The longest visibility timeout SQS allows.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
 /// One SQS record, as the handler needs it.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -51,12 +68,22 @@ pub struct Record {
     pub body: String,
     pub receipt_handle: String,
     pub receive_count: u32,
+    /// For a parked job, when it may be tried again.
+    pub parked_until: Option<SystemTime>,
 }
 
 enum Outcome {
     Done(Vec<ImageReport>),
     Retry(String),
-    Permanent { kind: String, reason: String },
+    /// Waits for a spent pull quota until then.
+    Park {
+        until: SystemTime,
+        reason: String,
+    },
+    Permanent {
+        kind: String,
+        reason: String,
+    },
 }
 
 impl CopierHandler {
@@ -112,6 +139,13 @@ impl CopierHandler {
     }
 
     async fn record(&self, record: &Record) -> (BatchOutcome, Vec<ImageReport>) {
+        // A parked job delivered before its time (a wait longer than one delay) goes back
+        // to wait the rest, without a registry request.
+        if let Some(until) = record.parked_until {
+            if until > SystemTime::now() + Duration::from_secs(1) {
+                return (self.park(record, until).await, Vec::new());
+            }
+        }
         match self.process(&record.body).await {
             Outcome::Done(reports) => {
                 for r in &reports {
@@ -131,7 +165,47 @@ impl CopierHandler {
                 self.back_off(record).await;
                 (BatchOutcome::Retry, Vec::new())
             }
+            Outcome::Park { until, reason } => {
+                tracing::warn!(message_id = %record.message_id, %reason, parked_until = %httpdate::fmt_http_date(until), "waiting for a pull quota; parked");
+                (self.park(record, until).await, Vec::new())
+            }
             Outcome::Permanent { kind, reason } => self.give_up(record, &kind, &reason).await,
+        }
+    }
+
+    /// Have `record` delivered again once `until` has come, as a new message (see the
+    /// module comment); failing that, by hiding this one until then.
+    async fn park(&self, record: &Record, until: SystemTime) -> BatchOutcome {
+        let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+        let Some(url) = &self.queue_url else {
+            return BatchOutcome::Retry;
+        };
+        let epoch = until
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .to_string();
+        let attribute = MessageAttributeValue::builder()
+            .data_type("Number")
+            .string_value(epoch)
+            .build()
+            .expect("type and value are set");
+        let sent = self
+            .sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(&record.body)
+            .delay_seconds(wait.min(MAX_DELAY).as_secs() as i32)
+            .message_attributes(PARKED_UNTIL, attribute)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => BatchOutcome::Done,
+            Err(e) => {
+                tracing::warn!(message_id = %record.message_id, error = %crate::aws::describe(&e), "could not park by sending again; hiding the message for the wait instead");
+                self.hide(record, wait.min(MAX_VISIBILITY)).await;
+                BatchOutcome::Retry
+            }
         }
     }
 
@@ -198,6 +272,8 @@ impl CopierHandler {
             .join("; ");
         if failed.iter().all(|r| r.retryable()) {
             Outcome::Retry(reason)
+        } else if let Some(until) = parked_until(&failed) {
+            Outcome::Park { until, reason }
         } else {
             let kind = failed
                 .iter()
@@ -212,8 +288,13 @@ impl CopierHandler {
     /// to 15 min) so a registry that is down is not hammered. Best effort: without it SQS
     /// still redelivers after the queue's own timeout.
     async fn back_off(&self, record: &Record) {
+        self.hide(record, backoff_for(record.receive_count)).await;
+    }
+
+    /// Keep `record` invisible for `wait`, best effort.
+    async fn hide(&self, record: &Record, wait: Duration) {
         let Some(url) = &self.queue_url else { return };
-        let seconds = backoff_for(record.receive_count).as_secs();
+        let seconds = wait.as_secs();
         if let Err(e) = self
             .sqs
             .change_message_visibility()
@@ -255,6 +336,27 @@ impl CopierHandler {
     }
 }
 
+/// When every failed image can be tried again once the pull quotas they wait for allow, and
+/// at least one waits for one: the latest reset.
+fn parked_until(failed: &[&ImageReport]) -> Option<SystemTime> {
+    let waits: Vec<_> = failed
+        .iter()
+        .map(|r| {
+            r.waits_for_quota()
+                .map(|q| q.resets_at)
+                .ok_or(r.retryable())
+        })
+        .collect::<Vec<_>>();
+    if waits.iter().any(|w| w == &Err(false)) {
+        return None;
+    }
+    waits
+        .into_iter()
+        .filter_map(|w| w.ok())
+        .max()
+        .map(|at| UNIX_EPOCH + Duration::from_secs(at))
+}
+
 fn failure(e: &Error) -> Outcome {
     if e.is_retryable() {
         Outcome::Retry(e.to_string())
@@ -293,6 +395,11 @@ pub fn parse_records(event: &Value) -> Result<Vec<Record>> {
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(1),
+                parked_until: r
+                    .pointer(&format!("/messageAttributes/{PARKED_UNTIL}/stringValue"))
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map(|s| UNIX_EPOCH + Duration::from_secs(s)),
             })
         })
         .collect()
