@@ -30,6 +30,26 @@ pub struct LocalPipeline {
     /// Make failed records visible again at once instead of after their backoff, so a
     /// drain runs each message to its end: done, or in the dead-letter queue.
     pub redeliver_at_once: bool,
+    /// What the handlers were built from, for more copiers ([`Self::fleet`]).
+    config: SyncConfig,
+    aws: Arc<AwsClients>,
+    endpoints: Endpoints,
+}
+
+fn copier_handler(
+    services: Services,
+    sqs: &aws_sdk_sqs::Client,
+    copy_url: &str,
+    dlq_url: &str,
+) -> CopierHandler {
+    let copier = Copier::new(services.registry.clone(), services.copy_options());
+    CopierHandler::new(
+        services,
+        copier,
+        sqs.clone(),
+        Some(copy_url.to_string()),
+        Some(dlq_url.to_string()),
+    )
 }
 
 /// What running a function over a queue until it was empty did.
@@ -68,14 +88,11 @@ impl LocalPipeline {
             plan_queue: fan_out.then(|| SqsQueue::new(sqs.clone(), &plan_url)),
             options: PlanOptions::default(),
         };
-        let services = build().await.expect("copier services");
-        let copier = Copier::new(services.registry.clone(), services.copy_options());
-        let copier = CopierHandler::new(
-            services,
-            copier,
-            sqs.clone(),
-            Some(copy_url.clone()),
-            Some(dlq_url.clone()),
+        let copier = copier_handler(
+            build().await.expect("copier services"),
+            &sqs,
+            &copy_url,
+            &dlq_url,
         );
         LocalPipeline {
             planner,
@@ -85,7 +102,44 @@ impl LocalPipeline {
             plan_url,
             dlq_url,
             redeliver_at_once: false,
+            config,
+            aws,
+            endpoints,
         }
+    }
+
+    /// `n` copier handlers as `n` Lambda invocations running at once are: each its own
+    /// process, with its own registry client, pacing to its share of the registries' limits.
+    pub async fn fleet(&self, n: u32) -> Vec<CopierHandler> {
+        let mut handlers = Vec::new();
+        for _ in 0..n {
+            let services = Services::build(
+                self.config.clone(),
+                self.aws.clone(),
+                self.endpoints.clone(),
+                false,
+                n,
+            )
+            .await
+            .expect("copier services");
+            handlers.push(copier_handler(
+                services,
+                &self.sqs,
+                &self.copy_url,
+                &self.dlq_url,
+            ));
+        }
+        handlers
+    }
+
+    /// Run `copier` over the copy queue until it is empty, as [`Self::drain_copies`] does.
+    pub async fn drain_copies_with(&self, copier: &CopierHandler) -> Drained {
+        self.drain(
+            &self.copy_url,
+            &AtomicBool::new(false),
+            |event| async move { copier.handle(event).await.expect("copier") },
+        )
+        .await
     }
 
     pub async fn receive(&self, url: &str) -> sqs::Batch {

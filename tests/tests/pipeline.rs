@@ -631,3 +631,63 @@ async fn a_job_parked_for_longer_than_one_delay_waits_again_without_asking_a_reg
         .cloned();
     assert_eq!(delayed.as_deref(), Some("1"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_copiers_into_a_rate_limited_destination_copy_everything_and_dead_letter_nothing() {
+    use ferry_testbed::production::{Op, Production};
+    use ferry_testbed::proxy::FaultProxy;
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let mut images = Vec::new();
+    for i in 0..24 {
+        let (repo, tag) = (format!("r{}", i % 4), format!("1.{i}"));
+        let p = src
+            .seeder()
+            .push_image(&repo, &tag, Style::Oci, &[300], 200 + i as u64)
+            .await;
+        images.push((repo, tag, p));
+    }
+    let ecr = FaultProxy::start(&dst.url()).await;
+    ecr.production(
+        Production::default()
+            .rate(Op::ManifestPut, 8.0)
+            .rate(Op::UploadStart, 30.0),
+    );
+    // No limits configured: every copier learns them from the destination's refusals.
+    let config = format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [r0, r1, r2, r3]}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+        src.host(),
+        ecr.host()
+    );
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
+    let planned = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(planned["messages_sent"], 24, "{planned}");
+    let mut fleet = p.fleet(4).await;
+    for copier in &mut fleet {
+        copier.max_receives = Some(5);
+    }
+    let drained = futures::future::join_all(fleet.iter().map(|c| p.drain_copies_with(c))).await;
+    let failed: Vec<_> = drained.iter().flat_map(|d| &d.failed).collect();
+    assert!(failed.is_empty(), "records redelivered: {failed:?}");
+    assert_eq!(drained.iter().map(|d| d.records).sum::<usize>(), 24);
+    assert!(p.receive(&p.dlq_url).await.is_empty(), "dead letters");
+    for (repo, tag, pushed) in &images {
+        let (raw, _, _) = dst
+            .seeder()
+            .manifest(repo, tag)
+            .await
+            .unwrap_or_else(|| panic!("{repo}:{tag} lost"));
+        assert_eq!(raw, pushed.raw);
+    }
+    assert!(
+        ecr.refused().of(Op::ManifestPut) > 0,
+        "the destination did throttle"
+    );
+}
