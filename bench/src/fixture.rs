@@ -30,6 +30,14 @@ impl Shape {
         Shape::scaled("many", 20, 25, [512 << 10, 200 << 10, 50 << 10], scale)
     }
 
+    /// The many fixture, for the run at a distance.
+    pub fn wan(scale: f64) -> Shape {
+        Shape {
+            name: "wan".into(),
+            ..Shape::many(scale)
+        }
+    }
+
     fn scaled(
         name: &str,
         repositories: usize,

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use ferry_testbed::production::Production;
+use ferry_testbed::proxy::FaultProxy;
 use ferry_testbed::{Auth, DockerRegistry};
 
 use contenders::{Contender, Job};
@@ -32,9 +34,14 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// What to run (default: all): the bulk and many fixtures with every contender, the
+    /// many fixture again with both registries --rtt-ms away (wan: ferry and skopeo), the
     /// planner's throughput, and the peak RSS of a large layer's copy.
-    #[arg(long = "fixture", value_parser = ["bulk", "many", "planner", "large"])]
+    #[arg(long = "fixture", value_parser = ["bulk", "many", "wan", "planner", "large"])]
     fixtures: Vec<String>,
+    /// The round trip to each registry in the wan fixture, in milliseconds (a proxy on
+    /// loopback adds it to every request, and again to each new connection's first).
+    #[arg(long, default_value_t = 40)]
+    rtt_ms: u64,
     /// Tags the planner enumerates and enqueues (default 10000, 500 with --quick).
     #[arg(long)]
     planner_tags: Option<usize>,
@@ -86,7 +93,7 @@ async fn main() -> Result<()> {
         .unwrap_or(if args.quick { 1.0 / 16.0 } else { 1.0 });
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let fixtures: Vec<String> = if args.fixtures.is_empty() {
-        ["bulk", "many", "planner", "large"]
+        ["bulk", "many", "wan", "planner", "large"]
             .map(String::from)
             .to_vec()
     } else {
@@ -106,6 +113,11 @@ async fn main() -> Result<()> {
         if fixture == "many" && !args.quick {
             all.retain(|c| *c != Contender::PullTagPush);
         }
+        if fixture == "wan" {
+            // The floor there is computed from round trips; a pull/tag/push loop 40 ms away
+            // would take the better part of an hour.
+            all.retain(|c| matches!(c, Contender::Ferry | Contender::Skopeo));
+        }
         all
     };
     let workdir = tempfile::tempdir()?;
@@ -117,10 +129,23 @@ async fn main() -> Result<()> {
         return hold(&shape_named(name, scale), &args.storage).await;
     }
     let mut results = Vec::new();
-    for name in fixtures.iter().filter(|f| *f == "bulk" || *f == "many") {
+    for name in fixtures
+        .iter()
+        .filter(|f| matches!(f.as_str(), "bulk" | "many" | "wan"))
+    {
         let shape = shape_named(name, scale);
-        results
-            .push(run_fixture(&shape, &contenders_for(name), runs, &args, workdir.path()).await?);
+        let rtt = (name == "wan").then(|| Duration::from_millis(args.rtt_ms));
+        results.push(
+            run_fixture(
+                &shape,
+                &contenders_for(name),
+                runs,
+                &args,
+                workdir.path(),
+                rtt,
+            )
+            .await?,
+        );
     }
     let mut report = report::Report::new(results, args.quick, &args.storage, &args.ferry_args);
     if wants("planner") {
@@ -138,6 +163,15 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// The image concurrency ferry runs with: a `--ferry-arg=--image-concurrency=N`, else its
+/// default.
+fn ferry_image_concurrency(args: &Args) -> usize {
+    args.ferry_args
+        .iter()
+        .find_map(|a| a.strip_prefix("--image-concurrency=")?.parse().ok())
+        .unwrap_or(ferry::copy::CopyOptions::default().image_concurrency)
+}
+
 fn default_storage() -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
     if shm.is_dir() {
@@ -150,6 +184,7 @@ fn default_storage() -> PathBuf {
 fn shape_named(name: &str, scale: f64) -> Shape {
     match name {
         "bulk" => Shape::bulk(scale),
+        "wan" => Shape::wan(scale),
         _ => Shape::many(scale),
     }
 }
@@ -179,8 +214,22 @@ async fn run_fixture(
     runs: usize,
     args: &Args,
     workdir: &std::path::Path,
+    rtt: Option<Duration>,
 ) -> Result<FixtureResult> {
     let src = DockerRegistry::start_under(&args.storage, Auth::None);
+    // At a distance, both registries sit behind a proxy that adds the round trip.
+    let distant = |upstream: String| async move {
+        let proxy = FaultProxy::start(&upstream).await;
+        if let Some(rtt) = rtt {
+            proxy.production(Production::at_distance(rtt));
+        }
+        proxy
+    };
+    let src_far = distant(src.url()).await;
+    let src_host = match rtt {
+        Some(_) => src_far.host(),
+        None => src.host(),
+    };
     let seeding = Instant::now();
     let seeded = fixture::seed(&src.seeder(), shape).await;
     eprintln!(
@@ -201,9 +250,14 @@ async fn run_fixture(
             }
             let dst = DockerRegistry::start_under(&args.storage, Auth::None);
             let proxy = CountingProxy::start(dst.port).await?;
+            let dst_far = distant(format!("http://{}", proxy.host())).await;
+            let dst_host = match rtt {
+                Some(_) => dst_far.host(),
+                None => proxy.host(),
+            };
             let job = Job {
-                src: &src.host(),
-                dst: &proxy.host(),
+                src: &src_host,
+                dst: &dst_host,
                 shape,
                 seeded: &seeded,
                 workdir,
@@ -263,6 +317,9 @@ async fn run_fixture(
         out.push(result);
     }
     Ok(FixtureResult {
+        latency_floor: rtt.map(|rtt| {
+            report::LatencyFloor::of(rtt, seeded.images.len(), ferry_image_concurrency(args))
+        }),
         shape: shape.clone(),
         images: seeded.images.len(),
         unique_bytes: seeded.unique_bytes(),

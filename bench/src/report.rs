@@ -53,8 +53,46 @@ impl ContenderResult {
     }
 }
 
+/// The least time a sync at a distance can take at the concurrency ferry ran with: round
+/// trips on its critical path, whatever the registries' speed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyFloor {
+    pub round_trip_ms: u64,
+    /// Images copied at once (ferry's image concurrency).
+    pub image_concurrency: usize,
+    /// Manifest HEADs in flight while planning a no-op.
+    pub planning_concurrency: usize,
+    /// A new connection's handshake, the listings, then per `image_concurrency` images the
+    /// chain each needs: manifest read, upload start, upload finish (blobs side by side),
+    /// manifest write.
+    pub cold_seconds: f64,
+    /// A handshake, the listings, then one round trip (both ends' HEADs at once) per
+    /// `planning_concurrency` images.
+    pub noop_seconds: f64,
+}
+
+impl LatencyFloor {
+    pub fn of(rtt: std::time::Duration, images: usize, image_concurrency: usize) -> Self {
+        let planning_concurrency =
+            ferry::plan::PlanOptions::default().concurrency * ferry::plan::REPOSITORIES_AT_ONCE;
+        let trips = |per_round: usize, at_once: usize| {
+            (2 + per_round * images.div_ceil(at_once.max(1))) as f64 * rtt.as_secs_f64()
+        };
+        LatencyFloor {
+            round_trip_ms: rtt.as_millis() as u64,
+            image_concurrency,
+            planning_concurrency,
+            cold_seconds: trips(4, image_concurrency),
+            noop_seconds: trips(1, planning_concurrency),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct FixtureResult {
+    /// For a fixture at a distance: its round trip and the least time it allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_floor: Option<LatencyFloor>,
     pub shape: Shape,
     pub images: usize,
     /// The fixture's unique blobs.
@@ -148,6 +186,24 @@ impl Report {
                 size(s.base_bytes as u64), size(s.repository_bytes as u64), size(s.tag_bytes as u64),
                 size(f.unique_bytes), size(f.manifest_bytes)
             ));
+            if let Some(l) = &f.latency_floor {
+                let ferry = f.ferry();
+                let of = |t: Option<f64>, floor: f64| {
+                    t.map_or(String::new(), |t| format!(" (ferry {:.2}× it)", t / floor))
+                };
+                md.push_str(&format!(
+                    "Both registries {} ms away (a proxy adds the round trip to every request, and again to each new connection's first). Latency floor at ferry's concurrency ({} images at once; {} HEADs in flight while planning): cold {:.2} s{}, no-op {:.2} s{}.
+
+",
+                    l.round_trip_ms,
+                    l.image_concurrency,
+                    l.planning_concurrency,
+                    l.cold_seconds,
+                    of(ferry.map(|r| r.cold_seconds), l.cold_seconds),
+                    l.noop_seconds,
+                    of(ferry.and_then(|r| r.noop_seconds), l.noop_seconds),
+                ));
+            }
             md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | payload ÷ fixture bytes | requests to destination (cold / no-op) | peak RSS | registry CPU (source + destination) | digests equal |\n");
             md.push_str(
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",

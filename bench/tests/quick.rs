@@ -1,6 +1,7 @@
 //! The benchmark harness runs end to end at `--quick` size: every contender copies both
-//! fixtures, the planner's throughput and a large layer's copy are measured, and the results
-//! are written. Timings are reported, never asserted.
+//! fixtures, ferry and skopeo copy the many fixture again at a distance, the planner's
+//! throughput and a large layer's copy are measured, and the results are written. Timings
+//! are reported, never asserted.
 
 use std::process::Command;
 
@@ -35,8 +36,13 @@ fn the_harness_runs_every_contender_at_quick_size() {
 
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.path().join("quick.json")).unwrap()).unwrap();
-    let fixtures = report["fixtures"].as_array().unwrap();
-    assert_eq!(fixtures.len(), 2);
+    let all = report["fixtures"].as_array().unwrap();
+    let names: Vec<&str> = all
+        .iter()
+        .map(|f| f["shape"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bulk", "many", "wan"]);
+    let (fixtures, wan) = all.split_at(2);
     for fixture in fixtures {
         let contenders = fixture["contenders"].as_array().unwrap();
         let names: Vec<&str> = contenders
@@ -104,6 +110,29 @@ fn the_harness_runs_every_contender_at_quick_size() {
             "{contenders:?}"
         );
     }
+    // At a distance: ferry and skopeo, both byte-exact, beside the floor the round trips
+    // allow.
+    let wan = &wan[0];
+    let contenders = wan["contenders"].as_array().unwrap();
+    let names: Vec<&str> = contenders
+        .iter()
+        .map(|c| c["contender"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ferry", "skopeo"]);
+    for c in contenders {
+        assert_eq!(c["digests_equal"], true, "{c}");
+        assert!(c["noop_seconds"].as_f64().unwrap() > 0.0, "{c}");
+    }
+    // The floor: a handshake and the listings, then four round trips per image at ferry's
+    // concurrency.
+    let floor = &wan["latency_floor"];
+    assert_eq!(floor["round_trip_ms"], 40, "{wan}");
+    let images = wan["images"].as_u64().unwrap();
+    let at_once = floor["image_concurrency"].as_u64().unwrap();
+    let trips = 2 + 4 * images.div_ceil(at_once);
+    let cold = floor["cold_seconds"].as_f64().unwrap();
+    assert!((cold - trips as f64 * 0.040).abs() < 1e-9, "{floor}");
+
     let planner = &report["planner"];
     assert_eq!(planner["tags"], 500);
     assert_eq!(
@@ -117,6 +146,7 @@ fn the_harness_runs_every_contender_at_quick_size() {
 
     let table = std::fs::read_to_string(out_dir.path().join("quick.md")).unwrap();
     assert!(table.contains("| ferry sync |"), "{table}");
+    assert!(table.contains("Latency floor"), "{table}");
     assert!(table.contains("**planner**"), "{table}");
     assert!(table.contains("**large**"), "{table}");
 }

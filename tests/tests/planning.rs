@@ -247,3 +247,33 @@ async fn a_copy_that_may_not_overwrite_asks_the_destination_anyway() {
     let dst = &setup.dst_proxy.seen()[before..];
     assert_eq!(count(dst, HttpMethod::HEAD, "/manifests/"), 1, "{dst:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_the_destination_listing_holds_is_headed_at_both_ends_at_once() {
+    let s = setup(TAGS).await;
+    // Both registries answer manifest HEADs slowly, as distant ones do.
+    const SLOW: std::time::Duration = std::time::Duration::from_millis(400);
+    for proxy in [&s.src_proxy, &s.dst_proxy] {
+        proxy.rule(
+            ferry_testbed::proxy::on(HttpMethod::HEAD, "/manifests/"),
+            ferry_testbed::proxy::Action::Delay(SLOW),
+            None,
+        );
+    }
+    plan(&s, false).await;
+    // v0 is listed at the destination: its source HEAD went out before the destination's
+    // was answered, not one round trip after.
+    let first = |proxy: &FaultProxy| {
+        proxy
+            .seen()
+            .into_iter()
+            .find(|r| r.method == HttpMethod::HEAD && r.path.ends_with("/manifests/v0"))
+            .expect("v0 headed")
+            .at
+    };
+    let (at_source, at_destination) = (first(&s.src_proxy), first(&s.dst_proxy));
+    let apart = at_source
+        .checked_duration_since(at_destination)
+        .unwrap_or_default();
+    assert!(apart < SLOW, "source asked {apart:?} after the destination");
+}

@@ -52,7 +52,7 @@ pub struct CopyOptions {
 impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
-            image_concurrency: 4,
+            image_concurrency: 16,
             blob_concurrency: 6,
             mount_probe_max_bytes: DEFAULT_MOUNT_PROBE_MAX_BYTES,
             platforms: Vec::new(),

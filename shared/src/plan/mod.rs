@@ -57,8 +57,11 @@ impl Default for PlanOptions {
 /// for one by one, since listing a big destination repository would cost more.
 const LIST_DESTINATIONS_FROM: usize = 8;
 
-/// Repositories of one source planned at the same time.
-const REPOSITORIES_AT_ONCE: usize = 4;
+/// Repositories of one source planned at the same time: enough that at a distance the
+/// round trips of one repository's listings and HEADs overlap others' (see the wan run in
+/// bench/results), few enough that `concurrency` per repository stays within what one
+/// registry is asked at once.
+pub const REPOSITORIES_AT_ONCE: usize = 8;
 
 /// Manifests read while planning are kept for the copy up to this many bytes in all, so the
 /// plan of a huge registry stays small; beyond it the copy reads them again.
@@ -496,19 +499,42 @@ impl<'a> Planner<'a> {
         // again. Only unfiltered destinations can be compared with the source's digest (a
         // platform-filtered copy has a digest of its own). A HEAD that fails leaves the
         // destination unknown, for the copy to ask.
-        let mut there: Vec<Option<ManifestHead>> = Vec::with_capacity(rendered.len());
-        for (dest, reference, missing) in &mut rendered {
-            let mut head = None;
-            if self.options.check_destinations && dest.platforms.is_empty() && !*missing {
-                let dest_tag = reference.tag().unwrap_or(tag.name.as_str());
+        //
+        // Where every destination's listing holds the tag, the image is most likely current
+        // and its source HEAD is asked beside the destinations' instead of after them: one
+        // round trip per tag of a re-sync instead of two, which is most of a no-op's time
+        // at a distance.
+        let listed_present = tag.digest.is_none()
+            && by_tag
+            && rendered
+                .iter()
+                .all(|(_, reference, missing)| !*missing && listed.holds(reference, &tag.name));
+        let tag_name = tag.name.as_str();
+        let destination_heads =
+            futures::future::join_all(rendered.iter().map(|(dest, reference, missing)| async move {
+                if !(self.options.check_destinations && dest.platforms.is_empty() && !*missing) {
+                    return (None, false);
+                }
+                let dest_tag = reference.tag().unwrap_or(tag_name);
                 match self.registry.head_manifest(reference, dest_tag).await {
-                    Ok(None) => *missing = true,
-                    Ok(found) => head = found,
+                    Ok(None) => (None, true),
+                    Ok(found) => (found, false),
                     Err(e) => {
                         tracing::debug!(destination = %reference, error = %e, "destination tag not asked; the copy will");
+                        (None, false)
                     }
                 }
+            }));
+        let early_source_head = async {
+            match listed_present {
+                true => Some(self.registry.head_manifest(&base, &tag.name).await),
+                false => None,
             }
+        };
+        let (heads, early_source_head) = futures::join!(destination_heads, early_source_head);
+        let mut there: Vec<Option<ManifestHead>> = Vec::with_capacity(rendered.len());
+        for ((_, _, missing), (head, found_missing)) in rendered.iter_mut().zip(heads) {
+            *missing |= found_missing;
             there.push(head);
         }
 
@@ -542,14 +568,20 @@ impl<'a> Planner<'a> {
                 detail: format!("listing gave {d:?}, which is not a digest"),
             })?,
             (None, Some(m)) => m.digest.clone(),
-            (None, None) => match self.registry.head_manifest(&base, &tag.name).await? {
-                Some(head) => {
-                    let digest = head.digest.clone();
-                    source_head = Some(head);
-                    digest
+            (None, None) => {
+                let head = match early_source_head {
+                    Some(asked) => asked?,
+                    None => self.registry.head_manifest(&base, &tag.name).await?,
+                };
+                match head {
+                    Some(head) => {
+                        let digest = head.digest.clone();
+                        source_head = Some(head);
+                        digest
+                    }
+                    None => return Ok(out.disappeared(&base)),
                 }
-                None => return Ok(out.disappeared(&base)),
-            },
+            }
         };
         let pinned = base.with_digest(digest.clone());
 
@@ -761,6 +793,14 @@ impl<'a> Planner<'a> {
 struct DestinationTags(HashMap<String, HashSet<String>>);
 
 impl DestinationTags {
+    /// Whether `reference`'s repository was listed and holds the tag the image goes to.
+    fn holds(&self, reference: &ImageRef, source_tag: &str) -> bool {
+        let tag = reference.tag().unwrap_or(source_tag);
+        self.0
+            .get(&reference.repo_only().to_string())
+            .is_some_and(|tags| tags.contains(tag))
+    }
+
     /// Whether `reference`'s repository was listed and lacks the tag the image goes to.
     fn lacks(&self, reference: &ImageRef, source_tag: &str) -> bool {
         let tag = reference.tag().unwrap_or(source_tag);
