@@ -11,6 +11,7 @@ mod fixture;
 mod large;
 mod measure;
 mod planner;
+mod production;
 mod report;
 
 use std::path::PathBuf;
@@ -35,8 +36,9 @@ struct Args {
     quick: bool,
     /// What to run (default: all): the bulk and many fixtures with every contender, the
     /// many fixture again with both registries --rtt-ms away (wan: ferry and skopeo), the
-    /// planner's throughput, and the peak RSS of a large layer's copy.
-    #[arg(long = "fixture", value_parser = ["bulk", "many", "wan", "planner", "large"])]
+    /// planner's throughput, the peak RSS of a large layer's copy, and ferry against a
+    /// destination that caps manifest PUTs (throttled) and a source with a pull quota.
+    #[arg(long = "fixture", value_parser = ["bulk", "many", "wan", "planner", "large", "throttled", "quota"])]
     fixtures: Vec<String>,
     /// The round trip to each registry in the wan fixture, in milliseconds (a proxy on
     /// loopback adds it to every request, and again to each new connection's first).
@@ -93,9 +95,17 @@ async fn main() -> Result<()> {
         .unwrap_or(if args.quick { 1.0 / 16.0 } else { 1.0 });
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let fixtures: Vec<String> = if args.fixtures.is_empty() {
-        ["bulk", "many", "wan", "planner", "large"]
-            .map(String::from)
-            .to_vec()
+        [
+            "bulk",
+            "many",
+            "wan",
+            "planner",
+            "large",
+            "throttled",
+            "quota",
+        ]
+        .map(String::from)
+        .to_vec()
     } else {
         args.fixtures.clone()
     };
@@ -157,6 +167,15 @@ async fn main() -> Result<()> {
     if wants("large") {
         let mib = args.large_mib.unwrap_or(if args.quick { 64 } else { 1024 });
         report.large = Some(large::measure(mib << 20, &args.storage, &args.ferry).await?);
+    }
+    if wants("throttled") {
+        let images = if args.quick { 20 } else { 100 };
+        report.throttled =
+            Some(production::throttled(images, 5.0, &args.storage, &args.ferry).await?);
+    }
+    if wants("quota") {
+        let window = Duration::from_secs(if args.quick { 3 } else { 10 });
+        report.quota = Some(production::quota(12, window, &args.storage, &args.ferry).await?);
     }
     report.write(&args.out)?;
     println!("{}", report.markdown());

@@ -10,6 +10,7 @@ use crate::contenders::Contender;
 use crate::fixture::Shape;
 use crate::large::LargeResult;
 use crate::planner::PlannerResult;
+use crate::production::{QuotaResult, ThrottledResult};
 
 #[derive(Debug, Serialize)]
 pub struct ContenderResult {
@@ -122,6 +123,8 @@ pub struct Report {
     pub fixtures: Vec<FixtureResult>,
     pub planner: Option<PlannerResult>,
     pub large: Option<LargeResult>,
+    pub throttled: Option<ThrottledResult>,
+    pub quota: Option<QuotaResult>,
 }
 
 impl Report {
@@ -142,6 +145,8 @@ impl Report {
             fixtures,
             planner: None,
             large: None,
+            throttled: None,
+            quota: None,
         }
     }
 
@@ -263,6 +268,47 @@ impl Report {
                 l.seconds,
                 size(l.peak_rss_kib * 1024),
                 if l.digests_equal { "yes" } else { "no" }
+            ));
+        }
+        if let Some(t) = &self.throttled {
+            md.push_str(&format!(
+                "
+**throttled**: `ferry sync` at its defaults of {} small images into a destination allowing {} manifest PUTs a second (429 without Retry-After past it): {} copied in {:.1} s ({:.2}× the {:.0} s the limit allows), {} of {} manifest PUTs refused ({:.1}%), exit {}.
+",
+                t.images,
+                t.manifest_puts_per_second,
+                t.copied,
+                t.seconds,
+                t.seconds / t.limit_seconds,
+                t.limit_seconds,
+                t.manifest_puts_refused,
+                t.manifest_puts,
+                100.0 * t.manifest_puts_refused as f64 / t.manifest_puts.max(1) as f64,
+                t.exit_code.map_or("–".into(), |c| c.to_string()),
+            ));
+        }
+        if let Some(q) = &self.quota {
+            let runs: Vec<String> = q
+                .runs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} copied, {} waiting, {} refused, exit {}",
+                        r.copied,
+                        r.waiting,
+                        r.refused,
+                        r.exit_code.map_or("–".into(), |c| c.to_string())
+                    )
+                })
+                .collect();
+            md.push_str(&format!(
+                "
+**quota**: {} images from a source allowing {} manifest GETs per {} s window, one `ferry sync` per window: {}.
+",
+                q.images,
+                q.quota,
+                q.window_seconds,
+                runs.join("; then ")
             ));
         }
         md

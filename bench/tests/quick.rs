@@ -144,9 +144,21 @@ fn the_harness_runs_every_contender_at_quick_size() {
     assert_eq!(large["digests_equal"], true, "{large}");
     assert!(large["peak_rss_kib"].as_u64().unwrap() > 0, "{large}");
 
+    // Against production-shaped registries: nothing lost, the quota's windows used up.
+    let throttled = &report["throttled"];
+    assert_eq!(throttled["copied"], throttled["images"], "{throttled}");
+    assert_eq!(throttled["exit_code"], 0, "{throttled}");
+    let runs = report["quota"]["runs"].as_array().unwrap();
+    let copied: Vec<u64> = runs.iter().map(|r| r["copied"].as_u64().unwrap()).collect();
+    assert_eq!(copied, [12, 12, 6], "{runs:?}");
+    assert_eq!(runs[0]["exit_code"], 1, "{runs:?}");
+    assert_eq!(runs[2]["exit_code"], 0, "{runs:?}");
+
     let table = std::fs::read_to_string(out_dir.path().join("quick.md")).unwrap();
     assert!(table.contains("| ferry sync |"), "{table}");
     assert!(table.contains("Latency floor"), "{table}");
+    assert!(table.contains("**throttled**"), "{table}");
+    assert!(table.contains("**quota**"), "{table}");
     assert!(table.contains("**planner**"), "{table}");
     assert!(table.contains("**large**"), "{table}");
 }

@@ -373,3 +373,14 @@ fn bad_registry_limits_name_the_field() {
         assert!(e.to_string().contains(words), "{yaml}: {e}");
     }
 }
+
+#[test]
+fn the_readme_example_is_a_valid_configuration() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("### Configuration").expect("section")..];
+    let start = section.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let yaml = &section[start..start + section[start..].find("```").expect("closed")];
+    let c = SyncConfig::parse(yaml).unwrap_or_else(|e| panic!("README example: {e}"));
+    assert_eq!(c.sources.len(), 3);
+    assert_eq!(c.registries["docker.io"].concurrency, Some(8));
+}
