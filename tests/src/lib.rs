@@ -18,7 +18,9 @@ pub use fixtures::{Blob, Seeder};
 pub use registry::{Auth, DockerRegistry};
 
 /// Serve `app` on `listener` in the current runtime until `shutdown` fires or is dropped
-/// (the in-process servers stop with the handle that holds its sender).
+/// (the in-process servers stop with the handle that holds its sender). Each request knows
+/// the address of the connection it came on (`ConnectInfo`), for a proxy that treats a
+/// connection's first request apart.
 pub fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -27,27 +29,6 @@ pub fn serve(
     use axum::serve::ListenerExt;
     // Without TCP_NODELAY a response whose head and body go out in separate writes waits
     // for the client's delayed ACK: ~40 ms a request, which would dominate every test.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = shutdown.await;
-            })
-            .await
-            .ok();
-    });
-}
-
-/// [`serve`], with each request knowing the address of the connection it came on (for a
-/// proxy that treats a connection's first request apart).
-pub fn serve_with_peers(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });

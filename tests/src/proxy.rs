@@ -167,7 +167,7 @@ impl FaultProxy {
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        crate::serve_with_peers(listener, app, rx);
+        crate::serve(listener, app, rx);
         FaultProxy {
             addr,
             inner,
@@ -303,12 +303,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             body,
         }) => {
             let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
-            for (k, v) in extra {
-                response.headers_mut().insert(
-                    HeaderName::try_from(k).unwrap(),
-                    HeaderValue::try_from(v).unwrap(),
-                );
-            }
+            add_headers(&mut response, &extra);
             response
         }
         Some(Action::RedirectTo(base)) => {
