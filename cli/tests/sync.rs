@@ -570,7 +570,9 @@ async fn a_destination_that_caps_writes_slows_the_sync_down_and_loses_no_image()
         refused.of(Op::ManifestPut) <= 6,
         "{refused:?} of {puts} manifest PUTs"
     );
-    assert!(refused.of(Op::UploadStart) <= 6, "{refused:?}");
+    // An unknown limit costs at most what was in flight when it was first met: up to 16
+    // images' first blobs at once, 20 of them within the limit's first second.
+    assert!(refused.of(Op::UploadStart) <= 16, "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,8 +9,8 @@
 //!
 //! - a rate (requests a second), unknown until the registry first throttles unless the
 //!   configuration or a built-in starting value ([`RegistryLimits::builtin`]) gives one;
-//!   it is cut to [`DECREASE`] of itself (or of what the registry let through in the
-//!   second before) on a throttle and grows by [`INCREASE_PER_SECOND`] of itself per second
+//!   it is cut to [`DECREASE`] of itself (the first time, of what the registry answered in
+//!   the second before and was still answering) on a throttle and grows by [`INCREASE_PER_SECOND`] of itself per second
 //!   while requests wait for it and none is throttled: additive increase, multiplicative
 //!   decrease, so it settles just under what the registry allows;
 //! - a window of requests in flight, unbounded until the first throttle, then halved on
@@ -417,12 +417,17 @@ impl KindState {
         if self.last_decrease.is_some_and(|cut| sent_at <= cut) {
             return;
         }
+        // The first time, what the registry was taking: the requests it answered in the
+        // last second and those it is still answering. Answers to a burst come back in any
+        // order, so the successes alone can be a handful when the refusal is the first
+        // answer back; an estimate too high is cut again at the next refusal.
         let observed = self
             .successes
             .iter()
             .filter(|t| now.duration_since(**t) <= OBSERVED_OVER)
-            .count() as f64;
-        let base = self.rate.unwrap_or(observed.max(1.0));
+            .count()
+            + self.in_flight;
+        let base = self.rate.unwrap_or((observed as f64).max(1.0));
         let rate = (base * DECREASE).max(MIN_RATE);
         self.rate = Some(rate);
         self.window = Some((self.window.unwrap_or(self.in_flight + 1) / 2).max(1));
@@ -552,6 +557,18 @@ mod tests {
         // Ten got through in the last second: 7 a second from now on.
         let rate = pace.rate(RequestKind::ManifestPut).unwrap();
         assert!((rate - 7.0).abs() < 1e-9, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_first_back_from_a_burst_learns_from_the_burst() {
+        let pace = RegistryPace::new(&RegistryLimits::default());
+        let burst: Vec<Ticket> =
+            futures::future::join_all((0..20).map(|_| pace.admit(RequestKind::UploadStart))).await;
+        let mut burst = burst.into_iter();
+        burst.next().unwrap().settle(Answer::Throttled(None));
+        // Nineteen still being answered: 0.7 × 19 a second, not 0.7 × the none answered yet.
+        let rate = pace.rate(RequestKind::UploadStart).unwrap();
+        assert!((rate - 13.3).abs() < 1e-9, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]
