@@ -214,6 +214,9 @@ struct KindState {
     since_widened: usize,
     /// Refusals seen, for logs and tests.
     throttled: u64,
+    /// Answers still owed by the requests in flight when the first throttle came; once
+    /// they are in, the rate is learnt again from what the registry then accepted.
+    first_burst: usize,
 }
 
 /// What became of a paced request.
@@ -257,6 +260,7 @@ impl RegistryPace {
                         window: None,
                         since_widened: 0,
                         throttled: 0,
+                        first_burst: 0,
                     }),
                     freed: Notify::new(),
                 }
@@ -352,10 +356,18 @@ impl Ticket {
         let now = Instant::now();
         let mut s = pace.state.lock().expect("pace poisoned");
         s.in_flight -= 1;
+        // A success counts before the burst it ends is judged; a refusal after, so that the
+        // first one does not count itself among the burst it starts.
         match answer {
-            Answer::Done => s.succeeded(now, self.waited),
-            Answer::Throttled(asked) => s.throttled(now, self.sent_at, asked, self.kind),
-            Answer::Other => {}
+            Answer::Done => {
+                s.succeeded(now, self.waited);
+                s.answered(now, self.sent_at);
+            }
+            Answer::Throttled(asked) => {
+                s.answered(now, self.sent_at);
+                s.throttled(now, self.sent_at, asked, self.kind);
+            }
+            Answer::Other => s.answered(now, self.sent_at),
         }
         drop(s);
         pace.freed.notify_waiters();
@@ -367,13 +379,38 @@ impl Drop for Ticket {
         if !self.settled {
             // The request was abandoned (its future dropped, or an error before an answer).
             let pace = &self.pace.kinds[self.kind.index()];
-            pace.state.lock().expect("pace poisoned").in_flight -= 1;
+            let mut s = pace.state.lock().expect("pace poisoned");
+            s.in_flight -= 1;
+            s.answered(Instant::now(), self.sent_at);
+            drop(s);
             pace.freed.notify_waiters();
         }
     }
 }
 
 impl KindState {
+    /// Successes in the last [`OBSERVED_OVER`] before `now`.
+    fn recent_successes(&self, now: Instant) -> usize {
+        self.successes
+            .iter()
+            .filter(|t| now.duration_since(**t) <= OBSERVED_OVER)
+            .count()
+    }
+
+    /// A request sent at `sent_at` has its answer. The last of the first throttle's burst
+    /// sets the rate from what the registry accepted of it: the estimate made when the
+    /// refusal came first had to guess how many of the rest it would take.
+    fn answered(&mut self, now: Instant, sent_at: Instant) {
+        if self.first_burst == 0 || self.last_decrease.is_none_or(|cut| sent_at > cut) {
+            return;
+        }
+        self.first_burst -= 1;
+        if self.first_burst == 0 {
+            let learnt = (self.recent_successes(now) as f64 * DECREASE).max(MIN_RATE);
+            self.rate = Some(self.rate.map_or(learnt, |r| r.min(learnt)));
+        }
+    }
+
     fn succeeded(&mut self, now: Instant, waited: bool) {
         self.successes.push_back(now);
         while self
@@ -421,12 +458,10 @@ impl KindState {
         // last second and those it is still answering. Answers to a burst come back in any
         // order, so the successes alone can be a handful when the refusal is the first
         // answer back; an estimate too high is cut again at the next refusal.
-        let observed = self
-            .successes
-            .iter()
-            .filter(|t| now.duration_since(**t) <= OBSERVED_OVER)
-            .count()
-            + self.in_flight;
+        let observed = self.recent_successes(now) + self.in_flight;
+        if self.rate.is_none() {
+            self.first_burst = self.in_flight;
+        }
         let base = self.rate.unwrap_or((observed as f64).max(1.0));
         let rate = (base * DECREASE).max(MIN_RATE);
         self.rate = Some(rate);
@@ -569,6 +604,15 @@ mod tests {
         // Nineteen still being answered: 0.7 × 19 a second, not 0.7 × the none answered yet.
         let rate = pace.rate(RequestKind::UploadStart).unwrap();
         assert!((rate - 13.3).abs() < 1e-9, "{rate}");
+        // Twelve of them were accepted, seven refused: once all are in, 0.7 × 12.
+        for (i, t) in burst.enumerate() {
+            t.settle(match i < 12 {
+                true => Answer::Done,
+                false => Answer::Throttled(None),
+            });
+        }
+        let rate = pace.rate(RequestKind::UploadStart).unwrap();
+        assert!((rate - 8.4).abs() < 1e-9, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]
