@@ -123,11 +123,11 @@ pub struct CopyArgs {
     pub endpoints: EndpointArgs,
 
     /// Images copied at the same time (with --all-tags).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = ferry::copy::DEFAULT_IMAGE_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub image_concurrency: u16,
 
     /// Blobs of one image copied at the same time.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = ferry::copy::DEFAULT_BLOB_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub blob_concurrency: u16,
 
     #[command(flatten)]
@@ -253,7 +253,7 @@ pub struct SyncArgs {
     pub config: ConfigArgs,
 
     /// Images copied at the same time. Default: the configuration's
-    /// defaults.image_concurrency, else 4.
+    /// defaults.image_concurrency, else 16.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub image_concurrency: Option<u16>,
 

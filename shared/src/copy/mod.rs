@@ -49,11 +49,17 @@ pub struct CopyOptions {
     pub referrers: Selection,
 }
 
+/// Images copied at once unless configured: chosen where round trips to distant registries
+/// are the limit (the benchmark's wan run), and no slower on loopback.
+pub const DEFAULT_IMAGE_CONCURRENCY: usize = 16;
+/// Blobs of one image copied at once unless configured.
+pub const DEFAULT_BLOB_CONCURRENCY: usize = 6;
+
 impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
-            image_concurrency: 16,
-            blob_concurrency: 6,
+            image_concurrency: DEFAULT_IMAGE_CONCURRENCY,
+            blob_concurrency: DEFAULT_BLOB_CONCURRENCY,
             mount_probe_max_bytes: DEFAULT_MOUNT_PROBE_MAX_BYTES,
             platforms: Vec::new(),
             referrers: Selection::All,
