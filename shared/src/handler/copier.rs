@@ -339,22 +339,15 @@ impl CopierHandler {
 /// When every failed image can be tried again once the pull quotas they wait for allow, and
 /// at least one waits for one: the latest reset.
 fn parked_until(failed: &[&ImageReport]) -> Option<SystemTime> {
-    let waits: Vec<_> = failed
-        .iter()
-        .map(|r| {
-            r.waits_for_quota()
-                .map(|q| q.resets_at)
-                .ok_or(r.retryable())
-        })
-        .collect::<Vec<_>>();
-    if waits.iter().any(|w| w == &Err(false)) {
-        return None;
+    let mut latest = None;
+    for r in failed {
+        match r.waits_for_quota() {
+            Some(q) => latest = latest.max(Some(q.resets_at)),
+            None if r.retryable() => {}
+            None => return None,
+        }
     }
-    waits
-        .into_iter()
-        .filter_map(|w| w.ok())
-        .max()
-        .map(|at| UNIX_EPOCH + Duration::from_secs(at))
+    latest.map(|at| UNIX_EPOCH + Duration::from_secs(at))
 }
 
 fn failure(e: &Error) -> Outcome {

@@ -795,20 +795,23 @@ struct DestinationTags(HashMap<String, HashSet<String>>);
 impl DestinationTags {
     /// Whether `reference`'s repository was listed and holds the tag the image goes to.
     fn holds(&self, reference: &ImageRef, source_tag: &str) -> bool {
-        let tag = reference.tag().unwrap_or(source_tag);
-        self.0
-            .get(&reference.repo_only().to_string())
-            .is_some_and(|tags| tags.contains(tag))
+        self.listed(reference, source_tag) == Some(true)
     }
 
     /// Whether `reference`'s repository was listed and lacks the tag the image goes to.
     fn lacks(&self, reference: &ImageRef, source_tag: &str) -> bool {
+        self.listed(reference, source_tag) == Some(false)
+    }
+
+    /// Whether the listing of `reference`'s repository holds the tag the image goes to;
+    /// `None` when the repository was not listed or the image goes by digest alone.
+    fn listed(&self, reference: &ImageRef, source_tag: &str) -> Option<bool> {
         let tag = reference.tag().unwrap_or(source_tag);
-        !tag.is_empty()
-            && self
-                .0
-                .get(&reference.repo_only().to_string())
-                .is_some_and(|tags| !tags.contains(tag))
+        if tag.is_empty() {
+            return None;
+        }
+        let tags = self.0.get(&reference.repo_only().to_string())?;
+        Some(tags.contains(tag))
     }
 }
 
