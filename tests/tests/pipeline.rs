@@ -676,7 +676,9 @@ async fn four_copiers_into_a_rate_limited_destination_copy_everything_and_dead_l
     let drained = futures::future::join_all(fleet.iter().map(|c| p.drain_copies_with(c))).await;
     let failed: Vec<_> = drained.iter().flat_map(|d| &d.failed).collect();
     assert!(failed.is_empty(), "records redelivered: {failed:?}");
-    assert_eq!(drained.iter().map(|d| d.records).sum::<usize>(), 24);
+    // SQS delivers at least once, and four receivers at once may get a message twice (one
+    // CI run handled 25 records of 24 jobs): every job handled, a repeat harmless.
+    assert!(drained.iter().map(|d| d.records).sum::<usize>() >= 24);
     assert!(p.receive(&p.dlq_url).await.is_empty(), "dead letters");
     for (repo, tag, pushed) in &images {
         let (raw, _, _) = dst
