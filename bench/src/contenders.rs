@@ -40,6 +40,24 @@ pub struct Job<'a> {
     pub ferry: &'a Path,
     /// Extra arguments for `ferry sync` (experiments with its knobs).
     pub ferry_args: &'a [String],
+    /// How many requests the floor keeps in flight: blob uploads cold, manifest HEADs no-op.
+    pub floor_at_once: FloorAtOnce,
+}
+
+/// The floor's concurrency. On loopback a few uploads saturate the destination; at a
+/// distance the floor must keep as many requests in flight as ferry does, or it measures
+/// its own waiting rather than the least the registries need.
+#[derive(Debug, Clone, Copy)]
+pub struct FloorAtOnce {
+    pub uploads: usize,
+    pub heads: usize,
+}
+
+impl FloorAtOnce {
+    pub const LOOPBACK: FloorAtOnce = FloorAtOnce {
+        uploads: 8,
+        heads: 16,
+    };
 }
 
 impl Job<'_> {
@@ -161,7 +179,7 @@ impl Job<'_> {
                     Ok(())
                 }
             })
-            .buffer_unordered(16)
+            .buffer_unordered(self.floor_at_once.heads)
             .collect()
             .await;
         results.into_iter().collect()
@@ -250,7 +268,8 @@ impl Job<'_> {
         Ok(peak)
     }
 
-    /// Upload every unique blob once, 8 at a time, each with one POST and one PUT.
+    /// Upload every unique blob once, `floor_at_once.uploads` at a time, each with one POST and
+    /// one PUT.
     async fn floor(&self) -> Result<()> {
         let http = reqwest::Client::new();
         let dst = self.dst;
@@ -259,7 +278,7 @@ impl Job<'_> {
                 let http = http.clone();
                 async move { upload(&http, dst, "floor", digest, bytes.clone()).await }
             })
-            .buffer_unordered(8)
+            .buffer_unordered(self.floor_at_once.uploads)
             .collect()
             .await;
         results.into_iter().collect()

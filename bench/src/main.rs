@@ -23,7 +23,7 @@ use ferry_testbed::production::Production;
 use ferry_testbed::proxy::FaultProxy;
 use ferry_testbed::{Auth, DockerRegistry};
 
-use contenders::{Contender, Job};
+use contenders::{Contender, FloorAtOnce, Job};
 use fixture::Shape;
 use measure::{digests_match, measure, median, process_cpu_seconds, CountingProxy};
 use report::{ContenderResult, FixtureResult};
@@ -69,8 +69,9 @@ struct Args {
     /// The ferry binary to measure.
     #[arg(long, default_value_os_t = contenders::default_ferry())]
     ferry: PathBuf,
-    /// Seed the first fixture, start an empty destination, print both hosts and wait (for
-    /// profiling a contender by hand); nothing is measured.
+    /// Seed the first of the bulk, many or wan fixtures, start an empty destination, print both
+    /// hosts and wait (for profiling a contender by hand; wan holds both behind its --rtt-ms
+    /// proxies); nothing is measured.
     #[arg(long)]
     hold: bool,
     /// Where the registries keep their storage. The default, /dev/shm (a tmpfs) when there
@@ -125,9 +126,8 @@ async fn main() -> Result<()> {
             all.retain(|c| *c != Contender::PullTagPush);
         }
         if fixture == "wan" {
-            // The floor there is computed from round trips; a pull/tag/push loop 40 ms away
-            // would take the better part of an hour.
-            all.retain(|c| matches!(c, Contender::Ferry | Contender::Skopeo));
+            // A pull/tag/push loop 40 ms away would take the better part of an hour.
+            all.retain(|c| *c != Contender::PullTagPush);
         }
         all
     };
@@ -135,9 +135,10 @@ async fn main() -> Result<()> {
     if args.hold {
         let name = fixtures
             .iter()
-            .find(|f| *f == "bulk" || *f == "many")
+            .find(|f| matches!(f.as_str(), "bulk" | "many" | "wan"))
             .map_or("many", String::as_str);
-        return hold(&shape_named(name, scale), &args.storage).await;
+        let rtt = (name == "wan").then(|| Duration::from_millis(args.rtt_ms));
+        return hold(&shape_named(name, scale), &args.storage, rtt).await;
     }
     let mut results = Vec::new();
     for name in fixtures
@@ -191,10 +192,19 @@ async fn main() -> Result<()> {
 /// The image concurrency ferry runs with: a `--ferry-arg=--image-concurrency=N`, else its
 /// default.
 fn ferry_image_concurrency(args: &Args) -> usize {
+    ferry_arg(args, "--image-concurrency=").unwrap_or(ferry::copy::DEFAULT_IMAGE_CONCURRENCY)
+}
+
+/// The blobs of one image ferry copies at once: a `--ferry-arg=--blob-concurrency=N`, else
+/// its default.
+fn ferry_blob_concurrency(args: &Args) -> usize {
+    ferry_arg(args, "--blob-concurrency=").unwrap_or(ferry::copy::DEFAULT_BLOB_CONCURRENCY)
+}
+
+fn ferry_arg(args: &Args, flag: &str) -> Option<usize> {
     args.ferry_args
         .iter()
-        .find_map(|a| a.strip_prefix("--image-concurrency=")?.parse().ok())
-        .unwrap_or(ferry::copy::CopyOptions::default().image_concurrency)
+        .find_map(|a| a.strip_prefix(flag)?.parse().ok())
 }
 
 fn default_storage() -> PathBuf {
@@ -214,16 +224,29 @@ fn shape_named(name: &str, scale: f64) -> Shape {
     }
 }
 
-async fn hold(shape: &Shape, storage: &std::path::Path) -> Result<()> {
+async fn hold(shape: &Shape, storage: &std::path::Path, rtt: Option<Duration>) -> Result<()> {
     let src = DockerRegistry::start_under(storage, Auth::None);
     let seeded = fixture::seed(&src.seeder(), shape).await;
     let dst = DockerRegistry::start_under(storage, Auth::None);
+    // The wan fixture's registries are held behind the proxies that put them at a distance.
+    let far = |upstream: String| async move {
+        let proxy = FaultProxy::start(&upstream).await;
+        if let Some(rtt) = rtt {
+            proxy.production(Production::at_distance(rtt));
+        }
+        proxy
+    };
+    let (src_far, dst_far) = (far(src.url()).await, far(dst.url()).await);
+    let host = |near: String, far: &FaultProxy| match rtt {
+        Some(_) => far.host(),
+        None => near,
+    };
     println!(
         "{}: {} images seeded\nsource:      {}\ndestination: {}\nrepositories: {}\nCtrl-C stops both.",
         shape.name,
         seeded.images.len(),
-        src.host(),
-        dst.host(),
+        host(src.host(), &src_far),
+        host(dst.host(), &dst_far),
         (0..shape.repositories)
             .map(|r| shape.repository(r))
             .collect::<Vec<_>>()
@@ -288,6 +311,13 @@ async fn run_fixture(
                 workdir,
                 ferry: &args.ferry,
                 ferry_args: &args.ferry_args,
+                floor_at_once: match rtt {
+                    Some(_) => FloorAtOnce {
+                        uploads: ferry_image_concurrency(args) * ferry_blob_concurrency(args),
+                        heads: report::planning_concurrency(),
+                    },
+                    None => FloorAtOnce::LOOPBACK,
+                },
             };
             let registries_cpu = || {
                 (

@@ -72,10 +72,15 @@ pub struct LatencyFloor {
     pub noop_seconds: f64,
 }
 
+/// Manifest HEADs ferry keeps in flight while planning a no-op: tags at once per repository
+/// times repositories at once.
+pub fn planning_concurrency() -> usize {
+    ferry::plan::PlanOptions::default().concurrency * ferry::plan::REPOSITORIES_AT_ONCE
+}
+
 impl LatencyFloor {
     pub fn of(rtt: std::time::Duration, images: usize, image_concurrency: usize) -> Self {
-        let planning_concurrency =
-            ferry::plan::PlanOptions::default().concurrency * ferry::plan::REPOSITORIES_AT_ONCE;
+        let planning_concurrency = planning_concurrency();
         let trips = |per_round: usize, at_once: usize| {
             (2 + per_round * images.div_ceil(at_once.max(1))) as f64 * rtt.as_secs_f64()
         };
@@ -105,9 +110,11 @@ pub struct FixtureResult {
 
 impl FixtureResult {
     fn ferry(&self) -> Option<&ContenderResult> {
-        self.contenders
-            .iter()
-            .find(|c| c.contender == Contender::Ferry)
+        self.contender(Contender::Ferry)
+    }
+
+    fn contender(&self, contender: Contender) -> Option<&ContenderResult> {
+        self.contenders.iter().find(|c| c.contender == contender)
     }
 }
 
@@ -197,9 +204,7 @@ impl Report {
                     t.map_or(String::new(), |t| format!(" (ferry {:.2}× it)", t / floor))
                 };
                 md.push_str(&format!(
-                    "Both registries {} ms away (a proxy adds the round trip to every request, and again to each new connection's first). Latency floor at ferry's concurrency ({} images at once; {} HEADs in flight while planning): cold {:.2} s{}, no-op {:.2} s{}.
-
-",
+                    "Both registries {} ms away (a proxy adds the round trip to every request, and again to each new connection's first). Latency floor at ferry's concurrency ({} images at once; {} HEADs in flight while planning): cold {:.2} s{}, no-op {:.2} s{}. ",
                     l.round_trip_ms,
                     l.image_concurrency,
                     l.planning_concurrency,
@@ -208,6 +213,29 @@ impl Report {
                     l.noop_seconds,
                     of(ferry.and_then(|r| r.noop_seconds), l.noop_seconds),
                 ));
+                // Round trips are not the only floor: what the registries must compute
+                // shares this machine's cores, and the measured floor pays it too.
+                if let Some(floor) = f.contender(Contender::Floor) {
+                    md.push_str(&format!(
+                        "Measured floor (the floor contender through the same proxies, as many requests in flight as ferry: its blob uploads cold, its HEADs no-op): cold {:.2} s{}, no-op {}.",
+                        floor.cold_seconds,
+                        of(ferry.map(|r| r.cold_seconds), floor.cold_seconds),
+                        floor.noop_seconds.map_or("–".into(), |n| format!(
+                            "{n:.2} s{}",
+                            of(ferry.and_then(|r| r.noop_seconds), n)
+                        )),
+                    ));
+                }
+                if let Some(ferry) = ferry {
+                    let cpu: f64 = ferry.registry_cpu_seconds.iter().sum();
+                    md.push_str(&format!(
+                        " The two registries' CPU in ferry's cold run ({:.1} s) takes at least {:.2} s on {} cores.",
+                        cpu,
+                        cpu / self.cores.max(1) as f64,
+                        self.cores
+                    ));
+                }
+                md.push_str("\n\n");
             }
             md.push_str("| contender | cold sync (median) | contender ÷ ferry | no-op re-sync | no-op ÷ ferry | sent to destination | ÷ fixture bytes | payload ÷ fixture bytes | requests to destination (cold / no-op) | peak RSS | registry CPU (source + destination) | digests equal |\n");
             md.push_str(

@@ -110,19 +110,32 @@ fn the_harness_runs_every_contender_at_quick_size() {
             "{contenders:?}"
         );
     }
-    // At a distance: ferry and skopeo, both byte-exact, beside the floor the round trips
-    // allow.
+    // At a distance: ferry and skopeo, both byte-exact, and the floor through the same
+    // proxies, beside the floor the round trips allow.
     let wan = &wan[0];
     let contenders = wan["contenders"].as_array().unwrap();
     let names: Vec<&str> = contenders
         .iter()
         .map(|c| c["contender"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["ferry", "skopeo"]);
+    assert_eq!(names, ["ferry", "skopeo", "floor"]);
     for c in contenders {
-        assert_eq!(c["digests_equal"], true, "{c}");
+        if c["contender"] != "floor" {
+            assert_eq!(c["digests_equal"], true, "{c}");
+        }
         assert!(c["noop_seconds"].as_f64().unwrap() > 0.0, "{c}");
     }
+    // The measured floor uploads the blobs alone, and HEADs one manifest per image at each
+    // end.
+    assert_eq!(
+        contenders[2]["payload_uploaded"].as_u64().unwrap(),
+        wan["unique_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(
+        contenders[2]["noop_requests"], wan["images"],
+        "{}",
+        contenders[2]
+    );
     // The floor: a handshake and the listings, then four round trips per image at ferry's
     // concurrency.
     let floor = &wan["latency_floor"];

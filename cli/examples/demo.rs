@@ -214,9 +214,9 @@ sources:
     let endpoints = Endpoints::new()
         .route(&ecr_host, &ecr.registry.url())
         .expect("route");
-    let mut pipeline = LocalPipeline::start(&moto, &config, endpoints, true).await;
-    // The copier's CloudWatch metric lines would drown the story; the tests check them.
-    pipeline.copier.emit_metrics = false;
+    // The test bed's copier prints no CloudWatch metric lines, which would drown the story;
+    // the tests check them.
+    let pipeline = LocalPipeline::start(&moto, &config, endpoints, true).await;
 
     heading("1. bulk migration: the planner is invoked with events/manual-sync.json");
     let summary = pipeline

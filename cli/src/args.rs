@@ -253,9 +253,14 @@ pub struct SyncArgs {
     pub config: ConfigArgs,
 
     /// Images copied at the same time. Default: the configuration's
-    /// defaults.image_concurrency, else 16.
+    /// defaults.image_concurrency, else 32.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub image_concurrency: Option<u16>,
+
+    /// Blobs of one image copied at the same time. Default: the configuration's
+    /// defaults.blob_concurrency, else 6.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub blob_concurrency: Option<u16>,
 
     #[command(flatten)]
     pub referrers: ReferrerArgs,

@@ -80,7 +80,10 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode> {
             }
         }
         eprintln!("{}", output::summary(&run));
-        for line in output::quota_lines(&run) {
+        for line in output::quota_lines(&run)
+            .into_iter()
+            .chain(output::credential_hints(&run))
+        {
             eprintln!("{line}");
         }
     }

@@ -1,8 +1,9 @@
 //! Human-readable lines and the closing summary.
 
+use ferry::error::End;
 use ferry::plan::{Plan, Skipped};
 use ferry::reference::ImageRef;
-use ferry::report::{ImageReport, RunReport, Status};
+use ferry::report::{ErrorInfo, ImageReport, RunReport, Status};
 
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -153,6 +154,42 @@ pub fn quota_lines(run: &RunReport) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// For `ferry copy`, which takes credentials as flags: a line per end that had none, naming
+/// the flag that gives them. The library's own messages name no flags, since the Lambdas
+/// raise them too.
+pub fn credential_hints(run: &RunReport) -> Vec<String> {
+    let mut ends: Vec<End> = run
+        .images
+        .iter()
+        .flat_map(errors_of)
+        .filter(|e| e.kind == "no_credentials")
+        .filter_map(|e| e.end)
+        .collect();
+    ends.sort_by_key(|end| *end == End::Destination);
+    ends.dedup();
+    ends.into_iter()
+        .map(|end| {
+            let (flag, env, which) = match end {
+                End::Source => ("--src-creds", "FERRY_SRC_CREDS", "source"),
+                End::Destination => ("--dest-creds", "FERRY_DEST_CREDS", "destination"),
+            };
+            format!("hint: give the {which} registry's credentials with {flag} USER:PASSWORD (or {env}), or --authfile PATH")
+        })
+        .collect()
+}
+
+/// Every error an image report holds: the image's own, its destinations', its artifacts'.
+fn errors_of(r: &ImageReport) -> impl Iterator<Item = &ErrorInfo> {
+    r.error
+        .iter()
+        .chain(r.destinations.iter().filter_map(|d| d.error.as_ref()))
+        .chain(
+            r.artifacts
+                .iter()
+                .flat_map(|a| a.destinations.iter().filter_map(|d| d.error.as_ref())),
+        )
 }
 
 #[cfg(test)]

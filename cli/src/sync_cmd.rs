@@ -36,6 +36,9 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     if let Some(n) = args.image_concurrency {
         options.image_concurrency = n.into();
     }
+    if let Some(n) = args.blob_concurrency {
+        options.blob_concurrency = n.into();
+    }
     if let Some(selection) = &args.referrers.referrers {
         options.referrers = selection.clone();
     }

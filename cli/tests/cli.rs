@@ -99,11 +99,26 @@ async fn exit_codes_distinguish_failures_from_bad_arguments() {
         ]));
         let bad_ref = run(ferry().args(["copy", "Not A Reference", "x/y"]));
         let no_tag = run(ferry().args(["copy", &format!("{s}/app"), &format!("{d}/app")]));
-        (failed, bad_ref, no_tag)
+        let no_creds = run(ferry().args([
+            "copy",
+            "--insecure-loopback",
+            &format!("{s}/app:1"),
+            &format!("{d}/app"),
+        ]));
+        (failed, bad_ref, no_tag, no_creds)
     })
     .await
     .unwrap();
-    let (failed, bad_ref, no_tag) = out;
+    let (failed, bad_ref, no_tag, no_creds) = out;
+    // The library's message says what is missing; the CLI adds the flag that gives it.
+    assert_eq!(no_creds.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&no_creds.stderr);
+    assert!(stderr.contains("needs credentials"), "{stderr}");
+    assert!(
+        stderr.contains("hint: give the source registry's credentials with --src-creds"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--dest-creds"), "{stderr}");
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(

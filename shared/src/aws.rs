@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 
+use aws_sdk_ecr::config::http::HttpResponse;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::sync::Mutex;
 
@@ -65,21 +66,26 @@ impl AwsClients {
 }
 
 /// An [`Error::Aws`] for a failed call, retryable when AWS throttled or failed on its side
-/// or the request never got an answer.
-pub fn error<E, R>(action: &'static str, e: &SdkError<E, R>) -> Error
+/// (by its error code, or a 429 or 5xx answer without one) or the request never got an
+/// answer.
+pub fn error<E>(action: &'static str, e: &SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + StdError + 'static,
-    R: std::fmt::Debug,
 {
     let retryable = match e {
-        SdkError::ServiceError(s) => s.err().code().is_some_and(|c| {
-            c.contains("Throttl")
-                || c.contains("TooManyRequests")
-                || c.contains("ServiceUnavailable")
-                || c.contains("InternalFailure")
-                || c.contains("InternalService")
-                || c.contains("ServerException")
-        }),
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            status == 429
+                || status >= 500
+                || s.err().code().is_some_and(|c| {
+                    c.contains("Throttl")
+                        || c.contains("TooManyRequests")
+                        || c.contains("ServiceUnavailable")
+                        || c.contains("InternalFailure")
+                        || c.contains("InternalService")
+                        || c.contains("ServerException")
+                })
+        }
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
         SdkError::DispatchFailure(d) => !d.is_user(),
         _ => false,

@@ -4,9 +4,10 @@
 //! re-validate it. ferry computes sha256 itself; sha512 digests are accepted from registries
 //! and compared as strings, because the copy engine never re-hashes a manifest it did not fetch.
 //!
-//! Hashing is aws-lc-rs's (already linked as rustls's crypto provider): its assembly runs at
-//! twice the speed of the sha2 crate's portable code on CPUs without SHA extensions, where
-//! sha2 took three quarters of ferry's CPU copying the benchmark's bulk fixture.
+//! Hashing is aws-lc-rs's (already linked as rustls's crypto provider): on CPUs without SHA
+//! extensions its assembly is much faster than the sha2 crate's portable code, which was
+//! most of ferry's CPU on a copy of large layers (the README's benchmark section has the
+//! measurement).
 
 use std::fmt;
 use std::str::FromStr;

@@ -25,7 +25,23 @@ pub enum Operation {
     PushManifest,
 }
 
+/// Which end of a copy a request went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum End {
+    Source,
+    Destination,
+}
+
 impl Operation {
+    pub fn end(self) -> End {
+        if self.is_push() {
+            End::Destination
+        } else {
+            End::Source
+        }
+    }
+
     pub fn is_push(self) -> bool {
         matches!(
             self,
@@ -78,7 +94,7 @@ impl std::fmt::Display for Location {
 }
 
 fn is_ecr(registry: &str) -> bool {
-    crate::auth::ecr::EcrHost::parse(registry).is_some()
+    crate::ecr_host::EcrHost::is_ecr(registry)
 }
 
 fn denied_hint(at: &Location, op: &Operation) -> String {
@@ -94,18 +110,33 @@ fn denied_hint(at: &Location, op: &Operation) -> String {
     }
 }
 
+fn missing_repository_hint(at: &Location, op: &Operation) -> String {
+    match (op.is_push(), is_ecr(&at.registry)) {
+        (true, true) => format!(
+            "create it first (aws ecr create-repository --repository-name {}), or let ferry create it with create_repository on the destination",
+            at.repository
+        ),
+        (true, false) => "create it first: this registry does not create repositories on push".into(),
+        (false, _) => "check the repository name, and that the credentials may see it".into(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     InvalidReference(#[from] crate::reference::InvalidReference),
 
-    #[error("{at}: manifest {reference} not found (check the tag or digest exists; `ferry` lists tags with --all-tags)")]
+    #[error("{at}: manifest {reference} not found (check that the tag or digest exists)")]
     ManifestNotFound { at: Location, reference: String },
+
+    /// The repository itself does not exist (a listing's or an upload's 404 `NAME_UNKNOWN`).
+    #[error("{at}: repository does not exist; {}", missing_repository_hint(at, op))]
+    RepositoryNotFound { at: Location, op: Operation },
 
     #[error("{at}: blob {digest} not found at the source")]
     BlobNotFound { at: Location, digest: Digest },
 
-    #[error("{} {at} needs credentials: no basic auth credentials were found for {}. Log in (docker login {}), pass --{}-creds USER:PASSWORD, or set them in the docker config file{}", op.verb(), at.registry, at.registry, if op.is_push() { "dest" } else { "src" }, if is_ecr(&at.registry) { "; for ECR, make AWS credentials available to ferry" } else { "" })]
+    #[error("{} {at} needs credentials: no basic auth credentials were found for {}. Log in (docker login {}), or give them in the configuration's credentials or a docker config file{}", op.verb(), at.registry, at.registry, if is_ecr(&at.registry) { "; for ECR, make AWS credentials available to ferry" } else { "" })]
     NoCredentials { at: Location, op: Operation },
 
     #[error("{} {at} denied ({op:?}): {message}; {}", op.verb(), denied_hint(at, op))]
@@ -216,11 +247,24 @@ impl Error {
         }
     }
 
+    /// The end of the copy a registry error came from, where the request says.
+    pub fn end(&self) -> Option<End> {
+        match self {
+            Error::NoCredentials { op, .. }
+            | Error::Denied { op, .. }
+            | Error::RepositoryNotFound { op, .. }
+            | Error::Transient { op, .. }
+            | Error::Protocol { op, .. } => Some(op.end()),
+            _ => None,
+        }
+    }
+
     /// A short stable name for reports and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidReference(_) => "invalid_reference",
             Error::ManifestNotFound { .. } => "manifest_not_found",
+            Error::RepositoryNotFound { .. } => "repository_not_found",
             Error::BlobNotFound { .. } => "blob_not_found",
             Error::NoCredentials { .. } => "no_credentials",
             Error::Denied { .. } => "denied",
@@ -357,6 +401,9 @@ mod tests {
         };
         let t = e.to_string();
         assert!(t.contains("no basic auth credentials"), "{t}");
-        assert!(t.contains("--dest-creds"), "{t}");
+        assert!(t.contains("docker login registry.gitlab.com"), "{t}");
+        // The library is the Lambdas' too: flags are the CLI's to suggest.
+        assert!(!t.contains("--"), "{t}");
+        assert_eq!(e.end(), Some(End::Destination));
     }
 }

@@ -19,8 +19,8 @@ pub enum PlannerEvent {
     EcrPush(EcrPush),
     /// An ECR event ferry has nothing to do for (a delete, a failed push).
     Ignored(String),
-    /// SQS records: (message id, body).
-    Tasks(Vec<(String, String)>),
+    /// SQS records from the planning queue.
+    Tasks(Vec<crate::batch::Record>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
@@ -42,6 +42,13 @@ pub struct EcrPush {
     pub repository: String,
     pub tag: String,
     pub digest: String,
+}
+
+impl EcrPush {
+    /// The registry the image was pushed to.
+    pub fn host(&self) -> crate::ecr_host::EcrHost {
+        crate::ecr_host::EcrHost::new(&self.account, &self.region)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,8 +73,10 @@ impl PlannerEvent {
                 type_name(event)
             ))
         })?;
-        if let Some(records) = object.get("Records") {
-            return parse_records(records);
+        if object.contains_key("Records") {
+            return crate::batch::records(event, "the planner")
+                .map(PlannerEvent::Tasks)
+                .map_err(EventError);
         }
         let source = object.get("source").and_then(Value::as_str);
         let detail_type = object.get("detail-type").and_then(Value::as_str);
@@ -110,28 +119,6 @@ fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-fn parse_records(records: &Value) -> Result<PlannerEvent, EventError> {
-    let records = records
-        .as_array()
-        .ok_or_else(|| EventError("\"Records\" must be an array".into()))?;
-    let mut tasks = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        let source = r.get("eventSource").and_then(Value::as_str);
-        if source != Some("aws:sqs") {
-            return Err(EventError(format!(
-                "Records[{i}] comes from {source:?}, not aws:sqs; only the planning queue may trigger the planner"
-            )));
-        }
-        let id = r
-            .get("messageId")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let body = r.get("body").and_then(Value::as_str).unwrap_or_default();
-        tasks.push((id.to_string(), body.to_string()));
-    }
-    Ok(PlannerEvent::Tasks(tasks))
 }
 
 fn parse_ecr(object: &serde_json::Map<String, Value>) -> Result<PlannerEvent, EventError> {
@@ -218,9 +205,15 @@ mod tests {
             PlannerEvent::Ignored(_)
         ));
         let sqs = json!({"Records": [{"messageId": "m1", "body": "{}", "eventSource": "aws:sqs"}]});
+        let PlannerEvent::Tasks(records) = PlannerEvent::parse(&sqs).unwrap() else {
+            panic!("not tasks");
+        };
         assert_eq!(
-            PlannerEvent::parse(&sqs).unwrap(),
-            PlannerEvent::Tasks(vec![("m1".into(), "{}".into())])
+            records
+                .iter()
+                .map(|r| (r.message_id.as_str(), r.body.as_str()))
+                .collect::<Vec<_>>(),
+            [("m1", "{}")]
         );
     }
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use crate::auth::ecr::EcrHost;
 use crate::aws::AwsClients;
 use crate::config::CreateRepository;
 use crate::copy::{Copier, CopyRequest};
+use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
 use crate::message::{CopyJob, MessageError};
 use crate::reference::ImageRef;
@@ -41,9 +41,10 @@ impl JobError {
     pub fn report(&self, job: &CopyJob) -> ImageReport {
         let error = match self {
             JobError::Invalid(e) => ErrorInfo {
-                kind: "bad_message",
+                kind: crate::batch::BAD_MESSAGE,
                 message: e.to_string(),
                 retryable: false,
+                end: None,
                 quota: None,
             },
             JobError::Prepare(e) => ErrorInfo::from(e),

@@ -7,9 +7,11 @@
 
 pub mod auth;
 pub mod aws;
+pub mod batch;
 pub mod config;
 pub mod copy;
 pub mod digest;
+pub mod ecr_host;
 pub mod error;
 pub mod event;
 pub mod filter;

@@ -33,9 +33,9 @@ impl SqsQueue {
         &self.url
     }
 
-    /// Send every body; returns how many were sent. Batches go out a few at a time: one
-    /// SendMessageBatch takes SQS 10-20 ms, so 10,000 messages one batch after another
-    /// would spend 10-20 s of a planner's invocation waiting.
+    /// Send every body; returns how many were sent. Batches go out a few at a time: each
+    /// SendMessageBatch is a round trip to SQS, and a large registry's thousands of
+    /// messages sent one batch after another would spend the planner's time waiting.
     pub async fn send_all(&self, bodies: &[String]) -> Result<usize> {
         let sent: Vec<Result<()>> = stream::iter(bodies.chunks(BATCH))
             .map(|chunk| self.send_batch(chunk))

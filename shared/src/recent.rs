@@ -3,16 +3,18 @@
 //! repository holds any tag.
 //!
 //! Images of one repository are copied side by side, and each of their blobs wants the
-//! same answer at about the same time. A map filled after the request lets every one of
-//! them ask (seen on the benchmark's many fixture: 92 listings for 20 destination
-//! repositories); here the first asks and the others wait for its answer.
+//! same answer at about the same time. A map filled after the request would let every one
+//! of them ask (the benchmark's many fixture once listed each destination repository
+//! several times over); here the first asks and the others wait for its answer.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
+// Tokio's clock, which tests can pause and advance; the same as std's outside them.
+use tokio::time::Instant;
 
 /// Answers by key, each asked once and trusted for `ttl` from when it was first wanted.
 pub struct Recent<T> {
@@ -83,7 +85,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn callers_at_the_same_time_share_one_ask() {
         let recent = Recent::new(Duration::from_secs(60));
         let asks = AtomicUsize::new(0);
@@ -111,12 +113,13 @@ mod tests {
         assert_eq!(second, Ok(3));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn answers_expire_and_can_be_forgotten() {
-        let recent = Recent::new(Duration::from_millis(20));
+        let recent = Recent::new(Duration::from_secs(60));
         assert_eq!(recent.get_or_ask("k", || async { 1 }).await, 1);
+        tokio::time::advance(Duration::from_secs(59)).await;
         assert_eq!(recent.get_or_ask("k", || async { 2 }).await, 1);
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(recent.get_or_ask("k", || async { 3 }).await, 3);
         recent.forget();
         assert_eq!(recent.get_or_ask("k", || async { 4 }).await, 4);

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::error::{End, Error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -23,6 +23,9 @@ pub struct ErrorInfo {
     pub kind: &'static str,
     pub message: String,
     pub retryable: bool,
+    /// Which end of the copy refused, when the error says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<End>,
     /// For `quota_exhausted`: whose quota, and when it allows more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaWait>,
@@ -62,6 +65,7 @@ impl From<&Error> for ErrorInfo {
             kind: e.kind(),
             message: e.to_string(),
             retryable: e.is_retryable(),
+            end: e.end(),
             quota,
         }
     }

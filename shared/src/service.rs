@@ -31,6 +31,8 @@ pub mod env {
     /// The copy queue's `maxReceiveCount` (its redrive policy), so the copier knows a
     /// record's last delivery.
     pub const COPY_MAX_RECEIVES: &str = "FERRY_COPY_MAX_RECEIVES";
+    /// The planning queue's `maxReceiveCount`, for the planner likewise.
+    pub const PLAN_MAX_RECEIVES: &str = "FERRY_PLAN_MAX_RECEIVES";
     /// How many copier invocations may run at once (the template's
     /// `CopierMaxConcurrency`): each paces to its share of a registry's configured rates.
     pub const FLEET_SIZE: &str = "FERRY_FLEET_SIZE";
@@ -143,17 +145,63 @@ pub async fn config_from_environment(aws: &AwsClients) -> std::result::Result<Sy
     Ok(config.with_home(std::env::var(env::ACCOUNT_ID).ok(), region))
 }
 
-/// Everything a function builds at cold start from its environment: the configuration,
-/// registry routes, and the clients.
-pub async fn services_from_environment(
-    aws: Arc<AwsClients>,
-) -> std::result::Result<Services, String> {
-    let config = config_from_environment(&aws).await?;
-    let endpoints = endpoints_from_environment()?;
-    let fleet_size = fleet_size_from_environment()?;
-    Services::build(config, aws, endpoints, false, fleet_size)
+/// Everything a function is deployed with, as values: the mains read it from the process
+/// environment ([`FunctionSettings::from_environment`]), the test bed writes it down, and
+/// both build their handlers from it the same way.
+#[derive(Clone)]
+pub struct FunctionSettings {
+    /// With the home account and region filled in.
+    pub config: SyncConfig,
+    /// Registry routes (`FERRY_REGISTRY_ENDPOINTS`).
+    pub endpoints: Endpoints,
+    /// Processes sharing the registries' limits (`FERRY_FLEET_SIZE`).
+    pub fleet_size: u32,
+    pub copy_queue_url: Option<String>,
+    pub plan_queue_url: Option<String>,
+    pub dead_letter_queue_url: Option<String>,
+    pub copy_max_receives: Option<u32>,
+    pub plan_max_receives: Option<u32>,
+    /// The copier prints CloudWatch metrics (EMF) on stdout after each batch; off where
+    /// stdout is for people (the demo).
+    pub emit_metrics: bool,
+}
+
+impl FunctionSettings {
+    /// Read every setting from the process environment; the first bad one is named.
+    pub async fn from_environment(aws: &AwsClients) -> std::result::Result<Self, String> {
+        let url = |name: &str| std::env::var(name).ok().filter(|u| !u.trim().is_empty());
+        Ok(FunctionSettings {
+            config: config_from_environment(aws).await?,
+            endpoints: endpoints_from_environment()?,
+            fleet_size: fleet_size_from_environment()?,
+            copy_queue_url: url(env::COPY_QUEUE_URL),
+            plan_queue_url: url(env::PLAN_QUEUE_URL),
+            dead_letter_queue_url: url(env::DEAD_LETTER_QUEUE_URL),
+            copy_max_receives: max_receives(
+                env::COPY_MAX_RECEIVES,
+                std::env::var(env::COPY_MAX_RECEIVES).ok().as_deref(),
+            )?,
+            plan_max_receives: max_receives(
+                env::PLAN_MAX_RECEIVES,
+                std::env::var(env::PLAN_MAX_RECEIVES).ok().as_deref(),
+            )?,
+            emit_metrics: true,
+        })
+    }
+
+    /// The clients for these settings. Functions read no local auth files: their
+    /// credentials come from the configuration, Secrets Manager and ECR.
+    pub async fn services(&self, aws: Arc<AwsClients>) -> std::result::Result<Services, String> {
+        Services::build(
+            self.config.clone(),
+            aws,
+            self.endpoints.clone(),
+            false,
+            self.fleet_size,
+        )
         .await
         .map_err(|e| e.to_string())
+    }
 }
 
 /// JSON log lines without timestamps (CloudWatch stamps each line), level from `RUST_LOG`.
@@ -196,19 +244,14 @@ fn parse_fleet_size(value: Option<&str>) -> std::result::Result<u32, String> {
     }
 }
 
-/// The copy queue's `maxReceiveCount` from `FERRY_COPY_MAX_RECEIVES`, if set.
-pub fn max_receives_from_environment() -> std::result::Result<Option<u32>, String> {
-    parse_max_receives(std::env::var(env::COPY_MAX_RECEIVES).ok().as_deref())
-}
-
-fn parse_max_receives(value: Option<&str>) -> std::result::Result<Option<u32>, String> {
+/// A queue's `maxReceiveCount` from the variable `name`, if set.
+fn max_receives(name: &str, value: Option<&str>) -> std::result::Result<Option<u32>, String> {
     match value {
         None | Some("") => Ok(None),
         Some(text) => match text.parse::<u32>() {
             Ok(n) if n > 0 => Ok(Some(n)),
             _ => Err(format!(
-                "{} must be a whole number of at least 1 (the copy queue's maxReceiveCount), not {text:?}",
-                env::COPY_MAX_RECEIVES
+                "{name} must be a whole number of at least 1 (the queue's maxReceiveCount), not {text:?}"
             )),
         },
     }
@@ -230,12 +273,13 @@ mod tests {
 
     #[test]
     fn max_receives_is_optional_and_checked() {
-        assert_eq!(parse_max_receives(None), Ok(None));
-        assert_eq!(parse_max_receives(Some("")), Ok(None));
-        assert_eq!(parse_max_receives(Some("5")), Ok(Some(5)));
+        let name = env::PLAN_MAX_RECEIVES;
+        assert_eq!(max_receives(name, None), Ok(None));
+        assert_eq!(max_receives(name, Some("")), Ok(None));
+        assert_eq!(max_receives(name, Some("5")), Ok(Some(5)));
         for bad in ["five", "-1", "0"] {
-            let e = parse_max_receives(Some(bad)).unwrap_err();
-            assert!(e.contains("FERRY_COPY_MAX_RECEIVES"), "{e}");
+            let e = max_receives(name, Some(bad)).unwrap_err();
+            assert!(e.contains("FERRY_PLAN_MAX_RECEIVES"), "{e}");
         }
     }
 }

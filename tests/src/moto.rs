@@ -99,7 +99,7 @@ impl MotoServer {
 
     /// The ECR registry host of moto's default account in `region`.
     pub fn ecr_host(region: &str) -> String {
-        format!("{ACCOUNT}.dkr.ecr.{region}.amazonaws.com")
+        ferry::ecr_host::EcrHost::new(ACCOUNT, region).to_string()
     }
 
     /// A `docker-registry` that accepts moto's ECR credentials, to stand in for the ECR

@@ -8,13 +8,10 @@ use std::time::Duration;
 
 use ferry::aws::AwsClients;
 use ferry::config::SyncConfig;
-use ferry::copy::Copier;
 use ferry::handler::copier::CopierHandler;
 use ferry::handler::planner::PlannerHandler;
-use ferry::plan::PlanOptions;
-use ferry::queue::SqsQueue;
 use ferry::registry::Endpoints;
-use ferry::service::Services;
+use ferry::service::FunctionSettings;
 use serde_json::Value;
 
 use crate::moto::{MotoServer, ACCOUNT, REGION};
@@ -30,26 +27,9 @@ pub struct LocalPipeline {
     /// Make failed records visible again at once instead of after their backoff, so a
     /// drain runs each message to its end: done, or in the dead-letter queue.
     pub redeliver_at_once: bool,
-    /// What the handlers were built from, for more copiers ([`Self::fleet`]).
-    config: SyncConfig,
+    /// What both handlers were built from, as a deployed stack's environment gives it.
+    pub settings: FunctionSettings,
     aws: Arc<AwsClients>,
-    endpoints: Endpoints,
-}
-
-fn copier_handler(
-    services: Services,
-    sqs: &aws_sdk_sqs::Client,
-    copy_url: &str,
-    dlq_url: &str,
-) -> CopierHandler {
-    let copier = Copier::new(services.registry.clone(), services.copy_options());
-    CopierHandler::new(
-        services,
-        copier,
-        sqs.clone(),
-        Some(copy_url.to_string()),
-        Some(dlq_url.to_string()),
-    )
 }
 
 /// What running a function over a queue until it was empty did.
@@ -64,8 +44,9 @@ pub struct Drained {
 
 impl LocalPipeline {
     /// Queues `ferry-copy`, `ferry-plan` and `ferry-dead-letter` on `moto`, and both
-    /// handlers for `config` (YAML or JSON) in moto's account and region. With `fan_out`,
-    /// registry syncs go through the planning queue, as in the deployed stack.
+    /// handlers for `config` (YAML or JSON) in moto's account and region, built as the
+    /// functions' mains build them. With `fan_out`, registry syncs go through the planning
+    /// queue, as in the deployed stack. Metrics are not printed.
     pub async fn start(
         moto: &MotoServer,
         config: &str,
@@ -81,19 +62,23 @@ impl LocalPipeline {
         let config = SyncConfig::parse(config)
             .unwrap_or_else(|e| panic!("configuration: {e}"))
             .with_home(Some(ACCOUNT.into()), Some(REGION.into()));
-        let build = || Services::build(config.clone(), aws.clone(), endpoints.clone(), false, 1);
-        let planner = PlannerHandler {
-            services: build().await.expect("planner services"),
-            copy_queue: SqsQueue::new(sqs.clone(), &copy_url),
-            plan_queue: fan_out.then(|| SqsQueue::new(sqs.clone(), &plan_url)),
-            options: PlanOptions::default(),
+        let settings = FunctionSettings {
+            config,
+            endpoints,
+            fleet_size: 1,
+            copy_queue_url: Some(copy_url.clone()),
+            plan_queue_url: fan_out.then(|| plan_url.clone()),
+            dead_letter_queue_url: Some(dlq_url.clone()),
+            copy_max_receives: None,
+            plan_max_receives: None,
+            emit_metrics: false,
         };
-        let copier = copier_handler(
-            build().await.expect("copier services"),
-            &sqs,
-            &copy_url,
-            &dlq_url,
-        );
+        let planner = PlannerHandler::new(aws.clone(), &settings)
+            .await
+            .expect("planner");
+        let copier = CopierHandler::new(aws.clone(), &settings)
+            .await
+            .expect("copier");
         LocalPipeline {
             planner,
             copier,
@@ -102,32 +87,47 @@ impl LocalPipeline {
             plan_url,
             dlq_url,
             redeliver_at_once: false,
-            config,
+            settings,
             aws,
-            endpoints,
         }
     }
 
+    /// A copier deployed with these settings changed by `change` (e.g. the copy queue's
+    /// `maxReceiveCount`): its own process, with its own clients.
+    pub async fn copier_with(&self, change: impl FnOnce(&mut FunctionSettings)) -> CopierHandler {
+        let mut settings = self.settings.clone();
+        change(&mut settings);
+        CopierHandler::new(self.aws.clone(), &settings)
+            .await
+            .expect("copier")
+    }
+
+    /// A planner likewise.
+    pub async fn planner_with(&self, change: impl FnOnce(&mut FunctionSettings)) -> PlannerHandler {
+        let mut settings = self.settings.clone();
+        change(&mut settings);
+        PlannerHandler::new(self.aws.clone(), &settings)
+            .await
+            .expect("planner")
+    }
+
     /// `n` copier handlers as `n` Lambda invocations running at once are: each its own
-    /// process, with its own registry client, pacing to its share of the registries' limits.
-    pub async fn fleet(&self, n: u32) -> Vec<CopierHandler> {
+    /// process, with its own registry client, pacing to its share of the registries' limits
+    /// (a fleet of `n`), deployed with the settings `change` makes.
+    pub async fn fleet(
+        &self,
+        n: u32,
+        change: impl Fn(&mut FunctionSettings),
+    ) -> Vec<CopierHandler> {
         let mut handlers = Vec::new();
         for _ in 0..n {
-            let services = Services::build(
-                self.config.clone(),
-                self.aws.clone(),
-                self.endpoints.clone(),
-                false,
-                n,
-            )
-            .await
-            .expect("copier services");
-            handlers.push(copier_handler(
-                services,
-                &self.sqs,
-                &self.copy_url,
-                &self.dlq_url,
-            ));
+            handlers.push(
+                self.copier_with(|s| {
+                    s.fleet_size = n;
+                    change(s);
+                })
+                .await,
+            );
         }
         handlers
     }

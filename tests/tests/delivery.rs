@@ -54,15 +54,13 @@ async fn bed() -> Bed {
 
 impl Bed {
     async fn pipeline(&self) -> LocalPipeline {
-        let mut p = LocalPipeline::start(
+        LocalPipeline::start(
             &self.moto,
             &self.config,
             Endpoints::new().insecure_loopback(true),
             false,
         )
-        .await;
-        p.copier.emit_metrics = false;
-        p
+        .await
     }
 
     fn big_layer(&self) -> String {

@@ -93,3 +93,62 @@ fn queue_visibility_is_at_least_six_times_the_copier_timeout() {
         assert!(visibility >= 6 * timeout, "{visibility} < 6 x {timeout}");
     }
 }
+
+/// The text of a scalar or a tagged scalar (`!Ref X`, `!GetAtt X.Arn`), tag included.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Tagged(t) => format!("{} {}", t.tag, text(&t.value)),
+        _ => String::new(),
+    }
+}
+
+#[test]
+fn each_function_may_back_off_and_dead_letter_on_its_own_queue() {
+    let t = template();
+    for (function, queue) in [
+        ("CopierFunction", "CopyQueue"),
+        ("PlannerFunction", "PlanQueue"),
+    ] {
+        let policies = &t["Resources"][function]["Properties"]["Policies"];
+        let mut found = Vec::new();
+        statements(policies, &mut found);
+        assert!(
+            found
+                .iter()
+                .any(|s| strings(&s["Action"]) == ["sqs:ChangeMessageVisibility"]
+                    && text(&s["Resource"]) == format!("!GetAtt {queue}.Arn")),
+            "{function} may not change visibility on {queue}: {found:?}"
+        );
+        let sends: Vec<String> = match policies {
+            Value::Sequence(list) => list
+                .iter()
+                .map(|p| text(&p["SQSSendMessagePolicy"]["QueueName"]))
+                .collect(),
+            _ => Vec::new(),
+        };
+        assert!(
+            sends.contains(&"!GetAtt DeadLetterQueue.QueueName".to_string()),
+            "{function} may not send to the dead-letter queue: {sends:?}"
+        );
+    }
+}
+
+#[test]
+fn the_functions_know_their_queues_last_delivery() {
+    let t = template();
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for (variable, queue) in [
+        ("FERRY_COPY_MAX_RECEIVES", "CopyQueue"),
+        ("FERRY_PLAN_MAX_RECEIVES", "PlanQueue"),
+    ] {
+        let redrive = &t["Resources"][queue]["Properties"]["RedrivePolicy"]["maxReceiveCount"];
+        assert!(text(&env[variable]).starts_with("!Ref "), "{variable}");
+        assert_eq!(
+            text(&env[variable]),
+            text(redrive),
+            "{variable} and {queue}"
+        );
+    }
+}

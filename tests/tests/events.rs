@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use ferry::batch::records;
 use ferry::event::PlannerEvent;
-use ferry::handler::copier::parse_records;
 use ferry::message::Message;
 use serde_json::Value;
 
@@ -29,9 +29,9 @@ fn planner_examples_parse_as_their_kind() {
             PlannerEvent::parse(&event(file)).unwrap_or_else(|e| panic!("{file}: {}", e.0));
         assert_eq!(parsed.kind(), kind, "{file}");
         if let PlannerEvent::Tasks(records) = parsed {
-            for (_, body) in records {
+            for record in records {
                 assert!(matches!(
-                    Message::decode(&body),
+                    Message::decode(&record.body),
                     Ok(Message::PlanRepository(_))
                 ));
             }
@@ -46,7 +46,7 @@ fn planner_examples_parse_as_their_kind() {
 
 #[test]
 fn copier_example_holds_a_valid_copy_job() {
-    let records = parse_records(&event("sqs-copy-batch.json")).unwrap();
+    let records = records(&event("sqs-copy-batch.json"), "the copier").unwrap();
     assert_eq!(records.len(), 1);
     let Ok(Message::Copy(job)) = Message::decode(&records[0].body) else {
         panic!("not a copy message: {}", records[0].body)

@@ -144,10 +144,11 @@ sources:
         false,
     )
     .await;
-    p.copier.max_receives = Some(MAX_RECEIVES);
-    p.copier.concurrency = 8;
+    // Records copied eight at once: the configuration's image_concurrency.
+    p.copier = p
+        .copier_with(|s| s.copy_max_receives = Some(MAX_RECEIVES))
+        .await;
     p.redeliver_at_once = true;
-    p.copier.emit_metrics = false;
 
     // The copiers start with the planner, as the deployed ones consume the queue while the
     // fan-out is still filling it.

@@ -262,6 +262,104 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn planning_tasks_that_cannot_succeed_are_dead_lettered_with_their_reason() {
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let config = format!(
+        "version: 1\nsources:\n  - name: hub\n    registry: {{host: \"{}\"}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+        src.host(),
+        dst.host()
+    );
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        true,
+    )
+    .await;
+    for body in [
+        "not a task".to_string(),
+        json!({"version": 1, "kind": "plan-repository", "source_name": "gone", "repository": "app", "reason": "manual"}).to_string(),
+    ] {
+        p.sqs
+            .send_message()
+            .queue_url(&p.plan_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    // Neither would succeed on a later delivery: both go to the dead-letter queue now, with
+    // the same attributes the copier gives its dead letters, rather than by redrive with none.
+    assert!(p.drain_planning().await.failed.is_empty());
+    let dead = p.receive(&p.dlq_url).await;
+    let mut kinds: Vec<(String, String)> = dead
+        .records()
+        .iter()
+        .map(|r| {
+            let attribute = |name: &str| {
+                r["messageAttributes"][name]["stringValue"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (
+                attribute(ferry::batch::ERROR_KIND),
+                attribute(ferry::batch::ERROR),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(
+        kinds.iter().all(|(kind, _)| kind == "bad_message"),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.iter().any(|(_, why)| why.contains("\"gone\"")),
+        "{kinds:?}"
+    );
+    assert!(p.receive(&p.copy_url).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_in_a_china_region_is_copied_from_that_partition_s_registry() {
+    // ECR in cn-* regions is served under amazonaws.com.cn; a host built as
+    // ….amazonaws.com has no route here (and no DNS name there).
+    let moto = MotoServer::start();
+    let region = "cn-north-1";
+    let ecr = MotoServer::ecr_registry();
+    let dst = DockerRegistry::start(Auth::None);
+    let pushed = ecr
+        .seeder()
+        .push_image("team/app", "1.0", Style::Docker, &[600], 4)
+        .await;
+    let src_host = MotoServer::ecr_host(region);
+    assert!(src_host.ends_with(".amazonaws.com.cn"), "{src_host}");
+    let config = format!(
+        "version: 1\nsources:\n  - ecr: {{region: {region}, repositories: [team/app]}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+        dst.host()
+    );
+    let endpoints = Endpoints::new()
+        .route(&src_host, &ecr.url())
+        .unwrap()
+        .insecure_loopback(true);
+    let p = LocalPipeline::start(&moto, &config, endpoints, false).await;
+    let event = json!({
+        "version": "0", "id": "1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": ACCOUNT, "time": "2026-11-24T10:00:00Z", "region": region, "resources": [],
+        "detail": {"result": "SUCCESS", "repository-name": "team/app",
+                   "image-digest": pushed.digest, "action-type": "PUSH", "image-tag": "1.0"}
+    });
+    let summary = p.planner.handle(event).await.unwrap();
+    assert_eq!(summary["messages_sent"], 1, "{summary}");
+    assert!(p.drain_copies().await.failed.is_empty());
+    let (_, _, digest) = dst.seeder().manifest("team/app", "1.0").await.unwrap();
+    assert_eq!(digest, pushed.digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_ecr_push_event_syncs_exactly_that_image_into_a_created_repository() {
     let moto = MotoServer::start();
     let ecr = MotoServer::ecr_registry();
@@ -392,8 +490,8 @@ async fn a_registry_sync_fans_out_one_planning_task_per_repository() {
     assert_eq!(summary["messages_sent"], 0, "{summary}");
     assert!(p.receive(&p.copy_url).await.is_empty());
 
-    // A task for a source the configuration no longer has fails alone, and is retried
-    // (the redrive policy dead-letters it); the real tasks in its batch succeed.
+    // A task for a source the configuration no longer has fails alone, and goes to the
+    // dead-letter queue with its reason at once; the real tasks beside it succeed.
     let stale = Message::PlanRepository(RepositoryTask {
         source_name: "removed".into(),
         repository: "team/api".into(),
@@ -409,7 +507,18 @@ async fn a_registry_sync_fans_out_one_planning_task_per_repository() {
         .await
         .unwrap();
     let failed = p.drain_planning().await.failed;
-    assert_eq!(failed.len(), 1, "only the stale task fails: {failed:?}");
+    assert!(failed.is_empty(), "nothing is retried: {failed:?}");
+    let dead = p.receive(&p.dlq_url).await;
+    assert_eq!(
+        dead.records().len(),
+        1,
+        "only the stale task: {:?}",
+        dead.records()
+    );
+    assert_eq!(
+        dead.records()[0]["messageAttributes"][ferry::batch::ERROR_KIND]["stringValue"],
+        "bad_message"
+    );
 
     assert!(p.drain_copies().await.failed.is_empty());
     for (repo, tag, pushed) in &images {
@@ -536,7 +645,7 @@ async fn images_waiting_for_a_pull_quota_are_parked_not_dead_lettered() {
     .await;
     // Every delivery is the last allowed one: a job that waited by being redelivered would
     // be dead-lettered on it.
-    p.copier.max_receives = Some(1);
+    p.copier = p.copier_with(|s| s.copy_max_receives = Some(1)).await;
     let gets = |proxy: &FaultProxy| {
         proxy
             .seen()
@@ -600,7 +709,7 @@ async fn a_job_parked_for_longer_than_one_delay_waits_again_without_asking_a_reg
         .queue_url(&p.copy_url)
         .message_body(job.to_string())
         .message_attributes(
-            ferry::handler::copier::PARKED_UNTIL,
+            ferry::batch::PARKED_UNTIL,
             aws_sdk_sqs::types::MessageAttributeValue::builder()
                 .data_type("Number")
                 .string_value(&epoch)
@@ -669,10 +778,7 @@ async fn four_copiers_into_a_rate_limited_destination_copy_everything_and_dead_l
     .await;
     let planned = p.planner.handle(json!({"action": "sync"})).await.unwrap();
     assert_eq!(planned["messages_sent"], 24, "{planned}");
-    let mut fleet = p.fleet(4).await;
-    for copier in &mut fleet {
-        copier.max_receives = Some(5);
-    }
+    let fleet = p.fleet(4, |s| s.copy_max_receives = Some(5)).await;
     let drained = futures::future::join_all(fleet.iter().map(|c| p.drain_copies_with(c))).await;
     let failed: Vec<_> = drained.iter().flat_map(|d| &d.failed).collect();
     assert!(failed.is_empty(), "records redelivered: {failed:?}");

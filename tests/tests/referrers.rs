@@ -490,3 +490,56 @@ async fn a_resync_of_a_current_multi_arch_image_brings_a_platform_referrer() {
     assert_eq!(index_entries(&d, "app", &arm.digest).await.len(), 1);
     assert_eq!(plan().await.up_to_date.len(), 1, "all there now");
 }
+
+#[tokio::test]
+async fn planning_a_current_signed_multi_arch_image_reads_no_manifest_where_pulls_are_metered() {
+    // Docker Hub counts manifest GETs, not HEADs: the index whose platforms' artifacts a
+    // current image's check needs is left for the copy to read, within the quota.
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let (_, index) = push_two_platform_app(&s).await;
+    s.push_cosign_artifact("app", &index.digest, "sig", 11)
+        .await;
+    let hub = FaultProxy::start(&src.url()).await;
+    hub.production(
+        ferry_testbed::production::Production::default()
+            .pull_quota(100, std::time::Duration::from_secs(3600)),
+    );
+    let config = SyncConfig::parse(&format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    filters: {{tags: {{include: ['1\\..*']}}}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
+        hub.host(),
+        dst.host()
+    ))
+    .unwrap();
+    let client = client_with(&[]);
+    let aws = AwsClients::from_environment();
+    let plan = || async {
+        Planner::new(&config, &client, &aws, PlanOptions::default())
+            .plan_source(&config.sources[0], Reason::Manual)
+            .await
+            .unwrap()
+    };
+    let first = plan().await;
+    assert_eq!(first.jobs.len(), 1);
+    let report = copier("all")
+        .copy_image(&first.jobs[0].request().unwrap())
+        .await;
+    assert_eq!(report.status, Status::Copied, "{report:#?}");
+
+    let before = hub.seen().len();
+    let again = plan().await;
+    let gets: Vec<String> = hub.seen()[before..]
+        .iter()
+        .filter(|s| s.method == HttpMethod::GET && s.path.contains("/manifests/"))
+        .map(|s| s.path.clone())
+        .collect();
+    assert!(gets.is_empty(), "manifest GETs while planning: {gets:?}");
+    // Left to the copy, which finds everything there.
+    assert_eq!(again.jobs.len(), 1, "{again:?}");
+    assert!(again.jobs[0].prior.destinations_current);
+    let report = copier("all")
+        .copy_image(&again.jobs[0].request().unwrap())
+        .await;
+    assert_eq!(report.status, Status::UpToDate, "{report:#?}");
+}

@@ -1,14 +1,14 @@
 //! The planner Lambda: builds its clients once per cold start and hands every event to
-//! [`ferry::handler::planner::PlannerHandler`]. Configuration: `FERRY_CONFIG` (or
-//! `FERRY_CONFIG_SECRET`), `FERRY_COPY_QUEUE_URL`, optional `FERRY_PLAN_QUEUE_URL`.
+//! [`ferry::handler::planner::PlannerHandler`]. Settings: see
+//! [`ferry::service::FunctionSettings`] (`FERRY_CONFIG` or `FERRY_CONFIG_SECRET`,
+//! `FERRY_COPY_QUEUE_URL`, optional `FERRY_PLAN_QUEUE_URL`, `FERRY_DEAD_LETTER_QUEUE_URL`,
+//! `FERRY_PLAN_MAX_RECEIVES`, …).
 
 use std::sync::Arc;
 
 use ferry::aws::AwsClients;
 use ferry::handler::planner::PlannerHandler;
-use ferry::plan::PlanOptions;
-use ferry::queue::SqsQueue;
-use ferry::service::{self, env};
+use ferry::service::{self, FunctionSettings};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -16,19 +16,8 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     service::init_function_logging();
     let aws = Arc::new(AwsClients::from_environment());
-    let services = service::services_from_environment(aws.clone()).await?;
-    let sqs = aws_sdk_sqs::Client::new(aws.config().await);
-    let copy_queue = std::env::var(env::COPY_QUEUE_URL)
-        .map_err(|_| format!("{} is not set", env::COPY_QUEUE_URL))?;
-    let handler = PlannerHandler {
-        services,
-        copy_queue: SqsQueue::new(sqs.clone(), copy_queue),
-        plan_queue: std::env::var(env::PLAN_QUEUE_URL)
-            .ok()
-            .filter(|u| !u.is_empty())
-            .map(|u| SqsQueue::new(sqs, u)),
-        options: PlanOptions::default(),
-    };
+    let settings = FunctionSettings::from_environment(&aws).await?;
+    let handler = PlannerHandler::new(aws, &settings).await?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handler.handle(event.payload).await.map_err(|e| {

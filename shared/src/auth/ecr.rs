@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 
 use super::Credential;
 use crate::aws::AwsClients;
+pub use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
 
 /// Refresh this long before ECR says a token expires, so a copy that starts with a token
@@ -22,36 +23,6 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(15 * 60);
 /// A token whose expiry is already inside the margin (clock skew, emulators) is still reused
 /// for this long instead of being fetched for every request.
 const MIN_REUSE: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EcrHost {
-    pub account: String,
-    pub region: String,
-}
-
-impl EcrHost {
-    /// Recognize an ECR registry host (including FIPS and China partitions).
-    pub fn parse(host: &str) -> Option<EcrHost> {
-        let host = host.split(':').next()?;
-        let labels: Vec<&str> = host.split('.').collect();
-        let (account, rest) = labels.split_first()?;
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        match rest {
-            ["dkr", ecr, region, "amazonaws", "com"]
-            | ["dkr", ecr, region, "amazonaws", "com", "cn"]
-                if (*ecr == "ecr" || *ecr == "ecr-fips") && !region.is_empty() =>
-            {
-                Some(EcrHost {
-                    account: account.to_string(),
-                    region: region.to_string(),
-                })
-            }
-            _ => None,
-        }
-    }
-}
 
 struct Cached {
     credential: Credential,
@@ -110,13 +81,16 @@ impl EcrTokenProvider {
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| {
-                Error::Credentials(format!(
-                    "ECR GetAuthorizationToken for {}.dkr.ecr.{} failed ({}); the AWS identity needs ecr:GetAuthorizationToken",
-                    host.account,
-                    host.region,
+            .map_err(|e| match crate::aws::error("ECR GetAuthorizationToken", &e) {
+                // A throttled, failing or unreachable ECR answers later; only a refusal is
+                // about the identity, and no retry mends that.
+                again @ Error::Aws {
+                    retryable: true, ..
+                } => again,
+                _ => Error::Credentials(format!(
+                    "ECR GetAuthorizationToken for {host} failed ({}); the AWS identity needs ecr:GetAuthorizationToken",
                     crate::aws::describe(&e)
-                ))
+                )),
             })?;
         let data = out
             .authorization_data()
@@ -155,38 +129,109 @@ impl EcrTokenProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[test]
-    fn recognizes_ecr_hosts_only() {
+    /// An ECR endpoint on loopback that answers every request with `status` and `body`, the
+    /// way ECR's JSON protocol words its errors.
+    async fn ecr_answering(status: &'static str, body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    // The whole request: its head, then as many bytes as it says it has.
+                    loop {
+                        let n = conn.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&request).to_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if request.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        url
+    }
+
+    fn provider(endpoint: &str) -> EcrTokenProvider {
+        let config = aws_config::SdkConfig::builder()
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_ecr::config::SharedCredentialsProvider::new(
+                aws_sdk_ecr::config::Credentials::new(
+                    "AKIDTEST",
+                    "not-a-secret",
+                    None,
+                    None,
+                    "test",
+                ),
+            ))
+            // The SDK's own retries would only slow the test; ferry's retry is what is tested.
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        EcrTokenProvider::with_clients(Arc::new(AwsClients::from_config(config)))
+    }
+
+    #[tokio::test]
+    async fn a_throttled_or_failing_token_request_is_retried_and_a_denial_is_not() {
+        let host = EcrHost::new("123456789012", "eu-west-1");
         let cases = [
             (
-                "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-                Some(("123456789012", "eu-west-1")),
+                "400 Bad Request",
+                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+                true,
             ),
+            ("503 Service Unavailable", "", true),
+            ("500 Internal Server Error", "{}", true),
             (
-                "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
-                Some(("123456789012", "us-east-1")),
-            ),
-            (
-                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
-                Some(("123456789012", "cn-north-1")),
-            ),
-            ("12345.dkr.ecr.eu-west-1.amazonaws.com", None),
-            ("public.ecr.aws", None),
-            ("registry.gitlab.com", None),
-            (
-                "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com",
-                None,
+                "400 Bad Request",
+                r#"{"__type":"AccessDeniedException","message":"not authorized to perform: ecr:GetAuthorizationToken"}"#,
+                false,
             ),
         ];
-        for (host, expected) in cases {
-            let got = EcrHost::parse(host);
-            assert_eq!(
-                got.as_ref()
-                    .map(|h| (h.account.as_str(), h.region.as_str())),
-                expected,
-                "{host}"
-            );
+        for (status, body, retryable) in cases {
+            let endpoint = ecr_answering(status, body).await;
+            let err = provider(&endpoint).credential(&host).await.unwrap_err();
+            assert_eq!(err.is_retryable(), retryable, "{status} {body}: {err}");
+            if !retryable {
+                assert_eq!(err.kind(), "credentials", "{err}");
+                assert!(
+                    err.to_string().contains("ecr:GetAuthorizationToken"),
+                    "{err}"
+                );
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_ecr_is_retried() {
+        // A port nothing listens on: the request never gets an answer.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let err = provider(&endpoint)
+            .credential(&EcrHost::new("123456789012", "eu-west-1"))
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err}");
     }
 }

@@ -11,8 +11,8 @@ mod raw;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use crate::auth::ecr::EcrHost;
 use crate::auth::normalize_host;
+use crate::ecr_host::EcrHost;
 use crate::filter::{NameFilter, TagFilter};
 use crate::manifest::Platform;
 use crate::mapping::{SplitTag, Target, Vars};

@@ -67,7 +67,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn second_claimant_waits_and_sees_what_the_first_recorded() {
         let ledger = Arc::new(BlobLedger::new());
         let d = Digest::sha256_of(b"x");
@@ -78,7 +78,8 @@ mod tests {
             let guards = l2.lock(&d2, ["r1".to_string()]).await;
             guards["r1"].contains("app")
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A paused clock: the sleep lets the waiter run until it blocks, and costs nothing.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!waiter.is_finished(), "must wait while the slot is held");
         first.get_mut("r1").unwrap().insert("app".into());
         drop(first);

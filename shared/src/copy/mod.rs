@@ -30,8 +30,8 @@ use ledger::BlobLedger;
 use progress::{Progress, Silent};
 
 /// A blob this small costs little to send again where a registry does not mount, and on a
-/// cold copy of many small images the HEADs saved were a fifth of the destination's CPU
-/// (benchmark's many fixture: ~12.0 s → ~9.4 s).
+/// cold copy of many small images the HEADs it saves are a large part of the destination
+/// registry's CPU (measured in the README's benchmark section).
 pub const DEFAULT_MOUNT_PROBE_MAX_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ pub struct CopyOptions {
 
 /// Images copied at once unless configured: chosen where round trips to distant registries
 /// are the limit (the benchmark's wan run), and no slower on loopback.
-pub const DEFAULT_IMAGE_CONCURRENCY: usize = 16;
+pub const DEFAULT_IMAGE_CONCURRENCY: usize = 32;
 /// Blobs of one image copied at once unless configured.
 pub const DEFAULT_BLOB_CONCURRENCY: usize = 6;
 

@@ -5,24 +5,33 @@
 //! registry; the planner, triggered again by that queue, plans each repository and sends
 //! its copy jobs. Image lists, ECR pushes and dry runs are planned in the invocation.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{batch_response, BatchOutcome};
+use crate::aws::AwsClients;
+use crate::batch::{BatchQueue, Disposition, Record};
 use crate::config::SourceKind;
 use crate::error::{Error, Result};
 use crate::event::{ManualSync, PlannerEvent};
 use crate::message::{Message, Reason, RepositoryTask};
 use crate::plan::{Plan, PlanOptions, Planner};
 use crate::queue::SqsQueue;
-use crate::service::Services;
+use crate::service::{FunctionSettings, Services};
+
+/// Planning tasks of one batch planned at the same time (the template delivers one at a
+/// time; a larger batch size is not planned one after another).
+const TASKS_AT_ONCE: usize = 4;
 
 pub struct PlannerHandler {
     pub services: Services,
-    pub copy_queue: SqsQueue,
+    copy_queue: SqsQueue,
     /// Where per-repository planning tasks go; without it every source is planned inline.
-    pub plan_queue: Option<SqsQueue>,
-    pub options: PlanOptions,
+    plan_queue: Option<SqsQueue>,
+    /// The planning queue as a batch source: retries, dead letters.
+    tasks: BatchQueue,
+    options: PlanOptions,
 }
 
 /// What one invocation did, returned to a manual invoke and logged for the others.
@@ -44,6 +53,37 @@ pub struct PlannerSummary {
 }
 
 impl PlannerHandler {
+    /// The planner as deployed with `settings`: it needs the copy queue; with a planning
+    /// queue it fans registry syncs out per repository.
+    pub async fn new(
+        aws: Arc<AwsClients>,
+        settings: &FunctionSettings,
+    ) -> std::result::Result<Self, String> {
+        let copy_url = settings.copy_queue_url.clone().ok_or_else(|| {
+            format!(
+                "{} is not set: the planner sends copy jobs there",
+                crate::service::env::COPY_QUEUE_URL
+            )
+        })?;
+        let services = settings.services(aws.clone()).await?;
+        let sqs = aws_sdk_sqs::Client::new(aws.config().await);
+        Ok(PlannerHandler {
+            services,
+            copy_queue: SqsQueue::new(sqs.clone(), copy_url),
+            plan_queue: settings
+                .plan_queue_url
+                .as_ref()
+                .map(|u| SqsQueue::new(sqs.clone(), u)),
+            tasks: BatchQueue {
+                sqs,
+                url: settings.plan_queue_url.clone(),
+                dead_letter_url: settings.dead_letter_queue_url.clone(),
+                max_receives: settings.plan_max_receives,
+            },
+            options: PlanOptions::default(),
+        })
+    }
+
     fn planner(&self) -> Planner<'_> {
         Planner::new(
             &self.services.config,
@@ -69,8 +109,10 @@ impl PlannerHandler {
                 };
                 if plan.jobs.is_empty() && plan.up_to_date.is_empty() {
                     let why = format!(
-                        "no source covers {}.dkr.ecr.{}.amazonaws.com/{}:{}",
-                        push.account, push.region, push.repository, push.tag
+                        "no source covers {}/{}:{}",
+                        push.host(),
+                        push.repository,
+                        push.tag
                     );
                     tracing::info!(reason = %why, "push ignored");
                     summary.ignored = Some(why);
@@ -162,47 +204,42 @@ impl PlannerHandler {
         Ok(())
     }
 
-    /// Plan the repositories SQS delivered; failed records come back for a retry.
-    async fn tasks(&self, records: Vec<(String, String)>) -> Value {
-        let mut outcomes = Vec::new();
-        for (id, body) in records {
-            let outcome = match self.task(&body).await {
-                Ok(sent) => {
-                    tracing::info!(message_id = %id, sent, "repository planned");
-                    BatchOutcome::Done
-                }
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(message_id = %id, error = %e, "planning failed; will retry");
-                    BatchOutcome::Retry
-                }
-                Err(e) => {
-                    // The redrive policy moves it to the dead-letter queue after the
-                    // configured receives; say why now.
-                    tracing::error!(message_id = %id, error = %e, "planning task cannot succeed");
-                    BatchOutcome::Retry
-                }
-            };
-            outcomes.push((id, outcome));
-        }
-        batch_response(&outcomes)
+    /// Plan the repositories SQS delivered, each settled as [`crate::batch`] describes: a
+    /// task that cannot succeed goes to the dead-letter queue with its reason.
+    async fn tasks(&self, records: Vec<Record>) -> Value {
+        let (response, _) = self
+            .tasks
+            .handle(records, TASKS_AT_ONCE, |record| async move {
+                let disposition = match self.task(&record.body).await {
+                    Ok(sent) => {
+                        tracing::info!(message_id = %record.message_id, sent, "repository planned");
+                        Disposition::Done
+                    }
+                    Err(TaskError::Bad(reason)) => Disposition::bad_message(reason),
+                    Err(TaskError::Failed(e)) => Disposition::of(&e),
+                };
+                (disposition, ())
+            })
+            .await;
+        response
     }
 
-    async fn task(&self, body: &str) -> Result<usize> {
+    async fn task(&self, body: &str) -> std::result::Result<usize, TaskError> {
         let task: RepositoryTask =
             match Message::decode(body) {
                 Ok(Message::PlanRepository(t)) => t,
-                Ok(Message::Copy(_)) => return Err(Error::Config(
+                Ok(Message::Copy(_)) => return Err(TaskError::Bad(
                     "a copy message reached the planning queue; point the copier at the copy queue"
                         .into(),
                 )),
-                Err(e) => return Err(Error::Config(e.to_string())),
+                Err(e) => return Err(TaskError::Bad(e.to_string())),
             };
         let source = self
             .services
             .config
             .source(&task.source_name)
             .ok_or_else(|| {
-                Error::Config(format!(
+                TaskError::Bad(format!(
                     "planning task names source {:?}, which the configuration no longer has",
                     task.source_name
                 ))
@@ -214,5 +251,18 @@ impl PlannerHandler {
         let mut summary = PlannerSummary::default();
         self.send(&plan, &mut summary).await?;
         Ok(summary.messages_sent)
+    }
+}
+
+/// Why a planning task did not plan.
+enum TaskError {
+    /// Its body is not a task this configuration can plan.
+    Bad(String),
+    Failed(Error),
+}
+
+impl From<Error> for TaskError {
+    fn from(e: Error) -> Self {
+        TaskError::Failed(e)
     }
 }

@@ -6,6 +6,7 @@
 //! re-sync of an unchanged registry sends no messages at all. The same code plans for the
 //! planner Lambda, `ferry plan` and `ferry sync`.
 
+pub mod decide;
 pub mod enumerate;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,17 +16,19 @@ use std::sync::Arc;
 use futures::{stream, StreamExt};
 use serde::Serialize;
 
-use crate::auth::ecr::EcrHost;
 use crate::aws::AwsClients;
 use crate::config::{Source, SourceKind, SyncConfig};
 use crate::copy::Prior;
 use crate::digest::Digest;
+use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
 use crate::event::EcrPush;
 use crate::filter::TagInfo;
-use crate::message::{CopyJob, JobDestination, Reason, RepositoryTask};
+use crate::message::{CopyJob, Reason, RepositoryTask};
 use crate::reference::ImageRef;
 use crate::registry::{ManifestHead, RegistryClient};
+pub use decide::Skipped;
+use decide::{Seen, TagPlan};
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -78,12 +81,6 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     pub repositories: usize,
     pub tags: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    pub image: String,
-    pub reason: String,
 }
 
 impl Plan {
@@ -164,7 +161,7 @@ impl<'a> Planner<'a> {
                         ))
                     })?;
                 Ok(Place {
-                    host: format!("{account}.dkr.ecr.{region}.amazonaws.com"),
+                    host: EcrHost::new(&account, &region).to_string(),
                     ecr: Some((account, region)),
                 })
             }
@@ -309,7 +306,7 @@ impl<'a> Planner<'a> {
                 digest: Some(push.digest.clone()),
                 pushed_at: None,
             };
-            let host = format!("{}.dkr.ecr.{}.amazonaws.com", push.account, push.region);
+            let host = push.host().to_string();
             plan.merge(
                 self.plan_tags(source, &host, &push.repository, vec![tag], Reason::Push)
                     .await?,
@@ -439,7 +436,7 @@ impl<'a> Planner<'a> {
             .map(|(name, repo)| async move {
                 let tags = match self.registry.list_tags(&repo).await {
                     Ok(tags) => Some(tags.into_iter().collect()),
-                    Err(Error::ManifestNotFound { .. }) => Some(HashSet::new()),
+                    Err(Error::RepositoryNotFound { .. }) => Some(HashSet::new()),
                     Err(e) => {
                         tracing::debug!(repository = %name, error = %e, "destination tags not listed; asking per tag");
                         None
@@ -467,38 +464,22 @@ impl<'a> Planner<'a> {
         reason: Reason,
         listed: &DestinationTags,
     ) -> Result<TagPlan> {
-        let mut out = TagPlan::default();
         let by_tag = !tag.name.is_empty();
         let base = ImageRef::new(host, repository, by_tag.then_some(tag.name.as_str()), None)?;
-
-        let vars = self.config.vars(host, repository, &tag.name);
-        let mut rendered = Vec::new();
-        for dest in &source.destinations {
-            match dest.target.render(&vars) {
-                Ok(Some(reference)) => {
-                    let missing = listed.lacks(&reference, &tag.name);
-                    rendered.push((dest, reference, missing));
-                }
-                Ok(None) => out.skipped.push(Skipped {
-                    image: base.to_string(),
-                    reason: format!(
-                        "tag names no image for the split of {}",
-                        dest.target.template()
-                    ),
-                }),
-                Err(e) => return Err(Error::Config(format!("source {}: {e}", source.name))),
-            }
-        }
+        let (rendered, skipped) = decide::render(self.config, source, &base, &tag.name)?;
+        // Split-skipped destinations come first in whatever this tag's plan turns out.
+        let with_skipped = |mut plan: TagPlan| {
+            plan.skipped.splice(0..0, skipped.iter().cloned());
+            plan
+        };
         if rendered.is_empty() {
-            return Ok(out);
+            return Ok(with_skipped(TagPlan::default()));
         }
 
         // What each destination not known from a listing holds under the tag, asked before
         // the source: an image found at no destination is then read once (below) instead of
         // HEADed now and read by the copy, and the copy trusts its absence instead of asking
-        // again. Only unfiltered destinations can be compared with the source's digest (a
-        // platform-filtered copy has a digest of its own). A HEAD that fails leaves the
-        // destination unknown, for the copy to ask.
+        // again. A HEAD that fails leaves the destination unknown, for the copy to ask.
         //
         // Where every destination's listing holds the tag, the image is most likely current
         // and its source HEAD is asked beside the destinations' instead of after them: one
@@ -508,39 +489,36 @@ impl<'a> Planner<'a> {
             && by_tag
             && rendered
                 .iter()
-                .all(|(_, reference, missing)| !*missing && listed.holds(reference, &tag.name));
+                .all(|r| listed.holds(&r.reference, &tag.name));
         let tag_name = tag.name.as_str();
-        let destination_heads =
-            futures::future::join_all(rendered.iter().map(|(dest, reference, missing)| async move {
-                if !(self.options.check_destinations && dest.platforms.is_empty() && !*missing) {
-                    return (None, false);
+        let destination_heads = futures::future::join_all(rendered.iter().map(|r| async move {
+            if listed.lacks(&r.reference, tag_name) {
+                return Seen::Missing;
+            }
+            if !decide::asks_destination(&self.options, r) {
+                return Seen::Unknown;
+            }
+            let dest_tag = r.reference.tag().unwrap_or(tag_name);
+            match self.registry.head_manifest(&r.reference, dest_tag).await {
+                Ok(None) => Seen::Missing,
+                Ok(Some(head)) => Seen::Holds(head.digest),
+                Err(e) => {
+                    tracing::debug!(destination = %r.reference, error = %e, "destination tag not asked; the copy will");
+                    Seen::Unknown
                 }
-                let dest_tag = reference.tag().unwrap_or(tag_name);
-                match self.registry.head_manifest(reference, dest_tag).await {
-                    Ok(None) => (None, true),
-                    Ok(found) => (found, false),
-                    Err(e) => {
-                        tracing::debug!(destination = %reference, error = %e, "destination tag not asked; the copy will");
-                        (None, false)
-                    }
-                }
-            }));
+            }
+        }));
         let early_source_head = async {
             match listed_present {
                 true => Some(self.registry.head_manifest(&base, &tag.name).await),
                 false => None,
             }
         };
-        let (heads, early_source_head) = futures::join!(destination_heads, early_source_head);
-        let mut there: Vec<Option<ManifestHead>> = Vec::with_capacity(rendered.len());
-        for ((_, _, missing), (head, found_missing)) in rendered.iter_mut().zip(heads) {
-            *missing |= found_missing;
-            there.push(head);
-        }
+        let (seen, early_source_head) = futures::join!(destination_heads, early_source_head);
 
         // An image that no destination has is going to be copied: read its manifest now
         // if the copy will happen in this process, rather than a HEAD now and a GET later.
-        let all_missing = rendered.iter().all(|(_, _, missing)| *missing);
+        let all_missing = seen.iter().all(|s| *s == Seen::Missing);
         let mut manifest = None;
         // The source tag's HEAD, when one is asked: its media type tells whether a current
         // image's platform manifests need their artifacts checked too.
@@ -551,7 +529,9 @@ impl<'a> Planner<'a> {
                     self.prefetched.fetch_add(m.raw.len(), Ordering::Relaxed);
                     manifest = Some(Arc::new(m));
                 }
-                Err(Error::ManifestNotFound { .. }) => return Ok(out.disappeared(&base)),
+                Err(Error::ManifestNotFound { .. }) => {
+                    return Ok(with_skipped(TagPlan::disappeared(&base)))
+                }
                 // The source's pull quota is spent: a HEAD, which it does not count, pins
                 // the digest, and the copy reports the image as waiting for the quota.
                 Err(Error::QuotaExhausted { .. }) => {}
@@ -579,49 +559,24 @@ impl<'a> Planner<'a> {
                         source_head = Some(head);
                         digest
                     }
-                    None => return Ok(out.disappeared(&base)),
+                    None => return Ok(with_skipped(TagPlan::disappeared(&base))),
                 }
             }
         };
         let pinned = base.with_digest(digest.clone());
 
-        // Destinations grouped by platform filter: each group is one copy of one manifest.
-        let mut groups: BTreeMap<Vec<String>, (Vec<JobDestination>, bool)> = BTreeMap::new();
-        let mut all_current = true;
-        let mut current = Vec::new();
-        for ((dest, reference, missing), head) in rendered.into_iter().zip(there) {
-            if head.is_some_and(|h| h.digest == digest) {
-                current.push(JobDestination {
-                    reference: reference.to_string(),
-                    overwrite: dest.overwrite,
-                    create_repository: None,
-                });
-                continue;
-            }
-            all_current = false;
-            let key = dest.platforms.iter().map(|p| p.to_string()).collect();
-            let create_repository = dest
-                .create_repository
-                .filter(|_| EcrHost::parse(reference.registry()).is_some());
-            let (destinations, group_missing) = groups.entry(key).or_insert((Vec::new(), true));
-            *group_missing &= missing;
-            destinations.push(JobDestination {
-                reference: reference.to_string(),
-                overwrite: dest.overwrite,
-                create_repository,
-            });
-        }
-        if all_current {
-            // Current, but its signatures or referrers tags may not have followed it yet:
-            // a job that only checks those (the copy trusts that the image is there).
-            let lagging = match current.is_empty() {
-                true => None,
-                // A check that fails leaves the question to the copy, which reports it.
-                false => match self
+        // Current everywhere, but its signatures or referrers tags may not have followed it.
+        let lagging = match decide::all_current(&seen, &digest) {
+            false => None,
+            true => {
+                let current: Vec<ImageRef> =
+                    rendered.iter().map(|r| r.reference.repo_only()).collect();
+                match self
                     .lagging_artifacts(&base, &digest, source_head.as_ref(), &current)
                     .await
                 {
                     Ok(lagging) => lagging,
+                    // A check that fails leaves the question to the copy, which reports it.
                     Err(e) => {
                         tracing::warn!(image = %pinned, error = %e, "could not compare signatures and referrers; the copy will");
                         Some(Prior {
@@ -629,36 +584,12 @@ impl<'a> Planner<'a> {
                             ..Prior::default()
                         })
                     }
-                },
-            };
-            if let Some(prior) = lagging {
-                out.jobs.push(CopyJob {
-                    source: pinned.to_string(),
-                    destinations: current,
-                    platforms: Vec::new(),
-                    source_name: Some(source.name.clone()),
-                    reason,
-                    prior,
-                });
-            } else {
-                out.up_to_date = Some(pinned.to_string());
+                }
             }
-        }
-        for (platforms, (destinations, destinations_absent)) in groups {
-            out.jobs.push(CopyJob {
-                source: pinned.to_string(),
-                destinations,
-                platforms,
-                source_name: Some(source.name.clone()),
-                reason,
-                prior: Prior {
-                    manifest: manifest.clone(),
-                    destinations_absent,
-                    destinations_current: false,
-                },
-            });
-        }
-        Ok(out)
+        };
+        Ok(with_skipped(decide::decide(
+            source, reason, &pinned, rendered, seen, manifest, lagging,
+        )))
     }
 
     /// What a job for a `current` image needs to know when the source holds artifacts of
@@ -674,18 +605,13 @@ impl<'a> Planner<'a> {
         image: &ImageRef,
         digest: &Digest,
         head: Option<&ManifestHead>,
-        current: &[JobDestination],
+        destinations: &[ImageRef],
     ) -> Result<Option<Prior>> {
         let selection = &self.config.defaults.referrers;
         if selection.is_none() {
             return Ok(None);
         }
         let repo = image.repo_only();
-        let destinations: Vec<ImageRef> = current
-            .iter()
-            .filter_map(|d| d.reference.parse::<ImageRef>().ok())
-            .map(|d| d.repo_only())
-            .collect();
         let listed = self.knowledge.tags(self.registry, &repo).await?;
         let has_api = self.knowledge.has_api(self.registry, &repo, digest).await?;
         if !has_api && !self.uses_artifact_tags(&repo, &listed) {
@@ -702,13 +628,22 @@ impl<'a> Planner<'a> {
             }
         };
         if head.is_some_and(|h| h.is_index()) {
+            // Its platform manifests' artifacts are found from the index, a GET: where the
+            // registry counts those, the planner asks only HEADs and listings, and the copy
+            // (which reads the index once, within the quota) checks them.
+            if self.registry.meters_pulls(repo.registry()) && !self.options.prefetch_manifests {
+                return Ok(Some(Prior {
+                    destinations_current: true,
+                    ..Prior::default()
+                }));
+            }
             let index = self.registry.get_manifest(&repo, digest.as_str()).await?;
             subjects.extend(index.children.iter().map(|c| c.digest.clone()));
             manifest = Some(Arc::new(index));
         }
         for subject in &subjects {
             if self
-                .subject_lags(&repo, subject, &listed, &destinations)
+                .subject_lags(&repo, subject, &listed, destinations)
                 .await?
             {
                 return Ok(Some(Prior {
@@ -812,22 +747,5 @@ impl DestinationTags {
         }
         let tags = self.0.get(&reference.repo_only().to_string())?;
         Some(tags.contains(tag))
-    }
-}
-
-#[derive(Default)]
-struct TagPlan {
-    jobs: Vec<CopyJob>,
-    skipped: Vec<Skipped>,
-    up_to_date: Option<String>,
-}
-
-impl TagPlan {
-    fn disappeared(mut self, image: &ImageRef) -> TagPlan {
-        self.skipped.push(Skipped {
-            image: image.to_string(),
-            reason: "the tag disappeared between listing and reading".into(),
-        });
-        self
     }
 }

@@ -65,7 +65,7 @@ impl Knowledge {
             .get_or_try_ask(&repository_key(image), || async {
                 match client.list_tags(image).await {
                     Ok(tags) => Ok(Arc::new(tags.into_iter().collect())),
-                    Err(Error::ManifestNotFound { .. }) => Ok(Arc::new(HashSet::new())),
+                    Err(Error::RepositoryNotFound { .. }) => Ok(Arc::new(HashSet::new())),
                     Err(e) => Err(e),
                 }
             })

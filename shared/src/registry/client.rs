@@ -191,6 +191,12 @@ impl RegistryClient {
         self.session(registry).pace.clone()
     }
 
+    /// Whether `registry` has said it counts manifest reads against a pull quota, so that
+    /// a read that is not needed now is better left to whoever must make it.
+    pub fn meters_pulls(&self, registry: &str) -> bool {
+        self.session(registry).quota.meters()
+    }
+
     /// Send a request built by `build`, authenticating as the registry asks. A 401 teaches
     /// the session the scheme (or that its token expired) and the request is sent once more,
     /// if `replayable`; a 401 to basic credentials renews them from their source once (an
@@ -711,13 +717,6 @@ impl RegistryClient {
             page.tags.unwrap_or_default()
         })
         .await
-        .map_err(|e| match e {
-            Error::ManifestNotFound { at, .. } => Error::ManifestNotFound {
-                at,
-                reference: "(repository has no tags)".into(),
-            },
-            e => e,
-        })
     }
 
     /// Whether `image`'s repository holds any tag, from one page of at most one tag (the full
@@ -727,7 +726,7 @@ impl RegistryClient {
         let path = format!("v2/{}/tags/list?n=1", image.repository());
         match self.fetch_page::<TagList>(&call, &path, "tag list").await {
             Ok((page, _)) => Ok(page.tags.is_some_and(|t| !t.is_empty())),
-            Err(Error::ManifestNotFound { .. }) => Ok(false),
+            Err(Error::RepositoryNotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -780,7 +779,7 @@ impl RegistryClient {
     }
 
     /// One page of a listing at `path`, and the path of the next one if its `Link` header
-    /// names one. A 404 is [`Error::ManifestNotFound`] (the repository does not exist).
+    /// names one. A 404 is [`Error::RepositoryNotFound`]: a listing has nothing else to miss.
     async fn fetch_page<P: serde::de::DeserializeOwned>(
         &self,
         call: &Call<'_>,
@@ -797,9 +796,9 @@ impl RegistryClient {
             })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
-            return Err(Error::ManifestNotFound {
+            return Err(Error::RepositoryNotFound {
                 at: call.location(),
-                reference: call.reference.to_string(),
+                op: call.op,
             });
         }
         if !resp.status().is_success() {

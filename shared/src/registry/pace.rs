@@ -105,7 +105,7 @@ impl RegistryLimits {
     /// are far above what one copy asks.
     pub fn builtin(host: &str) -> RegistryLimits {
         let mut limits = RegistryLimits::default();
-        if crate::auth::ecr::EcrHost::parse(host).is_some() {
+        if crate::ecr_host::EcrHost::is_ecr(host) {
             limits.requests_per_second = BTreeMap::from([
                 (RequestKind::ManifestPut, 10.0),
                 (RequestKind::UploadStart, 100.0),

@@ -125,6 +125,13 @@ impl Default for Quota {
 }
 
 impl Quota {
+    /// Whether the registry has said it meters manifest reads (its answers carry the
+    /// quota's headers).
+    pub fn meters(&self) -> bool {
+        let s = self.state.lock().expect("quota poisoned");
+        s.spent.is_some() || matches!(s.metering, Metering::Metered { .. })
+    }
+
     /// Wait for room for one more manifest GET, or say the quota is spent.
     pub async fn admit_get(&self) -> Result<GetPermit<'_>, Spent> {
         loop {
@@ -259,6 +266,17 @@ mod tests {
             ("ratelimit-limit", "100;w=21600"),
             ("ratelimit-remaining", &format!("{remaining};w=21600")),
         ])
+    }
+
+    #[test]
+    fn a_registry_meters_once_its_answers_say_so() {
+        let quota = Quota::default();
+        assert!(!quota.meters(), "nothing known yet");
+        quota.observe(&HeaderMap::new(), false, Instant::now());
+        assert!(!quota.meters(), "an answer without the headers");
+        let hub = Quota::default();
+        hub.observe(&docker_hub(40), false, Instant::now());
+        assert!(hub.meters());
     }
 
     #[test]

@@ -109,22 +109,7 @@ impl Failure {
                     .unwrap_or_else(|_| crate::digest::Digest::sha256_of(b"")),
             },
             404 if self.code == "NAME_UNKNOWN" || lower.contains("does not exist") => {
-                Error::Protocol {
-                    at: at.clone(),
-                    op,
-                    detail: format!(
-                        "repository {at} does not exist ({}); create it first{}",
-                        self.summary(),
-                        if crate::auth::ecr::EcrHost::parse(&at.registry).is_some() {
-                            format!(
-                                " (aws ecr create-repository --repository-name {})",
-                                at.repository
-                            )
-                        } else {
-                            String::new()
-                        }
-                    ),
-                }
+                Error::RepositoryNotFound { at, op }
             }
             400 | 409 | 412
                 if op == Operation::PushManifest
@@ -232,7 +217,8 @@ mod tests {
             (failure(400, "DIGEST_INVALID", ""), Operation::UploadBlob, false, "transient"),
             (failure(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"), Operation::UploadBlob, false, "transient"),
             (failure(404, "", ""), Operation::UploadBlob, false, "transient"),
-            (failure(404, "NAME_UNKNOWN", "repository does not exist"), Operation::StartUpload, false, "protocol"),
+            (failure(404, "NAME_UNKNOWN", "repository does not exist"), Operation::StartUpload, false, "repository_not_found"),
+            (failure(404, "NAME_UNKNOWN", "repository name not known to registry"), Operation::ListTags, false, "repository_not_found"),
         ];
         for (f, op, anonymous, kind) in cases {
             let text = f.summary();
