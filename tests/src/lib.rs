@@ -5,6 +5,7 @@
 //! a registry. Everything started here stops when its handle is dropped.
 
 pub mod cargo;
+pub mod clients;
 pub mod fixtures;
 pub mod moto;
 pub mod pipeline;

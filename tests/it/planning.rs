@@ -3,8 +3,6 @@
 //! the same process (`ferry sync`) reads the manifests it will copy instead of a HEAD now and
 //! a GET later. The copy then trusts what planning found.
 
-mod common;
-
 use ferry::aws::AwsClients;
 use ferry::config::SyncConfig;
 use ferry::copy::{Copier, CopyOptions};
@@ -15,7 +13,7 @@ use ferry_testbed::fixtures::{Pushed, Style};
 use ferry_testbed::proxy::{FaultProxy, HttpMethod, Seen};
 use ferry_testbed::{Auth, DockerRegistry};
 
-use common::client_with;
+use ferry_testbed::clients::client_with;
 
 const TAGS: usize = 10;
 

@@ -4,8 +4,6 @@
 //! `docker-registry` 2.8 processes (no referrers API: the fallback path); the API path runs
 //! through a proxy that gives the registry behind it the referrers API.
 
-mod common;
-
 use ferry::aws::AwsClients;
 use ferry::config::SyncConfig;
 use ferry::copy::{Copier, CopyOptions};
@@ -18,7 +16,7 @@ use ferry_testbed::proxy::{FaultProxy, HttpMethod};
 use ferry_testbed::{Auth, DockerRegistry};
 use serde_json::Value;
 
-use common::{client_with, request};
+use ferry_testbed::clients::{client_with, request};
 
 const SPDX: &str = "application/spdx+json";
 const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
@@ -64,6 +62,30 @@ async fn push_two_platform_app(s: &Seeder) -> (Pushed, Pushed) {
         )
         .await;
     (arm, index)
+}
+
+/// A mirror of `src`'s repository app, tags 1.*, to `dst`.
+fn app_mirror(src: &str, dst: &str) -> SyncConfig {
+    SyncConfig::parse(&format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{src}\", repositories: [app]}}\n    filters: {{tags: {{include: ['1\\..*']}}}}\n    destinations: [{{target: \"{dst}/{{repo}}\"}}]\n"
+    ))
+    .unwrap()
+}
+
+/// The plan of `config`'s only source, as the planner Lambda makes it.
+async fn plan_app(
+    config: &SyncConfig,
+    client: &ferry::registry::RegistryClient,
+) -> ferry::plan::Plan {
+    Planner::new(
+        config,
+        client,
+        &AwsClients::from_environment(),
+        PlanOptions::default(),
+    )
+    .plan_source(&config.sources[0], Reason::Manual)
+    .await
+    .unwrap()
 }
 
 fn tag_of(digest: &str) -> String {
@@ -447,20 +469,9 @@ async fn a_resync_of_a_current_multi_arch_image_brings_a_platform_referrer() {
     let dst = DockerRegistry::start(Auth::None);
     let s = src.seeder();
     let (arm, _) = push_two_platform_app(&s).await;
-    let config = SyncConfig::parse(&format!(
-        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    filters: {{tags: {{include: ['1\\..*']}}}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
-        src.host(),
-        dst.host()
-    ))
-    .unwrap();
+    let config = app_mirror(&src.host(), &dst.host());
     let client = client_with(&[]);
-    let aws = AwsClients::from_environment();
-    let plan = || async {
-        Planner::new(&config, &client, &aws, PlanOptions::default())
-            .plan_source(&config.sources[0], Reason::Manual)
-            .await
-            .unwrap()
-    };
+    let plan = || plan_app(&config, &client);
     let first = plan().await;
     assert_eq!(first.jobs.len(), 1);
     assert_eq!(
@@ -506,20 +517,9 @@ async fn planning_a_current_signed_multi_arch_image_reads_no_manifest_where_pull
         ferry_testbed::production::Production::default()
             .pull_quota(100, std::time::Duration::from_secs(3600)),
     );
-    let config = SyncConfig::parse(&format!(
-        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    filters: {{tags: {{include: ['1\\..*']}}}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
-        hub.host(),
-        dst.host()
-    ))
-    .unwrap();
+    let config = app_mirror(&hub.host(), &dst.host());
     let client = client_with(&[]);
-    let aws = AwsClients::from_environment();
-    let plan = || async {
-        Planner::new(&config, &client, &aws, PlanOptions::default())
-            .plan_source(&config.sources[0], Reason::Manual)
-            .await
-            .unwrap()
-    };
+    let plan = || plan_app(&config, &client);
     let first = plan().await;
     assert_eq!(first.jobs.len(), 1);
     let report = copier("all")

@@ -1,10 +1,8 @@
 //! Every manifest kind copies byte-exact: the destination serves the source's bytes under
 //! the source's digest, and has every blob and child manifest they reference.
 
-mod common;
-
-use common::*;
 use ferry::report::Status;
+use ferry_testbed::clients::*;
 use ferry_testbed::fixtures::{
     self, platform, Style, DOCKER_LIST, OCI_INDEX, OCI_LAYER, OCI_MANIFEST,
 };

@@ -1,6 +1,5 @@
-//! Helpers shared by the integration tests: a client and copier for loopback registries.
-
-#![allow(dead_code)]
+//! Clients for the test bed's registries: a registry client, a copier and requests for
+//! loopback registries over plain HTTP, as the integration tests use them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -3,11 +3,9 @@
 //! whose bytes do not match their digest or their declared size, HTML error pages. Each is
 //! a clear failure that names the problem, and nothing is left half-written: no tag.
 
-mod common;
-
 use axum::http::Method;
-use common::*;
 use ferry::report::{ImageReport, Status};
+use ferry_testbed::clients::*;
 use ferry_testbed::fixtures::{Style, OCI_MANIFEST};
 use ferry_testbed::proxy::{on, Action, FaultProxy};
 use ferry_testbed::{Auth, DockerRegistry};

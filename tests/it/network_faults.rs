@@ -5,16 +5,14 @@
 //! clear retryable failure and no tag pointing at an incomplete image. Work already done
 //! is not done again.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
-use common::*;
 use ferry::auth::CredentialStore;
 use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
 use ferry::report::{ImageReport, Status};
+use ferry_testbed::clients::*;
 use ferry_testbed::fixtures::{Pushed, Style};
 use ferry_testbed::proxy::{on, Action, FaultProxy, Seen};
 use ferry_testbed::{Auth, DockerRegistry};

@@ -2,16 +2,14 @@
 //! fault-injecting proxy sits in front of a real docker-registry and throttles, expires
 //! tokens, redirects downloads to another host, or refuses to overwrite immutable tags.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
-use common::*;
 use ferry::auth::Credential;
 use ferry::registry::{Limits, RegistryLimits, RegistryOptions, RetryPolicy};
 use ferry::report::Status;
+use ferry_testbed::clients::*;
 use ferry_testbed::fixtures::Style;
 use ferry_testbed::proxy::{on, Action, FaultProxy};
 use ferry_testbed::token::TokenServer;

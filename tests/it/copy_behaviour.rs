@@ -1,15 +1,13 @@
 //! How the engine saves work and fails: skips, mounts, one source read for many
 //! destinations, and the errors users act on.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use common::*;
 use ferry::auth::Credential;
 use ferry::copy::{Copier, CopyOptions};
 use ferry::report::Status;
+use ferry_testbed::clients::*;
 use ferry_testbed::fixtures::{Pushed, Style};
 use ferry_testbed::proxy::{Action, FaultProxy, HttpMethod, Seen};
 use ferry_testbed::token::TokenServer;
@@ -49,7 +47,7 @@ async fn second_copy_is_up_to_date_and_new_tag_reuses_present_blobs() {
     );
 
     // Same image under another tag, from a fresh run (no ledger): blobs are found by HEAD.
-    let fresh = common::copier();
+    let fresh = ferry_testbed::clients::copier();
     let other = fresh
         .copy_image(&request(
             &format!("{}/app:1", src.host()),
