@@ -79,7 +79,7 @@ mod tests {
                 platforms: vec!["linux/arm64".into()],
                 source_name: Some("s".into()),
                 reason: Reason::Manual,
-                prior: Default::default(),
+                hints: Default::default(),
             }],
             up_to_date: vec!["src.example/proj:web-2.0@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()],
             skipped: vec![Skipped {

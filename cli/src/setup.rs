@@ -12,7 +12,7 @@ use ferry::config::SyncConfig;
 use ferry::message::Reason;
 use ferry::plan::{Plan, PlanOptions, Planner};
 use ferry::reference::ImageRef;
-use ferry::referrers::Knowledge;
+use ferry::referrers::RegistryFacts;
 use ferry::registry::{Endpoints, RegistryClient, RegistryOptions, RetryPolicy};
 use ferry::service::Services;
 
@@ -65,13 +65,13 @@ impl ConfigArgs {
     }
 
     /// Plan the sources `--source` selects (all by default) with the planner's code,
-    /// handing each repository's plan to `each` as soon as it is made. `knowledge` is what
+    /// handing each repository's plan to `each` as soon as it is made. `facts` is what
     /// is known of the registries, shared with a copier in this process.
     pub async fn plan_each(
         &self,
         services: &Services,
         options: PlanOptions,
-        knowledge: Arc<Knowledge>,
+        facts: Arc<RegistryFacts>,
         mut each: impl FnMut(Plan),
     ) -> Result<()> {
         let sources = services
@@ -79,7 +79,7 @@ impl ConfigArgs {
             .sources_named(&self.sources)
             .map_err(anyhow::Error::msg)?;
         let planner = Planner::new(&services.config, &services.registry, &services.aws, options)
-            .with_knowledge(knowledge);
+            .with_facts(facts);
         for source in sources {
             planner
                 .plan_source_each(source, Reason::Manual, &mut each)

@@ -11,7 +11,7 @@ use ferry::copy::Copier;
 use ferry::jobs::JobRunner;
 use ferry::message::CopyJob;
 use ferry::plan::{Plan, PlanOptions, Skipped};
-use ferry::referrers::Knowledge;
+use ferry::referrers::RegistryFacts;
 use ferry::report::{ImageReport, RunReport};
 use futures::{stream, StreamExt};
 use serde::Serialize;
@@ -46,9 +46,8 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     let show_bars = !args.json && std::io::stderr().is_terminal();
     let bars = show_bars.then(|| Arc::new(crate::progress::Bars::new()));
     // Source tag lists read while planning serve the copy's search for signatures too.
-    let knowledge = Arc::new(Knowledge::new());
-    let mut copier =
-        Copier::new(services.registry.clone(), options).with_knowledge(knowledge.clone());
+    let facts = Arc::new(RegistryFacts::new());
+    let mut copier = Copier::new(services.registry.clone(), options).with_facts(facts.clone());
     if let Some(b) = &bars {
         copier = copier.with_progress(b.clone());
     }
@@ -70,7 +69,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
         let config = &args.config;
         async move {
             let planned = config
-                .plan_each(services, options, knowledge, |part| {
+                .plan_each(services, options, facts, |part| {
                     for job in &part.jobs {
                         // Fails only once copying has stopped, which it does not before
                         // this sender is dropped.

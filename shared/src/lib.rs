@@ -22,12 +22,12 @@ pub mod mapping;
 pub mod message;
 pub mod plan;
 pub mod queue;
-pub mod recent;
 pub mod reference;
 pub mod referrers;
 pub mod registry;
 pub mod report;
 pub mod service;
+pub mod shared_answers;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::CreateRepository;
-use crate::copy::{CopyRequest, Prior};
+use crate::copy::{CopyRequest, PlanHints};
 use crate::reference::ImageRef;
 
 pub const VERSION: u64 = 1;
@@ -69,7 +69,7 @@ pub struct CopyJob {
     pub reason: Reason,
     /// What planning learned, for a copy in the same process; never serialized.
     #[serde(skip)]
-    pub prior: Prior,
+    pub hints: PlanHints,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,7 +177,7 @@ impl CopyJob {
             destinations.push(r);
         }
         let mut request = CopyRequest::new(source, destinations);
-        request.prior = self.prior.clone();
+        request.hints = self.hints.clone();
         for (i, p) in self.platforms.iter().enumerate() {
             request
                 .platforms
@@ -205,7 +205,7 @@ mod tests {
             platforms: vec!["linux/amd64".into()],
             source_name: Some("ecr".into()),
             reason: Reason::Push,
-            prior: Prior::default(),
+            hints: PlanHints::default(),
         })
     }
 

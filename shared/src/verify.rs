@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestKind, Platform};
 use crate::message::{CopyJob, MessageError};
 use crate::reference::ImageRef;
-use crate::referrers::{self, tags, Knowledge, Placement, Selection};
+use crate::referrers::{self, tags, Placement, RegistryFacts, Selection};
 use crate::registry::RegistryClient;
 
 /// One source image and where a copy of it should be.
@@ -124,7 +124,7 @@ pub struct Verifier<'a> {
     concurrency: usize,
     /// The artifacts that should have followed each image.
     referrers: Selection,
-    knowledge: Knowledge,
+    facts: RegistryFacts,
 }
 
 impl<'a> Verifier<'a> {
@@ -133,7 +133,7 @@ impl<'a> Verifier<'a> {
             client,
             concurrency,
             referrers,
-            knowledge: Knowledge::new(),
+            facts: RegistryFacts::new(),
         }
     }
 
@@ -247,7 +247,7 @@ impl<'a> Verifier<'a> {
             for subject in &level {
                 let found = referrers::discover(
                     self.client,
-                    &self.knowledge,
+                    &self.facts,
                     &source,
                     subject,
                     &self.referrers,
@@ -304,7 +304,7 @@ impl<'a> Verifier<'a> {
         subject: &Digest,
     ) -> Result<HashSet<Digest>> {
         let entries = match self
-            .knowledge
+            .facts
             .referrers(self.client, destination, subject, None)
             .await?
         {

@@ -104,10 +104,10 @@ async fn one_listing_answers_for_missing_tags_and_sync_plans_read_what_they_copy
         let expected = &setup.pushed.iter().find(|(t, _)| t == tag).unwrap().1;
         assert!(job.source.ends_with(&expected.digest), "{}", job.source);
         let absent = tag != "v3";
-        assert_eq!(job.prior.destinations_absent, absent, "{tag}");
+        assert_eq!(job.hints.destinations_absent, absent, "{tag}");
         // Read only for images no destination has: a different image under the tag was
         // found with a HEAD, and so was the source's digest.
-        let manifest = job.prior.manifest.as_ref();
+        let manifest = job.hints.manifest.as_ref();
         assert_eq!(manifest.is_some(), absent, "{tag}");
         if let Some(m) = manifest {
             assert_eq!(m.digest.as_str(), expected.digest);
@@ -162,13 +162,13 @@ async fn plans_for_a_queue_head_the_source_and_carry_no_manifests() {
     let setup = setup(TAGS).await;
     let plan = plan(&setup, false).await;
     assert_eq!(plan.jobs.len(), TAGS - 3);
-    assert!(plan.jobs.iter().all(|j| j.prior.manifest.is_none()));
+    assert!(plan.jobs.iter().all(|j| j.hints.manifest.is_none()));
     let src = setup.src_proxy.seen();
     assert_eq!(count(&src, HttpMethod::GET, "/manifests/"), 0, "{src:#?}");
     assert_eq!(count(&src, HttpMethod::HEAD, "/manifests/"), TAGS);
     // What planning learned stays in this process.
     let body = serde_json::to_string(&ferry::message::Message::Copy(plan.jobs[0].clone())).unwrap();
-    assert!(!body.contains("prior"), "{body}");
+    assert!(!body.contains("hints"), "{body}");
     assert!(!body.contains("manifest\""), "{body}");
 }
 
@@ -178,7 +178,7 @@ async fn a_few_tags_are_asked_for_one_by_one() {
     let plan = plan(&setup, true).await;
     assert_eq!(plan.up_to_date.len(), 3);
     assert_eq!(plan.jobs.len(), 1);
-    assert!(!plan.jobs[0].prior.destinations_absent);
+    assert!(!plan.jobs[0].hints.destinations_absent);
     let dst = setup.dst_proxy.seen();
     assert_eq!(count(&dst, HttpMethod::GET, "tags/list"), 0, "{dst:#?}");
     assert_eq!(count(&dst, HttpMethod::HEAD, "/manifests/"), 4);
@@ -195,10 +195,10 @@ async fn a_tag_a_head_finds_missing_is_read_once_and_not_asked_again_by_the_copy
         .iter()
         .find(|j| tag_of(&j.source) == "v4")
         .expect("v4 planned");
-    assert!(v4.prior.destinations_absent, "{v4:?}");
+    assert!(v4.hints.destinations_absent, "{v4:?}");
     let pushed = &setup.pushed[4].1;
     assert_eq!(
-        v4.prior.manifest.as_ref().map(|m| m.raw.to_vec()),
+        v4.hints.manifest.as_ref().map(|m| m.raw.to_vec()),
         Some(pushed.raw.clone()),
         "read while planning"
     );
@@ -233,7 +233,7 @@ async fn a_copy_that_may_not_overwrite_asks_the_destination_anyway() {
     let job = plan
         .jobs
         .iter()
-        .find(|j| j.prior.destinations_absent)
+        .find(|j| j.hints.destinations_absent)
         .unwrap();
     let mut request = job.request().unwrap();
     request.overwrite = false;

@@ -537,7 +537,7 @@ async fn planning_a_current_signed_multi_arch_image_reads_no_manifest_where_pull
     assert!(gets.is_empty(), "manifest GETs while planning: {gets:?}");
     // Left to the copy, which finds everything there.
     assert_eq!(again.jobs.len(), 1, "{again:?}");
-    assert!(again.jobs[0].prior.destinations_current);
+    assert!(again.jobs[0].hints.destinations_current);
     let report = copier("all")
         .copy_image(&again.jobs[0].request().unwrap())
         .await;

@@ -69,7 +69,7 @@ pub struct Defaults {
     pub image_concurrency: Option<usize>,
     pub blob_concurrency: Option<usize>,
     /// Blobs up to this size, bound for a repository without tags, are asked for with a
-    /// mount request instead of a HEAD (0: HEAD every blob). See `copy::fresh`.
+    /// mount request instead of a HEAD (0: HEAD every blob). See `copy::untagged`.
     pub mount_probe_max_bytes: Option<u64>,
     /// Tries per registry request, the first included (transient failures only).
     pub request_attempts: Option<usize>,

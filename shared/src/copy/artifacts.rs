@@ -39,7 +39,7 @@ impl Copier {
             for subject in level {
                 let found = match referrers::discover(
                     &self.client,
-                    &self.knowledge,
+                    &self.facts,
                     &source,
                     &subject,
                     &self.options.referrers,
@@ -178,7 +178,7 @@ impl Copier {
         entries: &[Value],
         source_index: Option<&Manifest>,
     ) -> Result<Option<Digest>> {
-        if self.knowledge.has_api(&self.client, dest, subject).await? {
+        if self.facts.has_api(&self.client, dest, subject).await? {
             // The registry lists a referrer by its `subject` as soon as it is pushed.
             return Ok(None);
         }

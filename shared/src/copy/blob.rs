@@ -37,7 +37,7 @@ pub enum BlobOutcome {
 }
 
 /// How a destination stands before any byte is read from the source.
-enum Settled {
+enum Standing {
     /// Nothing to send.
     Done(BlobOutcome),
     /// The bytes must be sent; into this session when a mount request opened one.
@@ -46,10 +46,10 @@ enum Settled {
 
 pub struct BlobCopy<'a> {
     pub client: &'a RegistryClient,
-    pub ledger: &'a super::ledger::BlobLedger,
-    pub fresh: &'a super::fresh::FreshRepos,
+    pub claims: &'a super::blob_claims::BlobClaims,
+    pub untagged: &'a super::untagged::UntaggedRepos,
     /// Blobs up to this size bound for a repository without tags are asked for with a
-    /// mount probe instead of a HEAD ([`super::fresh`]).
+    /// mount probe instead of a HEAD ([`super::untagged`]).
     pub mount_probe_max_bytes: u64,
     pub progress: &'a Arc<dyn Progress>,
     pub source: &'a ImageRef,
@@ -63,7 +63,7 @@ impl BlobCopy<'_> {
         let mut results: Vec<Option<Result<BlobOutcome>>> =
             destinations.iter().map(|_| None).collect();
         let mut guards = self
-            .ledger
+            .claims
             .lock(
                 digest,
                 destinations.iter().map(|d| d.registry().to_string()),
@@ -77,19 +77,19 @@ impl BlobCopy<'_> {
         for (i, dest) in destinations.iter().enumerate() {
             let known = guards.get_mut(dest.registry()).expect("locked above");
             match self.settle_without_source(dest, known).await {
-                Ok(Settled::Done(outcome)) => {
+                Ok(Standing::Done(outcome)) => {
                     known.insert(dest.repository().to_string());
                     results[i] = Some(Ok(outcome));
                 }
                 // A session it opened is left to expire: the mount afterwards needs none.
-                Ok(Settled::Send(_))
+                Ok(Standing::Send(_))
                     if uploads
                         .iter()
                         .any(|&(u, _)| destinations[u].registry() == dest.registry()) =>
                 {
                     deferred.push(i)
                 }
-                Ok(Settled::Send(session)) => uploads.push((i, session)),
+                Ok(Standing::Send(session)) => uploads.push((i, session)),
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
@@ -113,9 +113,9 @@ impl BlobCopy<'_> {
             let dest = &destinations[i];
             let known = guards.get_mut(dest.registry()).expect("locked");
             let outcome = match self.settle_without_source(dest, known).await {
-                Ok(Settled::Done(o)) => Ok(o),
+                Ok(Standing::Done(o)) => Ok(o),
                 // Mount unsupported or the upload above failed: send the bytes here too.
-                Ok(Settled::Send(session)) => self
+                Ok(Standing::Send(session)) => self
                     .upload_with_retry(&[dest], vec![session])
                     .await
                     .pop()
@@ -135,22 +135,22 @@ impl BlobCopy<'_> {
     }
 
     /// Settle the blob at `dest` without reading the source: known this run, present
-    /// (HEAD, or a mount probe in a repository without tags, see [`super::fresh`]), or
+    /// (HEAD, or a mount probe in a repository without tags, see [`super::untagged`]), or
     /// mountable from a repository of the same registry that has it. Otherwise the bytes
     /// must be sent, into the session a mount request that could not mount opened.
     async fn settle_without_source(
         &self,
         dest: &ImageRef,
-        known: &super::ledger::KnownRepos,
-    ) -> Result<Settled> {
+        known: &super::blob_claims::KnownRepos,
+    ) -> Result<Standing> {
         let digest = &self.blob.digest;
         if known.contains(dest.repository()) {
-            return Ok(Settled::Done(BlobOutcome::Present));
+            return Ok(Standing::Done(BlobOutcome::Present));
         }
         let probe = self.blob.size <= self.mount_probe_max_bytes
-            && self.fresh.may_probe(self.client, dest).await;
+            && self.untagged.may_probe(self.client, dest).await;
         if !probe && self.client.blob_exists(dest, digest).await? {
-            return Ok(Settled::Done(BlobOutcome::Present));
+            return Ok(Standing::Done(BlobOutcome::Present));
         }
         let mount_from = known
             .iter()
@@ -163,20 +163,20 @@ impl BlobCopy<'_> {
             })
             .or_else(|| probe.then(|| dest.repository().to_string()));
         let Some(from) = mount_from else {
-            return Ok(Settled::Send(None));
+            return Ok(Standing::Send(None));
         };
         match self.client.start_upload(dest, Some((&from, digest))).await {
             Ok(UploadStart::Mounted) if from == dest.repository() => {
-                Ok(Settled::Done(BlobOutcome::Present))
+                Ok(Standing::Done(BlobOutcome::Present))
             }
-            Ok(UploadStart::Mounted) => Ok(Settled::Done(BlobOutcome::Mounted)),
-            Ok(UploadStart::Session(url)) => Ok(Settled::Send(Some(url))),
+            Ok(UploadStart::Mounted) => Ok(Standing::Done(BlobOutcome::Mounted)),
+            Ok(UploadStart::Session(url)) => Ok(Standing::Send(Some(url))),
             Err(e) if probe && !e.is_retryable() => {
                 tracing::debug!(registry = dest.registry(), error = %e, "mount probe refused; blobs there are HEADed from now on");
-                self.fresh.refused(dest.registry());
+                self.untagged.refused(dest.registry());
                 match self.client.blob_exists(dest, digest).await? {
-                    true => Ok(Settled::Done(BlobOutcome::Present)),
-                    false => Ok(Settled::Send(None)),
+                    true => Ok(Standing::Done(BlobOutcome::Present)),
+                    false => Ok(Standing::Send(None)),
                 }
             }
             Err(e) => Err(e),
@@ -185,7 +185,7 @@ impl BlobCopy<'_> {
 
     /// Stream the blob to `targets`, retrying the ones whose failure was transient. The
     /// first attempt uses the sessions already open (one per target, or `None`); a retry
-    /// opens fresh ones.
+    /// opens untagged ones.
     async fn upload_with_retry(
         &self,
         targets: &[&ImageRef],

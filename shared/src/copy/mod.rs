@@ -8,10 +8,10 @@
 
 pub mod artifacts;
 pub mod blob;
-pub mod fresh;
-pub mod ledger;
+pub mod blob_claims;
 pub mod progress;
 pub mod tree;
+pub mod untagged;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +26,7 @@ use crate::referrers::{self, Selection};
 use crate::registry::{ManifestHead, RegistryClient};
 use crate::report::{BlobStats, DestinationReport, ErrorInfo, ImageReport, RunReport, Status};
 use blob::{BlobCopy, BlobOutcome};
-use ledger::BlobLedger;
+use blob_claims::BlobClaims;
 use progress::{Progress, Silent};
 
 /// A blob this small costs little to send again where a registry does not mount, and on a
@@ -41,7 +41,7 @@ pub struct CopyOptions {
     /// Blobs of one image copied at the same time.
     pub blob_concurrency: usize,
     /// Blobs up to this size, bound for a repository without tags, are asked for with one
-    /// mount request instead of a HEAD and then an upload session ([`fresh`]); 0 HEADs all.
+    /// mount request instead of a HEAD and then an upload session ([`untagged`]); 0 HEADs all.
     pub mount_probe_max_bytes: u64,
     /// Copy only these platforms of a multi-platform image; empty copies everything exactly.
     pub platforms: Vec<Platform>,
@@ -79,14 +79,14 @@ pub struct CopyRequest {
     /// This image's platform filter; empty means the copier's [`CopyOptions::platforms`].
     pub platforms: Vec<Platform>,
     /// What planning in this process already found out about the image.
-    pub prior: Prior,
+    pub hints: PlanHints,
 }
 
 /// What planning in the same process already learned about an image, so the copy need not
 /// ask the registries again. It never travels in a queue message: a copier reading a queue
 /// asks for itself, because the registries may have changed since the plan.
 #[derive(Debug, Clone, Default)]
-pub struct Prior {
+pub struct PlanHints {
     /// The source's root manifest as read while planning (before any platform filter).
     pub manifest: Option<Arc<Manifest>>,
     /// No destination held the tag a moment ago (its tag list lacked it, or a HEAD found
@@ -99,13 +99,13 @@ pub struct Prior {
 }
 
 /// Priors are hints; two jobs are the same job whatever their hints.
-impl PartialEq for Prior {
-    fn eq(&self, _: &Prior) -> bool {
+impl PartialEq for PlanHints {
+    fn eq(&self, _: &PlanHints) -> bool {
         true
     }
 }
 
-impl Eq for Prior {}
+impl Eq for PlanHints {}
 
 impl CopyRequest {
     pub fn new(source: ImageRef, destinations: Vec<ImageRef>) -> Self {
@@ -114,7 +114,7 @@ impl CopyRequest {
             destinations,
             overwrite: true,
             platforms: Vec::new(),
-            prior: Prior::default(),
+            hints: PlanHints::default(),
         }
     }
 }
@@ -122,9 +122,9 @@ impl CopyRequest {
 pub struct Copier {
     client: Arc<RegistryClient>,
     options: CopyOptions,
-    ledger: BlobLedger,
-    fresh: fresh::FreshRepos,
-    knowledge: Arc<referrers::Knowledge>,
+    claims: BlobClaims,
+    untagged: untagged::UntaggedRepos,
+    facts: Arc<referrers::RegistryFacts>,
     progress: Arc<dyn Progress>,
 }
 
@@ -151,9 +151,9 @@ impl Copier {
         Copier {
             client,
             options,
-            ledger: BlobLedger::new(),
-            fresh: fresh::FreshRepos::new(),
-            knowledge: Arc::new(referrers::Knowledge::new()),
+            claims: BlobClaims::new(),
+            untagged: untagged::UntaggedRepos::new(),
+            facts: Arc::new(referrers::RegistryFacts::new()),
             progress: Arc::new(Silent),
         }
     }
@@ -165,8 +165,8 @@ impl Copier {
 
     /// Share what is known of registries with a planner in the same process, so that the
     /// source tag lists it has just read are not read again for signatures.
-    pub fn with_knowledge(mut self, knowledge: Arc<referrers::Knowledge>) -> Self {
-        self.knowledge = knowledge;
+    pub fn with_facts(mut self, facts: Arc<referrers::RegistryFacts>) -> Self {
+        self.facts = facts;
         self
     }
 
@@ -174,8 +174,8 @@ impl Copier {
     /// read for earlier batches are forgotten, so artifacts pushed since are found, and so
     /// are the blobs known at destinations, which may have been deleted since.
     pub fn begin_batch(&self) {
-        self.knowledge.forget_tags();
-        self.ledger.forget();
+        self.facts.forget_tags();
+        self.claims.forget();
     }
 
     pub fn client(&self) -> &RegistryClient {
@@ -311,7 +311,7 @@ impl Copier {
         // A manifest read while planning stands for the source's root only if it is the
         // image the request names.
         let prior_root = request
-            .prior
+            .hints
             .manifest
             .as_ref()
             .filter(|m| source.digest().is_none_or(|d| *d == m.digest))
@@ -359,7 +359,7 @@ impl Copier {
                 error: None,
             });
         }
-        let heads = if request.prior.destinations_current {
+        let heads = if request.hints.destinations_current {
             targets
                 .iter()
                 .map(|_| {
@@ -369,7 +369,7 @@ impl Copier {
                     }))
                 })
                 .collect()
-        } else if request.prior.destinations_absent && request.overwrite {
+        } else if request.hints.destinations_absent && request.overwrite {
             targets.iter().map(|_| Ok(None)).collect()
         } else {
             futures::future::join_all(
@@ -447,8 +447,8 @@ impl Copier {
                 async move {
                     let copy = BlobCopy {
                         client: &self.client,
-                        ledger: &self.ledger,
-                        fresh: &self.fresh,
+                        claims: &self.claims,
+                        untagged: &self.untagged,
                         mount_probe_max_bytes: self.options.mount_probe_max_bytes,
                         progress: &self.progress,
                         source,

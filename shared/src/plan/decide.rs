@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::PlanOptions;
 use crate::config::{Destination, Source, SyncConfig};
-use crate::copy::Prior;
+use crate::copy::PlanHints;
 use crate::digest::Digest;
 use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
@@ -129,16 +129,16 @@ pub fn decide(
     rendered: Vec<Rendered<'_>>,
     seen: Vec<Seen>,
     manifest: Option<Arc<Manifest>>,
-    lagging: Option<Prior>,
+    lagging: Option<PlanHints>,
 ) -> TagPlan {
     let digest = pinned.digest();
-    let job = |destinations, platforms, prior| CopyJob {
+    let job = |destinations, platforms, hints| CopyJob {
         source: pinned.to_string(),
         destinations,
         platforms,
         source_name: Some(source.name.clone()),
         reason,
-        prior,
+        hints,
     };
     let mut out = TagPlan::default();
     let mut groups: BTreeMap<Vec<String>, (Vec<JobDestination>, bool)> = BTreeMap::new();
@@ -175,7 +175,7 @@ pub fn decide(
         match lagging {
             // Current, but its signatures or referrers have not followed it yet: a job that
             // only checks those (the copy trusts that the image is there).
-            Some(prior) => out.jobs.push(job(current, Vec::new(), prior)),
+            Some(hints) => out.jobs.push(job(current, Vec::new(), hints)),
             None => out.up_to_date = Some(pinned.to_string()),
         }
     }
@@ -183,7 +183,7 @@ pub fn decide(
         out.jobs.push(job(
             destinations,
             platforms,
-            Prior {
+            PlanHints {
                 manifest: manifest.clone(),
                 destinations_absent,
                 destinations_current: false,
@@ -222,8 +222,8 @@ mod tests {
                     (
                         j.destinations.iter().map(|d| d.reference.clone()).collect(),
                         j.platforms.clone(),
-                        j.prior.destinations_absent,
-                        j.prior.destinations_current,
+                        j.hints.destinations_absent,
+                        j.hints.destinations_current,
                     )
                 })
                 .collect(),
@@ -231,7 +231,7 @@ mod tests {
         )
     }
 
-    fn plan(config: &SyncConfig, tag: &str, seen: &[Seen], lagging: Option<Prior>) -> TagPlan {
+    fn plan(config: &SyncConfig, tag: &str, seen: &[Seen], lagging: Option<PlanHints>) -> TagPlan {
         let source = &config.sources[0];
         let base: ImageRef = format!("{SRC}:{tag}").parse().unwrap();
         let (rendered, skipped) = render(config, source, &base, tag).unwrap();
@@ -265,12 +265,18 @@ mod tests {
         );
         let held = Seen::Holds(digest(1));
         let other = Seen::Holds(digest(2));
-        let lag = Prior {
+        let lag = PlanHints {
             destinations_current: true,
-            ..Prior::default()
+            ..PlanHints::default()
         };
         // What, under which configuration, seen where, what lags, and the plan.
-        type Case<'a> = (&'a str, &'a SyncConfig, Vec<Seen>, Option<Prior>, Summary);
+        type Case<'a> = (
+            &'a str,
+            &'a SyncConfig,
+            Vec<Seen>,
+            Option<PlanHints>,
+            Summary,
+        );
         let cases: Vec<Case> = vec![
             (
                 "every destination current: up to date, no job",

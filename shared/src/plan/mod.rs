@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::aws::AwsClients;
 use crate::config::{Source, SourceKind, SyncConfig};
-use crate::copy::Prior;
+use crate::copy::PlanHints;
 use crate::digest::Digest;
 use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
@@ -101,13 +101,13 @@ pub struct Planner<'a> {
     /// Bytes of manifests kept with jobs so far (see [`PREFETCH_BUDGET_BYTES`]).
     prefetched: AtomicUsize,
     /// Source tag lists, to tell which current images have signatures or referrers tags.
-    knowledge: Arc<crate::referrers::Knowledge>,
+    facts: Arc<crate::referrers::RegistryFacts>,
     /// Source repositories (by name) and whether their listing holds any artifact tag.
     artifact_repos: std::sync::Mutex<HashMap<String, bool>>,
 }
 
 /// A source's registry host and, for ECR, its account and region.
-struct Place {
+struct SourceRegistry {
     host: String,
     ecr: Option<(String, String)>,
 }
@@ -125,19 +125,19 @@ impl<'a> Planner<'a> {
             aws,
             options,
             prefetched: AtomicUsize::new(0),
-            knowledge: Arc::new(crate::referrers::Knowledge::new()),
+            facts: Arc::new(crate::referrers::RegistryFacts::new()),
             artifact_repos: Default::default(),
         }
     }
 
     /// Share what is known of registries with a copier in the same process: the source
     /// tag lists planning reads serve the copy's search for signatures too.
-    pub fn with_knowledge(mut self, knowledge: Arc<crate::referrers::Knowledge>) -> Self {
-        self.knowledge = knowledge;
+    pub fn with_facts(mut self, facts: Arc<crate::referrers::RegistryFacts>) -> Self {
+        self.facts = facts;
         self
     }
 
-    fn place(&self, source: &Source) -> Result<Place> {
+    fn source_registry(&self, source: &Source) -> Result<SourceRegistry> {
         match &source.kind {
             SourceKind::Ecr {
                 account, region, ..
@@ -160,16 +160,16 @@ impl<'a> Planner<'a> {
                             source.name
                         ))
                     })?;
-                Ok(Place {
+                Ok(SourceRegistry {
                     host: EcrHost::new(&account, &region).to_string(),
                     ecr: Some((account, region)),
                 })
             }
-            SourceKind::Registry { host, .. } => Ok(Place {
+            SourceKind::Registry { host, .. } => Ok(SourceRegistry {
                 host: host.clone(),
                 ecr: None,
             }),
-            SourceKind::Images(_) => Ok(Place {
+            SourceKind::Images(_) => Ok(SourceRegistry {
                 host: String::new(),
                 ecr: None,
             }),
@@ -179,8 +179,8 @@ impl<'a> Planner<'a> {
     /// The repositories of a source that pass its filter. Image lists have none: they are
     /// planned whole by [`Planner::plan_source`].
     pub async fn repositories(&self, source: &Source) -> Result<Vec<String>> {
-        let place = self.place(source)?;
-        let names = match (&source.kind, &place.ecr) {
+        let registry_of_source = self.source_registry(source)?;
+        let names = match (&source.kind, &registry_of_source.ecr) {
             (
                 SourceKind::Ecr {
                     repositories: Some(list),
@@ -270,20 +270,26 @@ impl<'a> Planner<'a> {
         repository: &str,
         reason: Reason,
     ) -> Result<Plan> {
-        let place = self.place(source)?;
-        let repo = ImageRef::new(&place.host, repository, None, None)?;
-        let tags = match &place.ecr {
+        let registry_of_source = self.source_registry(source)?;
+        let repo = ImageRef::new(&registry_of_source.host, repository, None, None)?;
+        let tags = match &registry_of_source.ecr {
             Some((account, region)) => {
                 enumerate::ecr_tags(self.aws, account, region, repository).await?
             }
             None => enumerate::registry_tags(self.registry, &repo).await?,
         };
         // Checking up-to-date images for signatures reads this same listing.
-        self.knowledge
+        self.facts
             .remember_tags(&repo, tags.iter().map(|t| t.name.clone()));
         let selected = source.tags.select(tags);
         let mut plan = self
-            .plan_tags(source, &place.host, repository, selected, reason)
+            .plan_tags(
+                source,
+                &registry_of_source.host,
+                repository,
+                selected,
+                reason,
+            )
             .await?;
         plan.repositories = 1;
         Ok(plan)
@@ -324,8 +330,8 @@ impl<'a> Planner<'a> {
         else {
             return Ok(false);
         };
-        let place = self.place(source)?;
-        let Some((account, region)) = &place.ecr else {
+        let registry_of_source = self.source_registry(source)?;
+        let Some((account, region)) = &registry_of_source.ecr else {
             return Ok(false);
         };
         Ok(account == &push.account
@@ -579,9 +585,9 @@ impl<'a> Planner<'a> {
                     // A check that fails leaves the question to the copy, which reports it.
                     Err(e) => {
                         tracing::warn!(image = %pinned, error = %e, "could not compare signatures and referrers; the copy will");
-                        Some(Prior {
+                        Some(PlanHints {
                             destinations_current: true,
-                            ..Prior::default()
+                            ..PlanHints::default()
                         })
                     }
                 }
@@ -606,14 +612,14 @@ impl<'a> Planner<'a> {
         digest: &Digest,
         head: Option<&ManifestHead>,
         destinations: &[ImageRef],
-    ) -> Result<Option<Prior>> {
+    ) -> Result<Option<PlanHints>> {
         let selection = &self.config.defaults.referrers;
         if selection.is_none() {
             return Ok(None);
         }
         let repo = image.repo_only();
-        let listed = self.knowledge.tags(self.registry, &repo).await?;
-        let has_api = self.knowledge.has_api(self.registry, &repo, digest).await?;
+        let listed = self.facts.tags(self.registry, &repo).await?;
+        let has_api = self.facts.has_api(self.registry, &repo, digest).await?;
         if !has_api && !self.uses_artifact_tags(&repo, &listed) {
             return Ok(None);
         }
@@ -632,9 +638,9 @@ impl<'a> Planner<'a> {
             // registry counts those, the planner asks only HEADs and listings, and the copy
             // (which reads the index once, within the quota) checks them.
             if self.registry.meters_pulls(repo.registry()) && !self.options.prefetch_manifests {
-                return Ok(Some(Prior {
+                return Ok(Some(PlanHints {
                     destinations_current: true,
-                    ..Prior::default()
+                    ..PlanHints::default()
                 }));
             }
             let index = self.registry.get_manifest(&repo, digest.as_str()).await?;
@@ -646,10 +652,10 @@ impl<'a> Planner<'a> {
                 .subject_lags(&repo, subject, &listed, destinations)
                 .await?
             {
-                return Ok(Some(Prior {
+                return Ok(Some(PlanHints {
                     manifest,
                     destinations_current: true,
-                    ..Prior::default()
+                    ..PlanHints::default()
                 }));
             }
         }
@@ -696,7 +702,7 @@ impl<'a> Planner<'a> {
             }
         }
         let listed_by_api = self
-            .knowledge
+            .facts
             .referrers(self.registry, repo, subject, selection.single_type())
             .await?
             .unwrap_or_default();

@@ -6,7 +6,7 @@
 //! [`discover`] finds what a source holds for one manifest digest; the copy engine
 //! (`copy::artifacts`) pushes it after the image and keeps the destination's fallback index
 //! up to date. What a run learns about registries — their tag lists, whether they offer the
-//! referrers API — is kept in [`Knowledge`] so a sync of many images asks once.
+//! referrers API — is kept in [`RegistryFacts`] so a sync of many images asks once.
 
 pub mod selection;
 pub mod tags;
@@ -20,9 +20,9 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::error::{Error, Location, Operation, Result};
 use crate::manifest::Manifest;
-use crate::recent::Recent;
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
+use crate::shared_answers::SharedAnswers;
 pub use selection::{CosignSuffix, Selection};
 
 /// How long a repository's tag list stands for it. A sync reads each source repository's
@@ -37,23 +37,23 @@ pub const MAX_DEPTH: usize = 4;
 type TagSet = Arc<HashSet<String>>;
 
 /// What a run has learnt about registries, shared by every image it copies.
-pub struct Knowledge {
+pub struct RegistryFacts {
     /// `registry/repository` → its tags.
-    tag_lists: Recent<TagSet>,
+    tag_lists: SharedAnswers<TagSet>,
     /// Registry host → whether it offers the referrers API.
     api: Mutex<HashMap<String, bool>>,
 }
 
-impl Default for Knowledge {
+impl Default for RegistryFacts {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Knowledge {
+impl RegistryFacts {
     pub fn new() -> Self {
         Self {
-            tag_lists: Recent::new(TAG_LIST_TTL),
+            tag_lists: SharedAnswers::new(TAG_LIST_TTL),
             api: Mutex::default(),
         }
     }
@@ -224,7 +224,7 @@ pub async fn fallback_index(
 /// Every artifact of `subject` in `source`'s repository that `selection` wants.
 pub async fn discover(
     client: &RegistryClient,
-    knowledge: &Knowledge,
+    facts: &RegistryFacts,
     source: &ImageRef,
     subject: &Digest,
     selection: &Selection,
@@ -237,11 +237,11 @@ pub async fn discover(
         .into_iter()
         .filter(|s| selection.wants_cosign(*s))
         .collect();
-    let api = knowledge
+    let api = facts
         .referrers(client, source, subject, selection.single_type())
         .await?;
     let tags = if !suffixes.is_empty() || api.is_none() {
-        knowledge.tags(client, source).await?
+        facts.tags(client, source).await?
     } else {
         TagSet::default()
     };

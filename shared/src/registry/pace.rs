@@ -87,7 +87,7 @@ impl RequestKind {
     }
 }
 
-/// What the configuration (or ferry's built-in knowledge) says about one registry.
+/// What the configuration (or ferry's built-in facts) says about one registry.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RegistryLimits {
     /// Requests a second the registry allows, by kind, for the whole fleet.

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 /// Answers by key, each asked once and trusted for `ttl` from when it was first wanted.
-pub struct Recent<T> {
+pub struct SharedAnswers<T> {
     ttl: Duration,
     /// Key → its answer.
     cells: Mutex<HashMap<String, Asked<T>>>,
@@ -26,7 +26,7 @@ pub struct Recent<T> {
 /// When an answer was first wanted, and the answer (being) asked.
 type Asked<T> = (Instant, Arc<OnceCell<T>>);
 
-impl<T: Clone> Recent<T> {
+impl<T: Clone> SharedAnswers<T> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -87,7 +87,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn callers_at_the_same_time_share_one_ask() {
-        let recent = Recent::new(Duration::from_secs(60));
+        let recent = SharedAnswers::new(Duration::from_secs(60));
         let asks = AtomicUsize::new(0);
         let ask = || async {
             asks.fetch_add(1, Ordering::SeqCst);
@@ -106,7 +106,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_ask_is_asked_again() {
-        let recent: Recent<u8> = Recent::new(Duration::from_secs(60));
+        let recent: SharedAnswers<u8> = SharedAnswers::new(Duration::from_secs(60));
         let first: Result<u8, &str> = recent.get_or_try_ask("k", || async { Err("down") }).await;
         assert_eq!(first, Err("down"));
         let second: Result<u8, &str> = recent.get_or_try_ask("k", || async { Ok(3) }).await;
@@ -115,7 +115,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn answers_expire_and_can_be_forgotten() {
-        let recent = Recent::new(Duration::from_secs(60));
+        let recent = SharedAnswers::new(Duration::from_secs(60));
         assert_eq!(recent.get_or_ask("k", || async { 1 }).await, 1);
         tokio::time::advance(Duration::from_secs(59)).await;
         assert_eq!(recent.get_or_ask("k", || async { 2 }).await, 1);
@@ -127,7 +127,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_put_is_not_asked_for() {
-        let recent = Recent::new(Duration::from_secs(60));
+        let recent = SharedAnswers::new(Duration::from_secs(60));
         recent.put("k", 5);
         assert_eq!(recent.get_or_ask("k", || async { 6 }).await, 5);
     }

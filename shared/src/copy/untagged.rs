@@ -11,7 +11,7 @@
 //!
 //! Only where nobody pulls: a mount that finds the blob re-links it in the repository, a
 //! write that a HEAD does not make, so it is used only in repositories without tags (asked
-//! once per repository, then trusted for [`FRESH_FOR`]). Only for small blobs: a registry
+//! once per repository, then trusted for [`TRUSTED_FOR`]). Only for small blobs: a registry
 //! that does not mount opens a session even for a blob it has, which is then sent again.
 //! A registry that answers a mount probe with an error is not probed again this process.
 
@@ -19,37 +19,37 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::recent::Recent;
 use crate::reference::ImageRef;
 use crate::registry::RegistryClient;
+use crate::shared_answers::SharedAnswers;
 
 /// How long a repository found without tags is treated as such. A run's images follow one
 /// another within seconds; the copier Lambda outlives many runs, whose repositories fill up.
-const FRESH_FOR: Duration = Duration::from_secs(60);
+const TRUSTED_FOR: Duration = Duration::from_secs(60);
 
-pub struct FreshRepos {
+pub struct UntaggedRepos {
     /// `registry/repository` → whether it was found without tags.
-    asked: Recent<bool>,
+    asked: SharedAnswers<bool>,
     /// Registries that answered a mount probe with an error.
     refusing: Mutex<HashSet<String>>,
 }
 
-impl Default for FreshRepos {
+impl Default for UntaggedRepos {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl FreshRepos {
+impl UntaggedRepos {
     pub fn new() -> Self {
         Self {
-            asked: Recent::new(FRESH_FOR),
+            asked: SharedAnswers::new(TRUSTED_FOR),
             refusing: Mutex::default(),
         }
     }
 
     /// Whether a small blob bound for `dest` may be asked for with a mount probe: the
-    /// registry has not refused one, and the repository held no tag within [`FRESH_FOR`]
+    /// registry has not refused one, and the repository held no tag within [`TRUSTED_FOR`]
     /// (asked once, however many blobs of its images want to know at the same time).
     pub async fn may_probe(&self, client: &RegistryClient, dest: &ImageRef) -> bool {
         if self.refuses(dest.registry()) {
@@ -73,14 +73,14 @@ impl FreshRepos {
     pub fn refused(&self, registry: &str) {
         self.refusing
             .lock()
-            .expect("fresh repos poisoned")
+            .expect("untagged repos poisoned")
             .insert(registry.to_string());
     }
 
     fn refuses(&self, registry: &str) -> bool {
         self.refusing
             .lock()
-            .expect("fresh repos poisoned")
+            .expect("untagged repos poisoned")
             .contains(registry)
     }
 }

@@ -21,11 +21,11 @@ pub type KnownRepos = HashSet<String>;
 type Slot = Arc<AsyncMutex<KnownRepos>>;
 
 #[derive(Default)]
-pub struct BlobLedger {
+pub struct BlobClaims {
     slots: Mutex<HashMap<(String, Digest), Slot>>,
 }
 
-impl BlobLedger {
+impl BlobClaims {
     pub fn new() -> Self {
         Self::default()
     }
@@ -35,7 +35,7 @@ impl BlobLedger {
     /// (a repository removed and re-created, a garbage collection), and a manifest that
     /// names it would be refused on every retry.
     pub fn forget(&self) {
-        self.slots.lock().expect("ledger poisoned").clear();
+        self.slots.lock().expect("claims poisoned").clear();
     }
 
     /// Take the slots of `digest` in each of `registries`, in sorted order.
@@ -50,7 +50,7 @@ impl BlobLedger {
         let mut guards = BTreeMap::new();
         for name in names {
             let slot = {
-                let mut slots = self.slots.lock().expect("ledger poisoned");
+                let mut slots = self.slots.lock().expect("claims poisoned");
                 slots
                     .entry((name.clone(), digest.clone()))
                     .or_default()
@@ -69,10 +69,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn second_claimant_waits_and_sees_what_the_first_recorded() {
-        let ledger = Arc::new(BlobLedger::new());
+        let claims = Arc::new(BlobClaims::new());
         let d = Digest::sha256_of(b"x");
-        let mut first = ledger.lock(&d, ["r1".to_string()]).await;
-        let l2 = ledger.clone();
+        let mut first = claims.lock(&d, ["r1".to_string()]).await;
+        let l2 = claims.clone();
         let d2 = d.clone();
         let waiter = tokio::spawn(async move {
             let guards = l2.lock(&d2, ["r1".to_string()]).await;
@@ -88,11 +88,11 @@ mod tests {
 
     #[tokio::test]
     async fn opposite_orders_do_not_deadlock() {
-        let ledger = Arc::new(BlobLedger::new());
+        let claims = Arc::new(BlobClaims::new());
         let d = Digest::sha256_of(b"y");
         let mut tasks = Vec::new();
         for i in 0..20 {
-            let l = ledger.clone();
+            let l = claims.clone();
             let d = d.clone();
             tasks.push(tokio::spawn(async move {
                 let regs = if i % 2 == 0 {
