@@ -64,12 +64,13 @@ pub fn table(plan: &Plan) -> String {
 mod tests {
     use super::*;
     use ferry::message::{CopyJob, JobDestination, Reason};
-    use ferry::plan::Skipped;
+    use ferry::plan::{PlannedJob, Skipped};
 
     #[test]
     fn rows_are_aligned_and_counted() {
         let plan = Plan {
-            jobs: vec![CopyJob {
+            jobs: vec![PlannedJob {
+                job: CopyJob {
                 source: "src.example/proj:api-1.4@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
                 destinations: vec![JobDestination {
                     reference: "dst.example/proj/api:1.4".into(),
@@ -79,6 +80,7 @@ mod tests {
                 platforms: vec!["linux/arm64".into()],
                 source_name: Some("s".into()),
                 reason: Reason::Manual,
+                },
                 hints: Default::default(),
             }],
             up_to_date: vec!["src.example/proj:web-2.0@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()],

@@ -9,8 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use ferry::copy::Copier;
 use ferry::jobs::JobRunner;
-use ferry::message::CopyJob;
-use ferry::plan::{Plan, PlanOptions, Skipped};
+use ferry::plan::{Plan, PlanOptions, PlannedJob, Skipped};
 use ferry::referrers::RegistryFacts;
 use ferry::report::{ImageReport, RunReport};
 use futures::{stream, StreamExt};
@@ -56,7 +55,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
 
     // Copying starts with the first repository planned rather than after the last: on a
     // large registry planning takes a while, and it leaves the registries half idle.
-    let (jobs, planned_jobs) = futures::channel::mpsc::unbounded::<CopyJob>();
+    let (jobs, planned_jobs) = futures::channel::mpsc::unbounded::<PlannedJob>();
     let mut plan = Plan::default();
     let planning = {
         let plan = &mut plan;
@@ -85,7 +84,8 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
     };
     let copying = planned_jobs
         .map(|job| async move {
-            match runner.run(&job).await {
+            // The hints are what planning just learnt: the copy need not ask again.
+            match runner.run(&job.job, &job.hints).await {
                 Ok(reports) => reports,
                 Err(e) => vec![e.report(&job)],
             }

@@ -76,7 +76,7 @@ async fn from_config(args: &VerifyArgs) -> Result<Vec<Verdict>> {
     let expectations = plan
         .jobs
         .iter()
-        .map(Expectation::from_job)
+        .map(|planned| Expectation::from_job(&planned.job))
         .collect::<Result<Vec<_>, _>>()?;
     let referrers = args
         .referrers

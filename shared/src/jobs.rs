@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::aws::AwsClients;
 use crate::config::CreateRepository;
-use crate::copy::{Copier, CopyRequest};
+use crate::copy::{Copier, CopyRequest, PlanHints};
 use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
 use crate::message::{CopyJob, MessageError};
@@ -85,8 +85,14 @@ impl JobRunner {
 
     /// Copy `job`'s image to all its destinations: one report per overwrite policy among
     /// them (usually one).
-    pub async fn run(&self, job: &CopyJob) -> std::result::Result<Vec<ImageReport>, JobError> {
-        let requests = requests(job)?;
+    /// `hints` are what planning in this process learnt of the image (`ferry sync`);
+    /// default for a job from a queue.
+    pub async fn run(
+        &self,
+        job: &CopyJob,
+        hints: &PlanHints,
+    ) -> std::result::Result<Vec<ImageReport>, JobError> {
+        let requests = requests(job, hints)?;
         for d in &job.destinations {
             if let Some(settings) = d.create_repository {
                 self.ensure_repository(&d.reference, settings).await?;
@@ -142,8 +148,12 @@ impl JobRunner {
 }
 
 /// One copy request per overwrite policy (destinations of one job usually share one).
-fn requests(job: &CopyJob) -> std::result::Result<Vec<CopyRequest>, MessageError> {
-    let base = job.request()?;
+fn requests(
+    job: &CopyJob,
+    hints: &PlanHints,
+) -> std::result::Result<Vec<CopyRequest>, MessageError> {
+    let mut base = job.request()?;
+    base.hints = hints.clone();
     let mut out = Vec::new();
     for overwrite in [true, false] {
         let destinations: Vec<ImageRef> = job

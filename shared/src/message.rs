@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::CreateRepository;
-use crate::copy::{CopyRequest, PlanHints};
+use crate::copy::CopyRequest;
 use crate::reference::ImageRef;
 
 pub const VERSION: u64 = 1;
@@ -67,9 +67,6 @@ pub struct CopyJob {
     pub source_name: Option<String>,
     #[serde(default)]
     pub reason: Reason,
-    /// What planning learned, for a copy in the same process; never serialized.
-    #[serde(skip)]
-    pub hints: PlanHints,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,7 +174,6 @@ impl CopyJob {
             destinations.push(r);
         }
         let mut request = CopyRequest::new(source, destinations);
-        request.hints = self.hints.clone();
         for (i, p) in self.platforms.iter().enumerate() {
             request
                 .platforms
@@ -205,7 +201,6 @@ mod tests {
             platforms: vec!["linux/amd64".into()],
             source_name: Some("ecr".into()),
             reason: Reason::Push,
-            hints: PlanHints::default(),
         })
     }
 

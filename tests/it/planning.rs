@@ -167,7 +167,8 @@ async fn plans_for_a_queue_head_the_source_and_carry_no_manifests() {
     assert_eq!(count(&src, HttpMethod::GET, "/manifests/"), 0, "{src:#?}");
     assert_eq!(count(&src, HttpMethod::HEAD, "/manifests/"), TAGS);
     // What planning learned stays in this process.
-    let body = serde_json::to_string(&ferry::message::Message::Copy(plan.jobs[0].clone())).unwrap();
+    let body =
+        serde_json::to_string(&ferry::message::Message::Copy(plan.jobs[0].job.clone())).unwrap();
     assert!(!body.contains("hints"), "{body}");
     assert!(!body.contains("manifest\""), "{body}");
 }

@@ -98,15 +98,6 @@ pub struct PlanHints {
     pub destinations_current: bool,
 }
 
-/// Priors are hints; two jobs are the same job whatever their hints.
-impl PartialEq for PlanHints {
-    fn eq(&self, _: &PlanHints) -> bool {
-        true
-    }
-}
-
-impl Eq for PlanHints {}
-
 impl CopyRequest {
     pub fn new(source: ImageRef, destinations: Vec<ImageRef>) -> Self {
         CopyRequest {

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::metrics;
 use crate::aws::AwsClients;
 use crate::batch::{self, BatchQueue, Disposition, Record};
-use crate::copy::Copier;
+use crate::copy::{Copier, PlanHints};
 use crate::error::{Error, Result};
 use crate::jobs::{JobError, JobRunner};
 use crate::message::Message;
@@ -113,7 +113,7 @@ impl CopierHandler {
             }
             Err(e) => return (Disposition::bad_message(e.to_string()), Vec::new()),
         };
-        let reports = match self.jobs.run(&job).await {
+        let reports = match self.jobs.run(&job, &PlanHints::default()).await {
             Ok(reports) => reports,
             Err(JobError::Invalid(e)) => {
                 return (Disposition::bad_message(e.to_string()), Vec::new())

@@ -191,7 +191,7 @@ impl PlannerHandler {
         let bodies: Vec<String> = plan
             .jobs
             .iter()
-            .map(|j| Message::Copy(j.clone()).encode())
+            .map(|j| Message::Copy(j.job.clone()).encode())
             .collect();
         summary.messages_sent += self.copy_queue.send_all(&bodies).await?;
         summary.repositories += plan.repositories;

@@ -14,12 +14,12 @@ use serde::Serialize;
 
 use super::PlanOptions;
 use crate::config::{Destination, Source, SyncConfig};
-use crate::copy::PlanHints;
+use crate::copy::{CopyRequest, PlanHints};
 use crate::digest::Digest;
 use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::message::{CopyJob, JobDestination, Reason};
+use crate::message::{CopyJob, JobDestination, MessageError, Reason};
 use crate::reference::ImageRef;
 
 /// One destination a source tag goes to, as the configuration renders it.
@@ -48,10 +48,46 @@ pub enum Seen {
     Unknown,
 }
 
+/// A copy job as planning made it, with what planning learnt of its image for a copy in
+/// the same process (`ferry sync`). Only the job goes on a queue, and only the job is
+/// shown: a copier reading a queue asks the registries itself, as they may have changed.
+#[derive(Debug, Clone)]
+pub struct PlannedJob {
+    pub job: CopyJob,
+    pub hints: PlanHints,
+}
+
+impl PlannedJob {
+    /// The job's copy request, with the hints.
+    pub fn request(&self) -> std::result::Result<CopyRequest, MessageError> {
+        let mut request = self.job.request()?;
+        request.hints = self.hints.clone();
+        Ok(request)
+    }
+}
+
+/// A planned job is read as its job: its source, destinations, platforms.
+impl std::ops::Deref for PlannedJob {
+    type Target = CopyJob;
+
+    fn deref(&self) -> &CopyJob {
+        &self.job
+    }
+}
+
+impl Serialize for PlannedJob {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.job.serialize(serializer)
+    }
+}
+
 /// The plan of one source tag.
 #[derive(Debug, Default)]
 pub struct TagPlan {
-    pub jobs: Vec<CopyJob>,
+    pub jobs: Vec<PlannedJob>,
     pub skipped: Vec<Skipped>,
     /// The pinned source image, when every destination holds it and nothing lags.
     pub up_to_date: Option<String>,
@@ -132,12 +168,14 @@ pub fn decide(
     lagging: Option<PlanHints>,
 ) -> TagPlan {
     let digest = pinned.digest();
-    let job = |destinations, platforms, hints| CopyJob {
-        source: pinned.to_string(),
-        destinations,
-        platforms,
-        source_name: Some(source.name.clone()),
-        reason,
+    let job = |destinations, platforms, hints| PlannedJob {
+        job: CopyJob {
+            source: pinned.to_string(),
+            destinations,
+            platforms,
+            source_name: Some(source.name.clone()),
+            reason,
+        },
         hints,
     };
     let mut out = TagPlan::default();
@@ -351,6 +389,21 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    #[test]
+    fn a_planned_job_is_shown_and_sent_as_its_job_alone() {
+        let two = config("      - target: \"a.example/{repo}\"\n");
+        let plan = plan(&two, "1", &[Seen::Missing], None);
+        let planned = &plan.jobs[0];
+        assert!(planned.hints.destinations_absent);
+        assert_eq!(
+            serde_json::to_value(planned).unwrap(),
+            serde_json::to_value(&planned.job).unwrap()
+        );
+        // The request a copy in this process gets carries the hints; the job's does not.
+        assert!(planned.request().unwrap().hints.destinations_absent);
+        assert!(!planned.job.request().unwrap().hints.destinations_absent);
     }
 
     #[test]

@@ -24,9 +24,10 @@ use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
 use crate::event::EcrPush;
 use crate::filter::TagInfo;
-use crate::message::{CopyJob, Reason, RepositoryTask};
+use crate::message::{Reason, RepositoryTask};
 use crate::reference::ImageRef;
 use crate::registry::{ManifestHead, RegistryClient};
+pub use decide::PlannedJob;
 pub use decide::Skipped;
 use decide::{Seen, TagPlan};
 
@@ -73,7 +74,7 @@ const PREFETCH_BUDGET_BYTES: usize = 32 << 20;
 /// What planning found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
-    pub jobs: Vec<CopyJob>,
+    pub jobs: Vec<PlannedJob>,
     /// Source images whose every destination already holds them.
     pub up_to_date: Vec<String>,
     /// Images left out, and why (a tag that names no image under a split, a tag gone
