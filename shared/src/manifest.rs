@@ -116,12 +116,54 @@ pub enum ManifestKind {
     Index,
 }
 
+/// A manifest's media type as a document or a registry's `Content-Type` states it, with
+/// parameters (`; charset=utf-8`) dropped, so that comparing two is comparing types.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MediaType(String);
+
+impl MediaType {
+    pub fn new(text: &str) -> MediaType {
+        MediaType(text.split(';').next().unwrap_or(text).trim().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An OCI index or a Docker manifest list.
+    pub fn is_index(&self) -> bool {
+        matches!(self.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST)
+    }
+
+    /// What ferry copies under this type, or why it does not.
+    pub fn kind(&self) -> Result<ManifestKind, ManifestError> {
+        match self.as_str() {
+            OCI_INDEX | DOCKER_MANIFEST_LIST => Ok(ManifestKind::Index),
+            OCI_MANIFEST | DOCKER_MANIFEST | OCI_ARTIFACT_MANIFEST => Ok(ManifestKind::Image),
+            DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => Err(ManifestError::Schema1(self.0.clone())),
+            other => Err(ManifestError::UnsupportedMediaType(other.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for MediaType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<&str> for MediaType {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// A manifest exactly as the registry served it, with what it references.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub raw: Bytes,
     pub digest: Digest,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub kind: ManifestKind,
     /// Blobs this manifest needs: config first, then layers (or an artifact's blobs).
     pub blobs: Vec<Descriptor>,
@@ -183,21 +225,14 @@ impl Manifest {
             ));
         }
         let media_type = match declared {
-            Some(m) => m,
+            Some(m) => MediaType::new(&m),
             // OCI makes `mediaType` optional; fall back to the document's shape.
-            None if doc.manifests.is_some() => OCI_INDEX.to_string(),
-            None if doc.config.is_some() => OCI_MANIFEST.to_string(),
-            None if doc.blobs.is_some() => OCI_ARTIFACT_MANIFEST.to_string(),
+            None if doc.manifests.is_some() => MediaType::new(OCI_INDEX),
+            None if doc.config.is_some() => MediaType::new(OCI_MANIFEST),
+            None if doc.blobs.is_some() => MediaType::new(OCI_ARTIFACT_MANIFEST),
             None => return Err(ManifestError::UnsupportedMediaType("<none>".into())),
         };
-        let kind = match media_type.as_str() {
-            OCI_INDEX | DOCKER_MANIFEST_LIST => ManifestKind::Index,
-            OCI_MANIFEST | DOCKER_MANIFEST | OCI_ARTIFACT_MANIFEST => ManifestKind::Image,
-            DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => {
-                return Err(ManifestError::Schema1(media_type))
-            }
-            other => return Err(ManifestError::UnsupportedMediaType(other.to_string())),
-        };
+        let kind = media_type.kind()?;
         let mut blobs = Vec::new();
         blobs.extend(doc.config);
         blobs.extend(doc.layers.unwrap_or_default());
@@ -216,6 +251,35 @@ impl Manifest {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn media_types_compare_without_their_parameters() {
+        let cases = [
+            (
+                "application/vnd.oci.image.index.v1+json; charset=utf-8",
+                true,
+                Ok(ManifestKind::Index),
+            ),
+            (DOCKER_MANIFEST_LIST, true, Ok(ManifestKind::Index)),
+            (
+                " application/vnd.oci.image.manifest.v1+json ",
+                false,
+                Ok(ManifestKind::Image),
+            ),
+            (DOCKER_SCHEMA1_SIGNED, false, Err("schema1")),
+            ("text/html", false, Err("unsupported")),
+        ];
+        for (text, index, kind) in cases {
+            let m = MediaType::new(text);
+            assert_eq!(m.is_index(), index, "{text}");
+            let got = m.kind().map_err(|e| match e {
+                ManifestError::Schema1(_) => "schema1",
+                _ => "unsupported",
+            });
+            assert_eq!(got, kind, "{text}");
+        }
+        assert_eq!(MediaType::new("a/b; x=y"), MediaType::new("a/b"));
+    }
     use super::*;
 
     fn d(n: u8) -> String {

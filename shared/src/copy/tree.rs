@@ -159,7 +159,7 @@ pub async fn select_platforms(
                 serde_json::to_vec(&doc).map_err(|e| Error::Config(e.to_string()))?,
             );
             let digest = crate::digest::Digest::sha256_of(&raw);
-            Manifest::parse(raw, digest, Some(&root.media_type)).map_err(|source_err| {
+            Manifest::parse(raw, digest, Some(root.media_type.as_str())).map_err(|source_err| {
                 Error::Manifest {
                     at: crate::error::Location {
                         registry: source.registry().into(),

@@ -21,7 +21,7 @@ use super::session::{without_url, Scope, Session};
 use crate::auth::{challenge, CredentialStore};
 use crate::digest::Digest;
 use crate::error::{Error, Location, Operation, Result};
-use crate::manifest::{Manifest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES, OCI_INDEX};
+use crate::manifest::{Manifest, MediaType, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES, OCI_INDEX};
 use crate::reference::ImageRef;
 
 const DIGEST_HEADER: &str = "docker-content-digest";
@@ -55,16 +55,13 @@ impl Default for RegistryOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestHead {
     pub digest: Digest,
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
 }
 
 impl ManifestHead {
     /// Whether the registry says this is an index (or Docker manifest list).
     pub fn is_index(&self) -> bool {
-        self.media_type.as_deref().is_some_and(|m| {
-            let m = m.split(';').next().unwrap_or(m).trim();
-            m == crate::manifest::OCI_INDEX || m == crate::manifest::DOCKER_MANIFEST_LIST
-        })
+        self.media_type.as_ref().is_some_and(MediaType::is_index)
     }
 }
 
@@ -364,7 +361,8 @@ impl RegistryClient {
                 if !resp.status().is_success() {
                     return Err(self.fail(&call, resp, anon).await);
                 }
-                let media_type = header_str(&resp, CONTENT_TYPE.as_str());
+                let media_type =
+                    header_str(&resp, CONTENT_TYPE.as_str()).map(|m| MediaType::new(&m));
                 match header_str(&resp, DIGEST_HEADER).and_then(|d| d.parse::<Digest>().ok()) {
                     Some(digest) => Ok(Some(ManifestHead { digest, media_type })),
                     // Some registries omit the digest on HEAD; only a GET can tell.
