@@ -177,14 +177,8 @@ impl FunctionSettings {
             copy_queue_url: url(env::COPY_QUEUE_URL),
             plan_queue_url: url(env::PLAN_QUEUE_URL),
             dead_letter_queue_url: url(env::DEAD_LETTER_QUEUE_URL),
-            copy_max_receives: max_receives(
-                env::COPY_MAX_RECEIVES,
-                std::env::var(env::COPY_MAX_RECEIVES).ok().as_deref(),
-            )?,
-            plan_max_receives: max_receives(
-                env::PLAN_MAX_RECEIVES,
-                std::env::var(env::PLAN_MAX_RECEIVES).ok().as_deref(),
-            )?,
+            copy_max_receives: max_receives_from(env::COPY_MAX_RECEIVES)?,
+            plan_max_receives: max_receives_from(env::PLAN_MAX_RECEIVES)?,
             emit_metrics: true,
         })
     }
@@ -244,7 +238,12 @@ fn parse_fleet_size(value: Option<&str>) -> std::result::Result<u32, String> {
     }
 }
 
-/// A queue's `maxReceiveCount` from the variable `name`, if set.
+/// A queue's `maxReceiveCount` from the environment variable `name`, if set.
+fn max_receives_from(name: &str) -> std::result::Result<Option<u32>, String> {
+    max_receives(name, std::env::var(name).ok().as_deref())
+}
+
+/// A queue's `maxReceiveCount` from the value of the variable `name`, if set.
 fn max_receives(name: &str, value: Option<&str>) -> std::result::Result<Option<u32>, String> {
     match value {
         None | Some("") => Ok(None),

@@ -102,15 +102,6 @@ impl LocalPipeline {
             .expect("copier")
     }
 
-    /// A planner likewise.
-    pub async fn planner_with(&self, change: impl FnOnce(&mut FunctionSettings)) -> PlannerHandler {
-        let mut settings = self.settings.clone();
-        change(&mut settings);
-        PlannerHandler::new(self.aws.clone(), &settings)
-            .await
-            .expect("planner")
-    }
-
     /// `n` copier handlers as `n` Lambda invocations running at once are: each its own
     /// process, with its own registry client, pacing to its share of the registries' limits
     /// (a fleet of `n`), deployed with the settings `change` makes.

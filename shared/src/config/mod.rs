@@ -262,7 +262,7 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
                     ))
                 }
                 RawCredential::Secret(id) => CredentialSpec::Secret(id),
-                RawCredential::Ecr if EcrHost::parse(&host).is_none() => return Err(err(
+                RawCredential::Ecr if !EcrHost::is_ecr(&host) => return Err(err(
                     path,
                     "ecr credentials only work for <account>.dkr.ecr.<region>.amazonaws.com hosts",
                 )),
@@ -503,7 +503,7 @@ fn default_name(kind: &SourceKind, i: usize) -> String {
 }
 
 fn target_is_ecr(target: &Target) -> bool {
-    matches!(target.sample(), Ok(r) if EcrHost::parse(r.registry()).is_some())
+    matches!(target.sample(), Ok(r) if EcrHost::is_ecr(r.registry()))
 }
 
 fn check_account(account: &str, path: &str) -> Result<(), ConfigError> {
