@@ -27,17 +27,18 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
 pub fn table(plan: &Plan) -> String {
     let mut rows: Vec<(&str, String, String)> = Vec::new();
     for job in &plan.jobs {
-        let mut to: Vec<&str> = job
+        let mut to: Vec<String> = job
             .destinations
             .iter()
-            .map(|d| d.reference.as_str())
+            .map(|d| d.reference.to_string())
             .collect();
         to.sort_unstable();
         let mut destination = to.join(", ");
         if !job.platforms.is_empty() {
-            destination.push_str(&format!(" [{}]", job.platforms.join(", ")));
+            let platforms: Vec<String> = job.platforms.iter().map(|p| p.to_string()).collect();
+            destination.push_str(&format!(" [{}]", platforms.join(", ")));
         }
-        rows.push(("copy", short_source(&job.source), destination));
+        rows.push(("copy", short_source(&job.source.to_string()), destination));
     }
     for image in &plan.up_to_date {
         rows.push(("up to date", short_source(image), String::new()));
@@ -71,13 +72,13 @@ mod tests {
         let plan = Plan {
             jobs: vec![PlannedJob {
                 job: CopyJob {
-                source: "src.example/proj:api-1.4@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                source: "src.example/proj:api-1.4@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap(),
                 destinations: vec![JobDestination {
-                    reference: "dst.example/proj/api:1.4".into(),
+                    reference: "dst.example/proj/api:1.4".parse().unwrap(),
                     overwrite: true,
                     create_repository: None,
                 }],
-                platforms: vec!["linux/arm64".into()],
+                platforms: vec!["linux/arm64".parse().unwrap()],
                 source_name: Some("s".into()),
                 reason: Reason::Manual,
                 },

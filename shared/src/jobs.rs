@@ -50,14 +50,14 @@ impl JobError {
             JobError::Prepare(e) => ErrorInfo::from(e),
         };
         ImageReport {
-            source: job.source.clone(),
+            source: job.source.to_string(),
             digest: None,
             status: Status::Failed,
             destinations: job
                 .destinations
                 .iter()
                 .map(|d| DestinationReport {
-                    reference: d.reference.clone(),
+                    reference: d.reference.to_string(),
                     status: Status::Failed,
                     error: None,
                 })
@@ -106,8 +106,7 @@ impl JobRunner {
     }
 
     /// Create an ECR destination repository, once per process.
-    async fn ensure_repository(&self, reference: &str, settings: CreateRepository) -> Result<()> {
-        let image: ImageRef = reference.parse()?;
+    async fn ensure_repository(&self, image: &ImageRef, settings: CreateRepository) -> Result<()> {
         let Some(host) = EcrHost::parse(image.registry()) else {
             return Ok(());
         };

@@ -16,9 +16,11 @@
 //! half-understood. Every decoding error is permanent — retrying cannot fix a message.
 
 use serde::{Deserialize, Serialize};
+use serde_with::{serde_as, DisplayFromStr};
 
 use crate::config::CreateRepository;
 use crate::copy::CopyRequest;
+use crate::manifest::Platform;
 use crate::reference::ImageRef;
 
 pub const VERSION: u64 = 1;
@@ -55,25 +57,33 @@ pub enum Message {
     PlanRepository(RepositoryTask),
 }
 
+/// References and platforms travel as text and are typed once, when the message is read: a
+/// body naming an invalid one is refused at decode, naming it.
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CopyJob {
     /// `registry/repository:tag@digest`.
-    pub source: String,
+    #[serde_as(as = "DisplayFromStr")]
+    pub source: ImageRef,
     pub destinations: Vec<JobDestination>,
+    /// `os/arch[/variant]` each.
+    #[serde_as(as = "Vec<DisplayFromStr>")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_name: Option<String>,
     #[serde(default)]
     pub reason: Reason,
 }
 
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobDestination {
     /// `registry/repository:tag`.
-    pub reference: String,
+    #[serde_as(as = "DisplayFromStr")]
+    pub reference: ImageRef,
     #[serde(default = "yes")]
     pub overwrite: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,8 +141,29 @@ impl Message {
             }
             None => return Err(MessageError::Malformed("no \"version\" field".into())),
         }
-        let message: Message =
-            serde_json::from_value(value).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        // Each kind is read on its own, so that a bad value is named by its path
+        // (`destinations[0].reference`); serde loses the path inside a tagged enum.
+        fn read<T: serde::de::DeserializeOwned>(
+            value: serde_json::Value,
+        ) -> Result<T, MessageError> {
+            serde_path_to_error::deserialize(value).map_err(|e| {
+                let field = e.path().to_string();
+                let problem = e.into_inner().to_string();
+                match field.as_str() {
+                    "" | "." => MessageError::Malformed(problem),
+                    _ => MessageError::Invalid { field, problem },
+                }
+            })
+        }
+        let kind = object.remove("kind");
+        let message = match kind.as_ref().and_then(|k| k.as_str()) {
+            Some("copy") => Message::Copy(read(value)?),
+            Some("plan-repository") => Message::PlanRepository(read(value)?),
+            Some(other) => return Err(MessageError::Malformed(format!(
+                "unknown message kind {other:?}: this ferry reads \"copy\" and \"plan-repository\""
+            ))),
+            None => return Err(MessageError::Malformed("no \"kind\" field".into())),
+        };
         if let Message::Copy(job) = &message {
             job.request()?;
         }
@@ -143,10 +174,7 @@ impl Message {
 impl CopyJob {
     /// The copy engine's request: references parsed and checked.
     pub fn request(&self) -> Result<CopyRequest, MessageError> {
-        let source: ImageRef = self.source.parse().map_err(|e| MessageError::Invalid {
-            field: "source".into(),
-            problem: format!("{e}"),
-        })?;
+        let source = self.source.clone();
         if source.manifest_reference().is_none() {
             return Err(MessageError::Invalid {
                 field: "source".into(),
@@ -159,29 +187,13 @@ impl CopyJob {
                 problem: "empty".into(),
             });
         }
-        let mut destinations = Vec::new();
-        for (i, d) in self.destinations.iter().enumerate() {
-            let r: ImageRef = d.reference.parse().map_err(|e| MessageError::Invalid {
-                field: format!("destinations[{i}].reference"),
-                problem: format!("{e}"),
-            })?;
-            if r.tag().is_none() && source.tag().is_none() && source.digest().is_none() {
-                return Err(MessageError::Invalid {
-                    field: format!("destinations[{i}].reference"),
-                    problem: "names no tag".into(),
-                });
-            }
-            destinations.push(r);
-        }
+        let destinations = self
+            .destinations
+            .iter()
+            .map(|d| d.reference.clone())
+            .collect();
         let mut request = CopyRequest::new(source, destinations);
-        for (i, p) in self.platforms.iter().enumerate() {
-            request
-                .platforms
-                .push(p.parse().map_err(|e| MessageError::Invalid {
-                    field: format!("platforms[{i}]"),
-                    problem: e,
-                })?);
-        }
+        request.platforms = self.platforms.clone();
         Ok(request)
     }
 }
@@ -192,13 +204,13 @@ mod tests {
 
     fn job() -> Message {
         Message::Copy(CopyJob {
-            source: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.4@sha256:0000000000000000000000000000000000000000000000000000000000000000".into(),
+            source: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.4@sha256:0000000000000000000000000000000000000000000000000000000000000000".parse().unwrap(),
             destinations: vec![JobDestination {
-                reference: "registry.gitlab.com/acme/app:1.4".into(),
+                reference: "registry.gitlab.com/acme/app:1.4".parse().unwrap(),
                 overwrite: false,
                 create_repository: None,
             }],
-            platforms: vec!["linux/amd64".into()],
+            platforms: vec!["linux/amd64".parse().unwrap()],
             source_name: Some("ecr".into()),
             reason: Reason::Push,
         })
@@ -227,7 +239,7 @@ mod tests {
             (r#"{"kind":"copy"}"#.into(), "no \"version\""),
             (r#"{"version":"1","kind":"copy"}"#.into(), "positive integer"),
             (r#"{"version":7,"kind":"copy"}"#.into(), "version 7 is not supported"),
-            (r#"{"version":1,"kind":"delete"}"#.into(), "unknown variant `delete`"),
+            (r#"{"version":1,"kind":"delete"}"#.into(), "unknown message kind \"delete\""),
             (
                 r#"{"version":1,"kind":"copy","source":"a/b:1","destinations":[{"reference":"c/d:1"}],"extra":1}"#.into(),
                 "unknown field `extra`",
@@ -239,6 +251,14 @@ mod tests {
             (
                 r#"{"version":1,"kind":"copy","source":"a/b:1","destinations":[]}"#.into(),
                 "field destinations: empty",
+            ),
+            (
+                r#"{"version":1,"kind":"copy","source":"a/b:1","destinations":[{"reference":"c/d:1"},{"reference":"Not A Ref"}]}"#.into(),
+                "field destinations[1].reference: invalid image reference",
+            ),
+            (
+                r#"{"version":1,"kind":"copy","source":"a/b:1","destinations":[{"reference":"c/d:1"}],"platforms":["linux"]}"#.into(),
+                "field platforms[0]",
             ),
             (
                 format!(r#"{{"version":1,"kind":"copy","source":"a/b:{}","destinations":[{{"reference":"c/d:1"}}]}}"#, "t".repeat(200)),

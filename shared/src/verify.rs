@@ -31,20 +31,10 @@ impl Expectation {
     /// What a planned copy job promises.
     pub fn from_job(job: &CopyJob) -> std::result::Result<Expectation, MessageError> {
         let request = job.request()?;
-        let platforms = job
-            .platforms
-            .iter()
-            .map(|p| {
-                p.parse::<Platform>().map_err(|e| MessageError::Invalid {
-                    field: "platforms".into(),
-                    problem: e.to_string(),
-                })
-            })
-            .collect::<std::result::Result<_, _>>()?;
         Ok(Expectation {
             source: request.source,
             destinations: request.destinations,
-            platforms,
+            platforms: request.platforms,
         })
     }
 }

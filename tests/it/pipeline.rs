@@ -605,7 +605,7 @@ sources:
     let Message::Copy(job) = job else {
         panic!("{job:?}")
     };
-    assert_eq!(job.platforms, ["linux/arm64"]);
+    assert_eq!(job.platforms, ["linux/arm64".parse().unwrap()]);
     let response = p.copier.handle(batch.event.clone()).await.unwrap();
     assert!(sqs::settle(&p.sqs, &p.copy_url, &batch, &response)
         .await

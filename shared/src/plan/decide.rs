@@ -18,7 +18,7 @@ use crate::copy::{CopyRequest, PlanHints};
 use crate::digest::Digest;
 use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Platform};
 use crate::message::{CopyJob, JobDestination, MessageError, Reason};
 use crate::reference::ImageRef;
 
@@ -170,7 +170,7 @@ pub fn decide(
     let digest = pinned.digest();
     let job = |destinations, platforms, hints| PlannedJob {
         job: CopyJob {
-            source: pinned.to_string(),
+            source: pinned.clone(),
             destinations,
             platforms,
             source_name: Some(source.name.clone()),
@@ -179,13 +179,16 @@ pub fn decide(
         hints,
     };
     let mut out = TagPlan::default();
-    let mut groups: BTreeMap<Vec<String>, (Vec<JobDestination>, bool)> = BTreeMap::new();
+    // By platform filter (as text, for an order): its platforms, destinations, and whether
+    // all of those were seen missing.
+    type Group = (Vec<Platform>, Vec<JobDestination>, bool);
+    let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
     let mut current = Vec::new();
     for (r, seen) in rendered.into_iter().zip(seen) {
         let holds_it = matches!(&seen, Seen::Holds(d) if Some(d) == digest);
         if holds_it {
             current.push(JobDestination {
-                reference: r.reference.to_string(),
+                reference: r.reference.clone(),
                 overwrite: r.destination.overwrite,
                 create_repository: None,
             });
@@ -201,10 +204,12 @@ pub fn decide(
             .destination
             .create_repository
             .filter(|_| EcrHost::is_ecr(r.reference.registry()));
-        let (destinations, all_missing) = groups.entry(key).or_insert((Vec::new(), true));
+        let (_, destinations, all_missing) = groups
+            .entry(key)
+            .or_insert_with(|| (r.destination.platforms.clone(), Vec::new(), true));
         *all_missing &= seen == Seen::Missing;
         destinations.push(JobDestination {
-            reference: r.reference.to_string(),
+            reference: r.reference.clone(),
             overwrite: r.destination.overwrite,
             create_repository,
         });
@@ -217,7 +222,7 @@ pub fn decide(
             None => out.up_to_date = Some(pinned.to_string()),
         }
     }
-    for (platforms, (destinations, destinations_absent)) in groups {
+    for (platforms, destinations, destinations_absent) in groups.into_values() {
         out.jobs.push(job(
             destinations,
             platforms,
@@ -258,8 +263,11 @@ mod tests {
                 .iter()
                 .map(|j| {
                     (
-                        j.destinations.iter().map(|d| d.reference.clone()).collect(),
-                        j.platforms.clone(),
+                        j.destinations
+                            .iter()
+                            .map(|d| d.reference.to_string())
+                            .collect(),
+                        j.platforms.iter().map(|p| p.to_string()).collect(),
                         j.hints.destinations_absent,
                         j.hints.destinations_current,
                     )
