@@ -159,9 +159,11 @@ impl Message {
         let message = match kind.as_ref().and_then(|k| k.as_str()) {
             Some("copy") => Message::Copy(read(value)?),
             Some("plan-repository") => Message::PlanRepository(read(value)?),
-            Some(other) => return Err(MessageError::Malformed(format!(
+            Some(other) => {
+                return Err(MessageError::Malformed(format!(
                 "unknown message kind {other:?}: this ferry reads \"copy\" and \"plan-repository\""
-            ))),
+            )))
+            }
             None => return Err(MessageError::Malformed("no \"kind\" field".into())),
         };
         if let Message::Copy(job) = &message {
