@@ -197,15 +197,9 @@ sources:
                 .split_once(':')
                 .unwrap();
             let tag = rest.split('@').next().unwrap();
-            let attribute = |k: &str| {
-                record["messageAttributes"][k]["stringValue"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("dead letter without {k}: {record}"))
-                    .to_string()
-            };
             let previous = dead.insert(
                 (name.to_string(), tag.to_string()),
-                (attribute("ferry-error-kind"), attribute("ferry-error")),
+                ferry_testbed::sqs::dead_letter(record),
             );
             assert!(previous.is_none(), "{name}:{tag} dead-lettered twice");
         }

@@ -218,13 +218,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
         r#"{"version": 9, "kind": "copy"}"#.to_string(),
         gone.to_string(),
     ] {
-        p.sqs
-            .send_message()
-            .queue_url(&p.copy_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
+        sqs::send(&p.sqs, &p.copy_url, &body).await;
     }
     assert!(
         p.drain_copies().await.failed.is_empty(),
@@ -233,24 +227,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
     let (_, _, digest) = dst.seeder().manifest("app", "1").await.unwrap();
     assert_eq!(digest, pushed.digest);
 
-    let dead = p.receive(&p.dlq_url).await;
-    let mut kinds: Vec<(String, String)> = dead
-        .records()
-        .iter()
-        .map(|r| {
-            (
-                r["messageAttributes"]["ferry-error-kind"]["stringValue"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                r["messageAttributes"]["ferry-error"]["stringValue"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect();
-    kinds.sort();
+    let kinds = p.receive(&p.dlq_url).await.dead_letters();
     assert_eq!(kinds.len(), 3, "{kinds:?}");
     assert_eq!(kinds[0].0, "bad_message");
     assert_eq!(kinds[1].0, "bad_message");
@@ -282,35 +259,12 @@ async fn planning_tasks_that_cannot_succeed_are_dead_lettered_with_their_reason(
         "not a task".to_string(),
         json!({"version": 1, "kind": "plan-repository", "source_name": "gone", "repository": "app", "reason": "manual"}).to_string(),
     ] {
-        p.sqs
-            .send_message()
-            .queue_url(&p.plan_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
+        sqs::send(&p.sqs, &p.plan_url, &body).await;
     }
     // Neither would succeed on a later delivery: both go to the dead-letter queue now, with
     // the same attributes the copier gives its dead letters, rather than by redrive with none.
     assert!(p.drain_planning().await.failed.is_empty());
-    let dead = p.receive(&p.dlq_url).await;
-    let mut kinds: Vec<(String, String)> = dead
-        .records()
-        .iter()
-        .map(|r| {
-            let attribute = |name: &str| {
-                r["messageAttributes"][name]["stringValue"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            (
-                attribute(ferry::batch::ERROR_KIND),
-                attribute(ferry::batch::ERROR),
-            )
-        })
-        .collect();
-    kinds.sort();
+    let kinds = p.receive(&p.dlq_url).await.dead_letters();
     assert_eq!(kinds.len(), 2, "{kinds:?}");
     assert!(
         kinds.iter().all(|(kind, _)| kind == "bad_message"),
@@ -499,26 +453,12 @@ async fn a_registry_sync_fans_out_one_planning_task_per_repository() {
         dry_run: false,
     })
     .encode();
-    p.sqs
-        .send_message()
-        .queue_url(&p.plan_url)
-        .message_body(stale)
-        .send()
-        .await
-        .unwrap();
+    sqs::send(&p.sqs, &p.plan_url, &stale).await;
     let failed = p.drain_planning().await.failed;
     assert!(failed.is_empty(), "nothing is retried: {failed:?}");
-    let dead = p.receive(&p.dlq_url).await;
-    assert_eq!(
-        dead.records().len(),
-        1,
-        "only the stale task: {:?}",
-        dead.records()
-    );
-    assert_eq!(
-        dead.records()[0]["messageAttributes"][ferry::batch::ERROR_KIND]["stringValue"],
-        "bad_message"
-    );
+    let dead = p.receive(&p.dlq_url).await.dead_letters();
+    assert_eq!(dead.len(), 1, "only the stale task: {dead:?}");
+    assert_eq!(dead[0].0, "bad_message", "{dead:?}");
 
     assert!(p.drain_copies().await.failed.is_empty());
     for (repo, tag, pushed) in &images {

@@ -36,6 +36,14 @@ impl Batch {
         self.event["Records"].as_array().map_or(&[], Vec::as_slice)
     }
 
+    /// The batch read as dead letters: each record's `ferry-error-kind` and `ferry-error`,
+    /// sorted. A record without them fails the test: every dead letter carries its reason.
+    pub fn dead_letters(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = self.records().iter().map(dead_letter).collect();
+        all.sort();
+        all
+    }
+
     /// Each record's message id with its receipt handle, in order.
     pub fn ids_and_handles(&self) -> impl Iterator<Item = (&str, &str)> {
         self.records()
@@ -48,6 +56,30 @@ impl Batch {
                 )
             })
     }
+}
+
+/// A dead letter's kind and reason (its `ferry-error-kind` and `ferry-error` attributes).
+pub fn dead_letter(record: &Value) -> (String, String) {
+    let attribute = |name: &str| {
+        record["messageAttributes"][name]["stringValue"]
+            .as_str()
+            .unwrap_or_else(|| panic!("dead letter without {name}: {record}"))
+            .to_string()
+    };
+    (
+        attribute(ferry::batch::ERROR_KIND),
+        attribute(ferry::batch::ERROR),
+    )
+}
+
+/// Send `body` to the queue at `url`.
+pub async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) {
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .expect("send a message");
 }
 
 /// Receive up to ten messages, with their attributes, as an SQS event for Lambda.
