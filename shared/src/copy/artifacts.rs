@@ -38,7 +38,7 @@ impl Copier {
             let mut next = Vec::new();
             for subject in level {
                 let found = match referrers::discover(
-                    &self.client,
+                    &*self.client,
                     &self.facts,
                     &source,
                     &subject,
@@ -178,12 +178,12 @@ impl Copier {
         entries: &[Value],
         source_index: Option<&Manifest>,
     ) -> Result<Option<Digest>> {
-        if self.facts.has_api(&self.client, dest, subject).await? {
+        if self.facts.has_api(&*self.client, dest, subject).await? {
             // The registry lists a referrer by its `subject` as soon as it is pushed.
             return Ok(None);
         }
         let tag = tags::fallback_tag(subject);
-        let existing = match referrers::fallback_index(&self.client, dest, subject).await? {
+        let existing = match referrers::fallback_index(&*self.client, dest, subject).await? {
             Some(index) => index.entries.map_err(|detail| Error::Protocol {
                 at: location(dest),
                 op: Operation::ListReferrers,

@@ -6,7 +6,7 @@ use crate::aws::{self, AwsClients};
 use crate::error::Result;
 use crate::filter::TagInfo;
 use crate::reference::ImageRef;
-use crate::registry::RegistryClient;
+use crate::registry::{ReadRegistry, RegistryClient};
 
 /// Repository names of an ECR registry, optionally only those under `prefix`.
 pub async fn ecr_repositories(
@@ -84,7 +84,10 @@ pub async fn registry_repositories(client: &RegistryClient, host: &str) -> Resul
 }
 
 /// The tags of a repository; a tags list says nothing of digests or push times.
-pub async fn registry_tags(client: &RegistryClient, repository: &ImageRef) -> Result<Vec<TagInfo>> {
+pub async fn registry_tags(
+    client: &impl ReadRegistry,
+    repository: &ImageRef,
+) -> Result<Vec<TagInfo>> {
     let mut tags: Vec<TagInfo> = client
         .list_tags(repository)
         .await?

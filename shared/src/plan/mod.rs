@@ -8,6 +8,10 @@
 
 pub mod decide;
 pub mod enumerate;
+pub mod observe;
+
+#[cfg(test)]
+mod flow_tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +34,7 @@ use crate::registry::{ManifestHead, RegistryClient};
 pub use decide::PlannedJob;
 pub use decide::Skipped;
 use decide::{Seen, TagPlan};
+pub use observe::{Live, Observe};
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -94,10 +99,10 @@ impl Plan {
     }
 }
 
-pub struct Planner<'a> {
+/// Plans from what `O` observes: registries and ECR's API ([`Live`]) but for unit tests.
+pub struct Planner<'a, O: Observe = Live<'a>> {
     config: &'a SyncConfig,
-    registry: &'a RegistryClient,
-    aws: &'a AwsClients,
+    observe: O,
     options: PlanOptions,
     /// Bytes of manifests kept with jobs so far (see [`PREFETCH_BUDGET_BYTES`]).
     prefetched: AtomicUsize,
@@ -113,17 +118,23 @@ struct SourceRegistry {
     ecr: Option<(String, String)>,
 }
 
-impl<'a> Planner<'a> {
+impl<'a> Planner<'a, Live<'a>> {
     pub fn new(
         config: &'a SyncConfig,
         registry: &'a RegistryClient,
         aws: &'a AwsClients,
         options: PlanOptions,
     ) -> Self {
+        Planner::observing(config, Live { registry, aws }, options)
+    }
+}
+
+impl<'a, O: Observe> Planner<'a, O> {
+    /// A planner that asks `observe` what the registries hold.
+    pub fn observing(config: &'a SyncConfig, observe: O, options: PlanOptions) -> Self {
         Planner {
             config,
-            registry,
-            aws,
+            observe,
             options,
             prefetched: AtomicUsize::new(0),
             facts: Arc::new(crate::referrers::RegistryFacts::new()),
@@ -197,11 +208,11 @@ impl<'a> Planner<'a> {
                 _,
             ) => list.clone(),
             (SourceKind::Ecr { prefix, .. }, Some((account, region))) => {
-                enumerate::ecr_repositories(self.aws, account, region, prefix.as_deref()).await?
+                self.observe
+                    .ecr_repositories(account, region, prefix.as_deref())
+                    .await?
             }
-            (SourceKind::Registry { host, .. }, _) => {
-                enumerate::registry_repositories(self.registry, host).await?
-            }
+            (SourceKind::Registry { host, .. }, _) => self.observe.catalog(host).await?,
             _ => Vec::new(),
         };
         Ok(names
@@ -274,10 +285,8 @@ impl<'a> Planner<'a> {
         let registry_of_source = self.source_registry(source)?;
         let repo = ImageRef::new(&registry_of_source.host, repository, None, None)?;
         let tags = match &registry_of_source.ecr {
-            Some((account, region)) => {
-                enumerate::ecr_tags(self.aws, account, region, repository).await?
-            }
-            None => enumerate::registry_tags(self.registry, &repo).await?,
+            Some((account, region)) => self.observe.ecr_tags(account, region, repository).await?,
+            None => enumerate::registry_tags(&self.observe, &repo).await?,
         };
         // Checking up-to-date images for signatures reads this same listing.
         self.facts
@@ -441,7 +450,7 @@ impl<'a> Planner<'a> {
         }
         let listed: Vec<(String, Option<HashSet<String>>)> = stream::iter(repositories)
             .map(|(name, repo)| async move {
-                let tags = match self.registry.list_tags(&repo).await {
+                let tags = match self.observe.list_tags(&repo).await {
                     Ok(tags) => Some(tags.into_iter().collect()),
                     Err(Error::RepositoryNotFound { .. }) => Some(HashSet::new()),
                     Err(e) => {
@@ -506,7 +515,7 @@ impl<'a> Planner<'a> {
                 return Seen::Unknown;
             }
             let dest_tag = r.reference.tag().unwrap_or(tag_name);
-            match self.registry.head_manifest(&r.reference, dest_tag).await {
+            match self.observe.head_manifest(&r.reference, dest_tag).await {
                 Ok(None) => Seen::Missing,
                 Ok(Some(head)) => Seen::Holds(head.digest),
                 Err(e) => {
@@ -517,7 +526,7 @@ impl<'a> Planner<'a> {
         }));
         let early_source_head = async {
             match listed_present {
-                true => Some(self.registry.head_manifest(&base, &tag.name).await),
+                true => Some(self.observe.head_manifest(&base, &tag.name).await),
                 false => None,
             }
         };
@@ -531,7 +540,7 @@ impl<'a> Planner<'a> {
         // image's platform manifests need their artifacts checked too.
         let mut source_head = None;
         if tag.digest.is_none() && all_missing && by_tag && self.may_prefetch() {
-            match self.registry.get_manifest(&base, &tag.name).await {
+            match self.observe.get_manifest(&base, &tag.name).await {
                 Ok(m) => {
                     self.prefetched.fetch_add(m.raw.len(), Ordering::Relaxed);
                     manifest = Some(Arc::new(m));
@@ -558,7 +567,7 @@ impl<'a> Planner<'a> {
             (None, None) => {
                 let head = match early_source_head {
                     Some(asked) => asked?,
-                    None => self.registry.head_manifest(&base, &tag.name).await?,
+                    None => self.observe.head_manifest(&base, &tag.name).await?,
                 };
                 match head {
                     Some(head) => {
@@ -619,8 +628,8 @@ impl<'a> Planner<'a> {
             return Ok(None);
         }
         let repo = image.repo_only();
-        let listed = self.facts.tags(self.registry, &repo).await?;
-        let has_api = self.facts.has_api(self.registry, &repo, digest).await?;
+        let listed = self.facts.tags(&self.observe, &repo).await?;
+        let has_api = self.facts.has_api(&self.observe, &repo, digest).await?;
         if !has_api && !self.uses_artifact_tags(&repo, &listed) {
             return Ok(None);
         }
@@ -630,7 +639,7 @@ impl<'a> Planner<'a> {
         let head = match head {
             Some(head) => Some(head),
             None => {
-                asked = self.registry.head_manifest(&repo, digest.as_str()).await?;
+                asked = self.observe.head_manifest(&repo, digest.as_str()).await?;
                 asked.as_ref()
             }
         };
@@ -638,13 +647,13 @@ impl<'a> Planner<'a> {
             // Its platform manifests' artifacts are found from the index, a GET: where the
             // registry counts those, the planner asks only HEADs and listings, and the copy
             // (which reads the index once, within the quota) checks them.
-            if self.registry.meters_pulls(repo.registry()) && !self.options.prefetch_manifests {
+            if self.observe.meters_pulls(repo.registry()) && !self.options.prefetch_manifests {
                 return Ok(Some(PlanHints {
                     destinations_current: true,
                     ..PlanHints::default()
                 }));
             }
-            let index = self.registry.get_manifest(&repo, digest.as_str()).await?;
+            let index = self.observe.get_manifest(&repo, digest.as_str()).await?;
             subjects.extend(index.children.iter().map(|c| c.digest.clone()));
             manifest = Some(Arc::new(index));
         }
@@ -692,11 +701,11 @@ impl<'a> Planner<'a> {
                 .map(|s| tags::cosign_tag(subject, s)),
         );
         for tag in artifact_tags.filter(|t| listed.contains(t)) {
-            let Some(at_source) = self.registry.head_manifest(repo, &tag).await? else {
+            let Some(at_source) = self.observe.head_manifest(repo, &tag).await? else {
                 continue;
             };
             for dest in destinations {
-                let there = self.registry.head_manifest(dest, &tag).await?;
+                let there = self.observe.head_manifest(dest, &tag).await?;
                 if there.is_none_or(|h| h.digest != at_source.digest) {
                     return Ok(true);
                 }
@@ -704,7 +713,7 @@ impl<'a> Planner<'a> {
         }
         let listed_by_api = self
             .facts
-            .referrers(self.registry, repo, subject, selection.single_type())
+            .referrers(&self.observe, repo, subject, selection.single_type())
             .await?
             .unwrap_or_default();
         for entry in listed_by_api
@@ -715,7 +724,7 @@ impl<'a> Planner<'a> {
                 continue;
             };
             for dest in destinations {
-                let there = self.registry.head_manifest(dest, referrer.as_str()).await?;
+                let there = self.observe.head_manifest(dest, referrer.as_str()).await?;
                 if there.is_none() {
                     return Ok(true);
                 }

@@ -21,7 +21,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Location, Operation, Result};
 use crate::manifest::Manifest;
 use crate::reference::ImageRef;
-use crate::registry::RegistryClient;
+use crate::registry::ReadRegistry;
 use crate::shared_answers::SharedAnswers;
 pub use selection::{CosignSuffix, Selection};
 
@@ -60,7 +60,7 @@ impl RegistryFacts {
 
     /// The tags of `image`'s repository (empty when the repository does not exist), listed
     /// once per [`TAG_LIST_TTL`] however many images ask.
-    pub async fn tags(&self, client: &RegistryClient, image: &ImageRef) -> Result<TagSet> {
+    pub async fn tags(&self, client: &impl ReadRegistry, image: &ImageRef) -> Result<TagSet> {
         self.tag_lists
             .get_or_try_ask(&repository_key(image), || async {
                 match client.list_tags(image).await {
@@ -83,7 +83,7 @@ impl RegistryFacts {
     /// not offer it (asked once per registry per run).
     pub async fn referrers(
         &self,
-        client: &RegistryClient,
+        client: &impl ReadRegistry,
         image: &ImageRef,
         subject: &Digest,
         artifact_type: Option<&str>,
@@ -103,7 +103,7 @@ impl RegistryFacts {
     /// no answer is known yet.
     pub async fn has_api(
         &self,
-        client: &RegistryClient,
+        client: &impl ReadRegistry,
         image: &ImageRef,
         subject: &Digest,
     ) -> Result<bool> {
@@ -205,7 +205,7 @@ pub struct FallbackIndex {
 
 /// The fallback index of `subject` in `repo`'s repository, `None` when there is none.
 pub async fn fallback_index(
-    client: &RegistryClient,
+    client: &impl ReadRegistry,
     repo: &ImageRef,
     subject: &Digest,
 ) -> Result<Option<FallbackIndex>> {
@@ -223,7 +223,7 @@ pub async fn fallback_index(
 
 /// Every artifact of `subject` in `source`'s repository that `selection` wants.
 pub async fn discover(
-    client: &RegistryClient,
+    client: &impl ReadRegistry,
     facts: &RegistryFacts,
     source: &ImageRef,
     subject: &Digest,
