@@ -145,7 +145,15 @@ impl ReadRegistry for Registries {
     }
 }
 
-impl Observe for Registries {
+/// Planners take their observer by value; these registries outlive the planner to be
+/// asked what was requested.
+impl Observe for &Registries {
+    type Registry = Registries;
+
+    fn registry(&self) -> &Registries {
+        self
+    }
+
     fn ecr_repositories(
         &self,
         _account: &str,
@@ -245,59 +253,6 @@ async fn plan(config: &SyncConfig, registries: &Registries, options: PlanOptions
         .plan_repository(&config.sources[0], "team/app", Reason::Manual)
         .await
         .unwrap()
-}
-
-impl<T: ReadRegistry + Send> ReadRegistry for &T {
-    fn list_tags(&self, image: &ImageRef) -> impl Future<Output = Result<Vec<String>>> + Send {
-        (**self).list_tags(image)
-    }
-    fn head_manifest(
-        &self,
-        image: &ImageRef,
-        reference: &str,
-    ) -> impl Future<Output = Result<Option<ManifestHead>>> + Send {
-        (**self).head_manifest(image, reference)
-    }
-    fn get_manifest(
-        &self,
-        image: &ImageRef,
-        reference: &str,
-    ) -> impl Future<Output = Result<Manifest>> + Send {
-        (**self).get_manifest(image, reference)
-    }
-    fn referrers(
-        &self,
-        image: &ImageRef,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send {
-        (**self).referrers(image, subject, artifact_type)
-    }
-    fn meters_pulls(&self, registry: &str) -> bool {
-        (**self).meters_pulls(registry)
-    }
-}
-
-impl<T: Observe + Send> Observe for &T {
-    fn ecr_repositories(
-        &self,
-        account: &str,
-        region: &str,
-        prefix: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<String>>> + Send {
-        (**self).ecr_repositories(account, region, prefix)
-    }
-    fn ecr_tags(
-        &self,
-        account: &str,
-        region: &str,
-        repository: &str,
-    ) -> impl Future<Output = Result<Vec<TagInfo>>> + Send {
-        (**self).ecr_tags(account, region, repository)
-    }
-    fn catalog(&self, host: &str) -> impl Future<Output = Result<Vec<String>>> + Send {
-        (**self).catalog(host)
-    }
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ use crate::event::EcrPush;
 use crate::filter::TagInfo;
 use crate::message::{Reason, RepositoryTask};
 use crate::reference::ImageRef;
-use crate::registry::{ManifestHead, RegistryClient};
+use crate::registry::{ManifestHead, ReadRegistry, RegistryClient};
 pub use decide::PlannedJob;
 pub use decide::Skipped;
 use decide::{Seen, TagPlan};
@@ -286,7 +286,7 @@ impl<'a, O: Observe> Planner<'a, O> {
         let repo = ImageRef::new(&registry_of_source.host, repository, None, None)?;
         let tags = match &registry_of_source.ecr {
             Some((account, region)) => self.observe.ecr_tags(account, region, repository).await?,
-            None => enumerate::registry_tags(&self.observe, &repo).await?,
+            None => enumerate::registry_tags(self.registry(), &repo).await?,
         };
         // Checking up-to-date images for signatures reads this same listing.
         self.facts
@@ -450,7 +450,7 @@ impl<'a, O: Observe> Planner<'a, O> {
         }
         let listed: Vec<(String, Option<HashSet<String>>)> = stream::iter(repositories)
             .map(|(name, repo)| async move {
-                let tags = match self.observe.list_tags(&repo).await {
+                let tags = match self.registry().list_tags(&repo).await {
                     Ok(tags) => Some(tags.into_iter().collect()),
                     Err(Error::RepositoryNotFound { .. }) => Some(HashSet::new()),
                     Err(e) => {
@@ -515,7 +515,7 @@ impl<'a, O: Observe> Planner<'a, O> {
                 return Seen::Unknown;
             }
             let dest_tag = r.reference.tag().unwrap_or(tag_name);
-            match self.observe.head_manifest(&r.reference, dest_tag).await {
+            match self.registry().head_manifest(&r.reference, dest_tag).await {
                 Ok(None) => Seen::Missing,
                 Ok(Some(head)) => Seen::Holds(head.digest),
                 Err(e) => {
@@ -526,7 +526,7 @@ impl<'a, O: Observe> Planner<'a, O> {
         }));
         let early_source_head = async {
             match listed_present {
-                true => Some(self.observe.head_manifest(&base, &tag.name).await),
+                true => Some(self.registry().head_manifest(&base, &tag.name).await),
                 false => None,
             }
         };
@@ -540,7 +540,7 @@ impl<'a, O: Observe> Planner<'a, O> {
         // image's platform manifests need their artifacts checked too.
         let mut source_head = None;
         if tag.digest.is_none() && all_missing && by_tag && self.may_prefetch() {
-            match self.observe.get_manifest(&base, &tag.name).await {
+            match self.registry().get_manifest(&base, &tag.name).await {
                 Ok(m) => {
                     self.prefetched.fetch_add(m.raw.len(), Ordering::Relaxed);
                     manifest = Some(Arc::new(m));
@@ -567,7 +567,7 @@ impl<'a, O: Observe> Planner<'a, O> {
             (None, None) => {
                 let head = match early_source_head {
                     Some(asked) => asked?,
-                    None => self.observe.head_manifest(&base, &tag.name).await?,
+                    None => self.registry().head_manifest(&base, &tag.name).await?,
                 };
                 match head {
                     Some(head) => {
@@ -628,8 +628,8 @@ impl<'a, O: Observe> Planner<'a, O> {
             return Ok(None);
         }
         let repo = image.repo_only();
-        let listed = self.facts.tags(&self.observe, &repo).await?;
-        let has_api = self.facts.has_api(&self.observe, &repo, digest).await?;
+        let listed = self.facts.tags(self.registry(), &repo).await?;
+        let has_api = self.facts.has_api(self.registry(), &repo, digest).await?;
         if !has_api && !self.uses_artifact_tags(&repo, &listed) {
             return Ok(None);
         }
@@ -639,7 +639,10 @@ impl<'a, O: Observe> Planner<'a, O> {
         let head = match head {
             Some(head) => Some(head),
             None => {
-                asked = self.observe.head_manifest(&repo, digest.as_str()).await?;
+                asked = self
+                    .registry()
+                    .head_manifest(&repo, digest.as_str())
+                    .await?;
                 asked.as_ref()
             }
         };
@@ -647,13 +650,13 @@ impl<'a, O: Observe> Planner<'a, O> {
             // Its platform manifests' artifacts are found from the index, a GET: where the
             // registry counts those, the planner asks only HEADs and listings, and the copy
             // (which reads the index once, within the quota) checks them.
-            if self.observe.meters_pulls(repo.registry()) && !self.options.prefetch_manifests {
+            if self.registry().meters_pulls(repo.registry()) && !self.options.prefetch_manifests {
                 return Ok(Some(PlanHints {
                     destinations_current: true,
                     ..PlanHints::default()
                 }));
             }
-            let index = self.observe.get_manifest(&repo, digest.as_str()).await?;
+            let index = self.registry().get_manifest(&repo, digest.as_str()).await?;
             subjects.extend(index.children.iter().map(|c| c.digest.clone()));
             manifest = Some(Arc::new(index));
         }
@@ -701,11 +704,11 @@ impl<'a, O: Observe> Planner<'a, O> {
                 .map(|s| tags::cosign_tag(subject, s)),
         );
         for tag in artifact_tags.filter(|t| listed.contains(t)) {
-            let Some(at_source) = self.observe.head_manifest(repo, &tag).await? else {
+            let Some(at_source) = self.registry().head_manifest(repo, &tag).await? else {
                 continue;
             };
             for dest in destinations {
-                let there = self.observe.head_manifest(dest, &tag).await?;
+                let there = self.registry().head_manifest(dest, &tag).await?;
                 if there.is_none_or(|h| h.digest != at_source.digest) {
                     return Ok(true);
                 }
@@ -713,7 +716,7 @@ impl<'a, O: Observe> Planner<'a, O> {
         }
         let listed_by_api = self
             .facts
-            .referrers(&self.observe, repo, subject, selection.single_type())
+            .referrers(self.registry(), repo, subject, selection.single_type())
             .await?
             .unwrap_or_default();
         for entry in listed_by_api
@@ -724,13 +727,20 @@ impl<'a, O: Observe> Planner<'a, O> {
                 continue;
             };
             for dest in destinations {
-                let there = self.observe.head_manifest(dest, referrer.as_str()).await?;
+                let there = self
+                    .registry()
+                    .head_manifest(dest, referrer.as_str())
+                    .await?;
                 if there.is_none() {
                     return Ok(true);
                 }
             }
         }
         Ok(false)
+    }
+
+    fn registry(&self) -> &O::Registry {
+        self.observe.registry()
     }
 
     fn may_prefetch(&self) -> bool {

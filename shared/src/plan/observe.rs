@@ -6,19 +6,19 @@
 
 use std::future::Future;
 
-use serde_json::Value;
-
 use super::enumerate;
 use crate::aws::AwsClients;
-use crate::digest::Digest;
 use crate::error::Result;
 use crate::filter::TagInfo;
-use crate::manifest::Manifest;
-use crate::reference::ImageRef;
-use crate::registry::{ManifestHead, ReadRegistry, RegistryClient};
+use crate::registry::{ReadRegistry, RegistryClient};
 
 /// The reads planning makes: a registry's, and the listings of a source.
-pub trait Observe: ReadRegistry {
+pub trait Observe: Sync {
+    /// Who answers reads of manifests and tag lists.
+    type Registry: ReadRegistry;
+
+    fn registry(&self) -> &Self::Registry;
+
     /// Repository names of an ECR registry (under `prefix`, if given), sorted.
     fn ecr_repositories(
         &self,
@@ -47,42 +47,13 @@ pub struct Live<'a> {
     pub aws: &'a AwsClients,
 }
 
-impl ReadRegistry for Live<'_> {
-    fn list_tags(&self, image: &ImageRef) -> impl Future<Output = Result<Vec<String>>> + Send {
-        self.registry.list_tags(image)
-    }
-
-    fn head_manifest(
-        &self,
-        image: &ImageRef,
-        reference: &str,
-    ) -> impl Future<Output = Result<Option<ManifestHead>>> + Send {
-        self.registry.head_manifest(image, reference)
-    }
-
-    fn get_manifest(
-        &self,
-        image: &ImageRef,
-        reference: &str,
-    ) -> impl Future<Output = Result<Manifest>> + Send {
-        self.registry.get_manifest(image, reference)
-    }
-
-    fn referrers(
-        &self,
-        image: &ImageRef,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> impl Future<Output = Result<Option<Vec<Value>>>> + Send {
-        self.registry.referrers(image, subject, artifact_type)
-    }
-
-    fn meters_pulls(&self, registry: &str) -> bool {
-        self.registry.meters_pulls(registry)
-    }
-}
-
 impl Observe for Live<'_> {
+    type Registry = RegistryClient;
+
+    fn registry(&self) -> &RegistryClient {
+        self.registry
+    }
+
     fn ecr_repositories(
         &self,
         account: &str,
