@@ -143,6 +143,66 @@ impl Target {
         self.fill(vars, image, tag).map(Some)
     }
 
+    /// Whether the destination tag carries the source tag (`{tag}` is in the template), so
+    /// that a destination tag can be traced back to the source tag it came from.
+    pub fn names_tag(&self) -> bool {
+        placeholders(&self.template).is_ok_and(|names| names.iter().any(|n| n == "tag"))
+    }
+
+    /// The source tag of `vars`' repository that renders to `destination`, if one does: the
+    /// inverse of [`Target::render`] for one source repository (`vars.tag` is not used).
+    /// What a mirror holds is traced back this way to decide what is ferry's to prune; the
+    /// answer is rendered forward again and must give `destination` exactly, so a template
+    /// that repeats a placeholder or a split prefix that does not apply yields `None`, never a
+    /// wrong tag.
+    pub fn source_tag(&self, vars: &Vars<'_>, destination: &ImageRef) -> Option<String> {
+        let wanted = destination.to_string();
+        let repo_base = vars.repository.rsplit('/').next().unwrap_or_default();
+        let mut pattern = String::from("^");
+        let mut captured = (false, false);
+        let mut rest = self.template.as_str();
+        while let Some(open) = rest.find('{') {
+            pattern.push_str(&regex::escape(&rest[..open]));
+            let close = rest[open..].find('}')? + open;
+            let literal = match &rest[open + 1..close] {
+                "registry" => Some(vars.registry),
+                "repo" => Some(vars.repository),
+                "repo_base" => Some(repo_base),
+                "account" => Some(vars.account?),
+                "region" => Some(vars.region?),
+                _ => None,
+            };
+            match (literal, &rest[open + 1..close]) {
+                (Some(value), _) => pattern.push_str(&regex::escape(value)),
+                (None, "tag") if !captured.0 => {
+                    captured.0 = true;
+                    pattern.push_str("(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)");
+                }
+                (None, "image") if !captured.1 => {
+                    captured.1 = true;
+                    pattern.push_str("(?P<image>[a-z0-9][a-z0-9._/-]*?)");
+                }
+                // A repeated placeholder matches anything here; the forward render decides.
+                (None, _) => pattern.push_str(".*?"),
+            }
+            rest = &rest[close + 1..];
+        }
+        pattern.push_str(&regex::escape(rest));
+        pattern.push('$');
+        let found = regex::Regex::new(&pattern).ok()?.captures(&wanted)?;
+        let tag = found.name("tag")?.as_str();
+        let source_tag = match (&self.split, found.name("image")) {
+            (Some(split), Some(image)) => format!("{}{}{tag}", image.as_str(), split.separator),
+            (None, None) => tag.to_string(),
+            _ => return None,
+        };
+        let forward = Vars {
+            tag: &source_tag,
+            ..*vars
+        };
+        (self.render(&forward).ok()??.to_string() == wanted).then_some(source_tag)
+    }
+
     fn fill(
         &self,
         vars: &Vars<'_>,
@@ -315,6 +375,123 @@ mod tests {
             Target::new("reg.example.com/UPPER/{image}", dash(&["api"])).unwrap_err(),
             MappingError::Invalid { .. }
         ));
+    }
+
+    #[test]
+    fn destination_tags_trace_back_to_the_source_tag_they_came_from() {
+        // Template, split, source repository, destination, the source tag (None: not one
+        // this repository's mapping could have made).
+        let cases: Vec<(&str, Option<SplitTag>, &str, &str, Option<&str>)> = vec![
+            (
+                "dst.example/{repo}",
+                None,
+                "team/app",
+                "dst.example/team/app:1.4",
+                Some("1.4"),
+            ),
+            (
+                "dst.example/{repo}",
+                None,
+                "team/app",
+                "dst.example/team/other:1.4",
+                None,
+            ),
+            (
+                "dst.example/m/{repo}:v{tag}",
+                None,
+                "app",
+                "dst.example/m/app:v2",
+                Some("2"),
+            ),
+            (
+                "dst.example/m/{repo}:v{tag}",
+                None,
+                "app",
+                "dst.example/m/app:2",
+                None,
+            ),
+            (
+                "ghcr.io/acme/proj:{repo_base}-{tag}",
+                None,
+                "g/proj/api",
+                "ghcr.io/acme/proj:api-1.4",
+                Some("1.4"),
+            ),
+            (
+                "ghcr.io/acme/proj:{repo_base}-{tag}",
+                None,
+                "g/proj/api",
+                "ghcr.io/acme/proj:worker-1.4",
+                None,
+            ),
+            (
+                "reg.example/g/{repo}/{image}:{tag}",
+                dash(&[]),
+                "proj",
+                "reg.example/g/proj/api:1.4",
+                Some("api-1.4"),
+            ),
+            (
+                "reg.example/g/{repo}/{image}:{tag}",
+                dash(&[]),
+                "proj",
+                "reg.example/g/proj/a/b:1.4",
+                Some("a/b-1.4"),
+            ),
+            (
+                "reg.example/g/{repo}/{image}:{tag}",
+                dash(&["api"]),
+                "proj",
+                "reg.example/g/proj/worker:1.4",
+                None,
+            ),
+            (
+                "reg.example/g/{repo}/{image}:{tag}",
+                dash(&["api"]),
+                "proj",
+                "reg.example/g/proj/api:1.4",
+                Some("api-1.4"),
+            ),
+            (
+                "{account}.dkr.ecr.{region}.amazonaws.com/{repo}",
+                None,
+                "lib/alpine",
+                "210987654321.dkr.ecr.us-east-2.amazonaws.com/lib/alpine:3",
+                Some("3"),
+            ),
+            (
+                "dst.example/{repo}:{tag}-{tag}",
+                None,
+                "app",
+                "dst.example/app:1-1",
+                Some("1"),
+            ),
+            (
+                "dst.example/{repo}:{tag}-{tag}",
+                None,
+                "app",
+                "dst.example/app:1-2",
+                None,
+            ),
+        ];
+        for (template, split, repo, destination, expected) in cases {
+            let target = Target::new(template, split).unwrap();
+            let destination: ImageRef = destination.parse().unwrap();
+            assert_eq!(
+                target.source_tag(&vars(repo, ""), &destination).as_deref(),
+                expected,
+                "{template} ← {destination}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_template_without_the_tag_cannot_be_traced_back() {
+        assert!(Target::new("dst.example/{repo}", None).unwrap().names_tag());
+        let fixed = Target::new("dst.example/{repo}:latest", None).unwrap();
+        assert!(!fixed.names_tag());
+        let latest: ImageRef = "dst.example/app:latest".parse().unwrap();
+        assert_eq!(fixed.source_tag(&vars("app", ""), &latest), None);
     }
 
     #[test]
