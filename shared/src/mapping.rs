@@ -381,7 +381,8 @@ mod tests {
     fn destination_tags_trace_back_to_the_source_tag_they_came_from() {
         // Template, split, source repository, destination, the source tag (None: not one
         // this repository's mapping could have made).
-        let cases: Vec<(&str, Option<SplitTag>, &str, &str, Option<&str>)> = vec![
+        type Case<'a> = (&'a str, Option<SplitTag>, &'a str, &'a str, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 "dst.example/{repo}",
                 None,
