@@ -9,6 +9,7 @@
 pub mod decide;
 pub mod enumerate;
 pub mod observe;
+pub mod prune;
 
 #[cfg(test)]
 mod flow_tests;

@@ -1,0 +1,305 @@
+//! What pruning may remove from a mirror: the tags of one destination repository that this
+//! source's mapping could have made (its *domain*) and whose source tag the source no longer
+//! has. Pure code; the flow that lists tags and deletes lives beside the copy planning.
+//!
+//! A destination tag is in the domain when [`Target::source_tag`] traces it back to a tag of
+//! the source repository that the source's tag filters admit, it is not a signature,
+//! attestation or referrers tag (those go with their image), and no `keep` pattern matches
+//! it. Everything else at the destination, pushed by hand or by another source, is never
+//! touched. A tag still present at the source is kept even when a selection such as
+//! `newest` no longer picks it: the source has it, so a mirror may too.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use regex::Regex;
+
+use crate::filter::TagFilter;
+use crate::mapping::{Target, Vars};
+use crate::reference::ImageRef;
+
+/// One tag to remove, and the source tag it mirrored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub destination: ImageRef,
+    pub source_tag: String,
+}
+
+/// A destination repository's tags weighed against its source repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Weighed {
+    /// Tags in the domain whose source tag is gone, in the order listed.
+    pub removals: Vec<Removal>,
+    /// Tags in the domain, kept or not: what a percentage bound is taken of.
+    pub in_domain: usize,
+}
+
+/// The source repository one destination repository is weighed against.
+pub struct SourceSide<'a> {
+    /// Template values for the source repository (`tag` unused).
+    pub vars: Vars<'a>,
+    /// Every tag the source repository holds, filtered or not.
+    pub tags: &'a HashSet<String>,
+    pub filter: &'a TagFilter,
+}
+
+/// Weigh `listed`, the tags of `repository` at a destination with target `target`.
+pub fn weigh(
+    source: &SourceSide<'_>,
+    target: &Target,
+    keep: &[Regex],
+    repository: &ImageRef,
+    listed: &[String],
+) -> Weighed {
+    let mut weighed = Weighed::default();
+    for tag in listed {
+        if crate::referrers::tags::is_artifact_tag(tag) || keep.iter().any(|k| k.is_match(tag)) {
+            continue;
+        }
+        let destination = repository.with_tag(tag);
+        let Some(source_tag) = target.source_tag(&source.vars, &destination) else {
+            continue;
+        };
+        if !source.filter.admits(&source_tag) {
+            continue;
+        }
+        weighed.in_domain += 1;
+        if !source.tags.contains(&source_tag) {
+            weighed.removals.push(Removal {
+                destination,
+                source_tag,
+            });
+        }
+    }
+    weighed
+}
+
+/// How much one run may remove from one destination: a count, or a percentage of the tags
+/// in its domain. A prune that would remove more removes nothing: a source that lists
+/// nothing during an outage, or a mistyped filter, must not empty a mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneMax {
+    Count(usize),
+    Percent(u8),
+}
+
+impl Default for PruneMax {
+    fn default() -> Self {
+        PruneMax::Percent(50)
+    }
+}
+
+impl PruneMax {
+    /// Whether removing `removals` of `in_domain` tags stays within the bound.
+    pub fn allows(self, removals: usize, in_domain: usize) -> bool {
+        match self {
+            PruneMax::Count(n) => removals <= n,
+            PruneMax::Percent(p) => removals * 100 <= in_domain * usize::from(p),
+        }
+    }
+}
+
+impl FromStr for PruneMax {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        const EXPECTED: &str =
+            "expected a number of tags (20) or a percentage of the mirrored tags (50%)";
+        let s = s.trim();
+        match s.strip_suffix('%') {
+            Some(p) => match p.trim().parse::<u8>() {
+                Ok(p) if p <= 100 => Ok(PruneMax::Percent(p)),
+                _ => Err(format!("{s:?}: a percentage is 0% to 100%")),
+            },
+            None => s
+                .parse()
+                .map(PruneMax::Count)
+                .map_err(|_| format!("{s:?}: {EXPECTED}")),
+        }
+    }
+}
+
+impl fmt::Display for PruneMax {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PruneMax::Count(n) => write!(f, "{n}"),
+            PruneMax::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::SplitTag;
+
+    fn vars(repository: &str) -> Vars<'_> {
+        Vars {
+            registry: "src.example",
+            repository,
+            tag: "",
+            account: None,
+            region: None,
+        }
+    }
+
+    fn set(tags: &[&str]) -> HashSet<String> {
+        tags.iter().map(|t| t.to_string()).collect()
+    }
+
+    fn list(tags: &[&str]) -> Vec<String> {
+        tags.iter().map(|t| t.to_string()).collect()
+    }
+
+    fn removed(weighed: &Weighed) -> Vec<String> {
+        weighed
+            .removals
+            .iter()
+            .map(|r| r.destination.tag().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn only_tags_the_mapping_made_from_a_source_tag_now_gone_are_removed() {
+        let semver = TagFilter::new(&[], &[], Some(">=1.0.0"), None).unwrap();
+        let all = TagFilter::new(&[], &[], None, None).unwrap();
+        let v_prefixed = Target::new("dst.example/{repo}:v{tag}", None).unwrap();
+        let plain = Target::new("dst.example/{repo}", None).unwrap();
+        let keep = vec![Regex::new("^release-").unwrap()];
+        let sig = ["sha256-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sig"];
+        // What, filter, target, keep, source tags, destination tags, removed, in domain.
+        type Case<'a> = (
+            &'a str,
+            &'a TagFilter,
+            &'a Target,
+            &'a [Regex],
+            &'a [&'a str],
+            &'a [&'a str],
+            &'a [&'a str],
+            usize,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "a vanished tag goes; a present one stays",
+                &all,
+                &plain,
+                &[],
+                &["1.0.0"],
+                &["1.0.0", "0.9.0"],
+                &["0.9.0"],
+                2,
+            ),
+            (
+                "a tag the filters reject was not ferry's to make: kept",
+                &semver,
+                &plain,
+                &[],
+                &["1.0.0"],
+                &["1.0.0", "0.9.0", "hand-pushed"],
+                &[],
+                1,
+            ),
+            (
+                "a keep pattern protects a tag in the domain",
+                &all,
+                &plain,
+                &keep,
+                &[],
+                &["release-1", "2.0"],
+                &["2.0"],
+                1,
+            ),
+            (
+                "signatures go with their image, never on their own",
+                &all,
+                &plain,
+                &[],
+                &[],
+                &sig,
+                &[],
+                0,
+            ),
+            (
+                "a tag the template cannot have made (no v prefix) is outside the domain",
+                &all,
+                &v_prefixed,
+                &[],
+                &["2"],
+                &["v2", "v1", "1"],
+                &["v1"],
+                2,
+            ),
+        ];
+        let repository: ImageRef = "dst.example/team/app".parse().unwrap();
+        for (what, filter, target, keep, source, listed, expected, in_domain) in cases {
+            let tags = set(source);
+            let side = SourceSide {
+                vars: vars("team/app"),
+                tags: &tags,
+                filter,
+            };
+            let weighed = weigh(&side, target, keep, &repository, &list(listed));
+            assert_eq!(removed(&weighed), list(expected), "{what}");
+            assert_eq!(weighed.in_domain, in_domain, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_split_prunes_each_image_repository_against_its_prefix() {
+        let all = TagFilter::new(&[], &[], None, None).unwrap();
+        let split = Target::new(
+            "dst.example/g/{repo}/{image}:{tag}",
+            Some(SplitTag {
+                separator: "-".into(),
+                prefixes: vec![],
+            }),
+        )
+        .unwrap();
+        let tags = set(&["api-1.4", "worker-1.4"]);
+        let side = SourceSide {
+            vars: vars("proj"),
+            tags: &tags,
+            filter: &all,
+        };
+        let api: ImageRef = "dst.example/g/proj/api".parse().unwrap();
+        let weighed = weigh(&side, &split, &[], &api, &list(&["1.4", "1.3"]));
+        assert_eq!(removed(&weighed), list(&["1.3"]));
+        assert_eq!(weighed.removals[0].source_tag, "api-1.3");
+    }
+
+    #[test]
+    fn the_bound_refuses_more_than_its_share() {
+        let cases = [
+            (PruneMax::Percent(50), 5, 10, true),
+            (PruneMax::Percent(50), 6, 10, false),
+            (PruneMax::Percent(50), 1, 0, false),
+            (PruneMax::Percent(100), 10, 10, true),
+            (PruneMax::Count(3), 3, 1000, true),
+            (PruneMax::Count(3), 4, 1000, false),
+            (PruneMax::Count(0), 0, 0, true),
+        ];
+        for (max, removals, in_domain, allowed) in cases {
+            assert_eq!(
+                max.allows(removals, in_domain),
+                allowed,
+                "{max} of {in_domain}: {removals}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bound_reads_as_written() {
+        assert_eq!("50%".parse(), Ok(PruneMax::Percent(50)));
+        assert_eq!(" 20 ".parse(), Ok(PruneMax::Count(20)));
+        assert!("150%"
+            .parse::<PruneMax>()
+            .unwrap_err()
+            .contains("0% to 100%"));
+        assert!("half"
+            .parse::<PruneMax>()
+            .unwrap_err()
+            .contains("percentage"));
+        assert_eq!(PruneMax::default().to_string(), "50%");
+    }
+}
