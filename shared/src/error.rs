@@ -23,6 +23,8 @@ pub enum Operation {
     UploadBlob,
     MountBlob,
     PushManifest,
+    /// Removing a tag or manifest from a pruned mirror.
+    DeleteManifest,
 }
 
 /// Which end of a copy a request went to.
@@ -49,6 +51,7 @@ impl Operation {
                 | Operation::UploadBlob
                 | Operation::MountBlob
                 | Operation::PushManifest
+                | Operation::DeleteManifest
         )
     }
 
@@ -64,11 +67,14 @@ impl Operation {
             Operation::StartUpload | Operation::MountBlob => "ecr:InitiateLayerUpload",
             Operation::UploadBlob => "ecr:UploadLayerPart and ecr:CompleteLayerUpload",
             Operation::PushManifest => "ecr:PutImage",
+            Operation::DeleteManifest => "ecr:BatchDeleteImage",
         }
     }
 
     fn verb(self) -> &'static str {
-        if self.is_push() {
+        if self == Operation::DeleteManifest {
+            "delete from"
+        } else if self.is_push() {
             "push to"
         } else {
             "pull from"
@@ -132,6 +138,11 @@ pub enum Error {
     /// The repository itself does not exist (a listing's or an upload's 404 `NAME_UNKNOWN`).
     #[error("{at}: repository does not exist; {}", missing_repository_hint(at, op))]
     RepositoryNotFound { at: Location, op: Operation },
+
+    /// The registry does not delete manifests at all (docker-registry without
+    /// `storage.delete.enabled`).
+    #[error("{at}: the registry refuses to delete {reference} (deletes are switched off there); a distribution registry needs `storage: delete: enabled: true` in its configuration, and other registries an account allowed to delete")]
+    DeleteRefused { at: Location, reference: String },
 
     #[error("{at}: blob {digest} not found at the source")]
     BlobNotFound { at: Location, digest: Digest },
@@ -276,6 +287,7 @@ impl Error {
             Error::Protocol { .. } => "protocol",
             Error::Manifest { .. } => "bad_manifest",
             Error::ManifestTooLarge { .. } => "manifest_too_large",
+            Error::DeleteRefused { .. } => "delete_refused",
             Error::Credentials(_) => "credentials",
             Error::Aws { .. } => "aws",
             Error::Config(_) => "config",

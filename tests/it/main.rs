@@ -14,5 +14,6 @@ mod load;
 mod network_faults;
 mod pipeline;
 mod planning;
+mod prune;
 mod referrers;
 mod registry_faults;

@@ -34,19 +34,25 @@ pub struct DockerRegistry {
 
 impl DockerRegistry {
     pub fn start(auth: Auth) -> Self {
-        Self::start_with(auth, false, None)
+        Self::start_with(auth, false, None, true)
+    }
+
+    /// A registry with deletes switched off, as distribution ships by default
+    /// (`storage.delete.enabled: false`): every DELETE is answered 405 `UNSUPPORTED`.
+    pub fn start_refusing_deletes(auth: Auth) -> Self {
+        Self::start_with(auth, false, None, false)
     }
 
     /// A registry whose storage lives under `parent` (say a tmpfs, so that the disk's fsync
     /// after every blob does not dominate a measurement).
     pub fn start_under(parent: &std::path::Path, auth: Auth) -> Self {
-        Self::start_with(auth, false, Some(parent))
+        Self::start_with(auth, false, Some(parent), true)
     }
 
     /// A registry that serves HTTPS only, with a certificate for 127.0.0.1 issued by a
     /// throwaway CA whose PEM is at [`DockerRegistry::ca_file`].
     pub fn start_tls(auth: Auth) -> Self {
-        Self::start_with(auth, true, None)
+        Self::start_with(auth, true, None, true)
     }
 
     /// The CA that issued a TLS registry's certificate.
@@ -54,7 +60,7 @@ impl DockerRegistry {
         self.dir.path().join("ca.pem")
     }
 
-    fn start_with(auth: Auth, tls: bool, parent: Option<&std::path::Path>) -> Self {
+    fn start_with(auth: Auth, tls: bool, parent: Option<&std::path::Path>, deletes: bool) -> Self {
         assert!(
             std::path::Path::new(BINARY).exists(),
             "{BINARY} is missing: install the Debian package docker-registry (the README's test command does)"
@@ -101,7 +107,7 @@ impl DockerRegistry {
             String::new()
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{tls_yaml}{VALIDATION}{auth_yaml}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {deletes}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{tls_yaml}{VALIDATION}{auth_yaml}",
             storage.display()
         );
         let config_path = dir.path().join("config.yml");

@@ -51,6 +51,16 @@ impl Default for RegistryOptions {
     }
 }
 
+/// What a DELETE of a manifest did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Removed,
+    /// Nothing was there (deleted before, or never pushed).
+    AlreadyGone,
+    /// The registry deletes manifests only by digest, which would take every tag of it.
+    NotByTag,
+}
+
 /// What a manifest HEAD says about a tag or digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestHead {
@@ -504,6 +514,43 @@ impl RegistryClient {
                     }
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    /// DELETE a manifest by tag or digest. Deleting by digest removes every tag that points
+    /// at it; deleting by tag removes only that tag, where the registry can (the OCI spec
+    /// allows it; distribution 2.x answers `DIGEST_INVALID`, which comes back as
+    /// [`Deleted::NotByTag`]). What is already gone is success: removals are retried and
+    /// replayed.
+    pub async fn delete_manifest(&self, image: &ImageRef, reference: &str) -> Result<Deleted> {
+        let call = Call::push(
+            image,
+            Operation::DeleteManifest,
+            RequestKind::ManifestPut,
+            reference,
+        );
+        let by_tag = !reference.contains(':');
+        self.options
+            .retry
+            .run("DELETE manifest", || async {
+                let (resp, anon) = self
+                    .send(&call, true, |http, base| {
+                        http.delete(Self::url(base, image, &format!("manifests/{reference}")))
+                    })
+                    .await?;
+                match resp.status() {
+                    s if s.is_success() => Ok(Deleted::Removed),
+                    StatusCode::NOT_FOUND => Ok(Deleted::AlreadyGone),
+                    StatusCode::BAD_REQUEST if by_tag => {
+                        let failure = Failure::read(resp).await;
+                        match failure.code.as_str() {
+                            "DIGEST_INVALID" | "UNSUPPORTED" => Ok(Deleted::NotByTag),
+                            _ => Err(failure.into_error(call.location(), call.op, reference, anon)),
+                        }
+                    }
+                    _ => Err(self.fail(&call, resp, anon).await),
+                }
             })
             .await
     }

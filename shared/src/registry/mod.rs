@@ -18,7 +18,7 @@ mod response;
 pub mod retry;
 mod session;
 
-pub use client::{ManifestHead, RegistryClient, RegistryOptions, UploadStart};
+pub use client::{Deleted, ManifestHead, RegistryClient, RegistryOptions, UploadStart};
 pub use endpoint::Endpoints;
 pub use pace::{Limits, RegistryLimits, RequestKind};
 pub use read::ReadRegistry;

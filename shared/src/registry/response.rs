@@ -102,6 +102,10 @@ impl Failure {
                 at,
                 reference: reference.to_string(),
             },
+            405 if op == Operation::DeleteManifest => Error::DeleteRefused {
+                at,
+                reference: reference.to_string(),
+            },
             404 if op == Operation::ReadBlob => Error::BlobNotFound {
                 at,
                 digest: reference
