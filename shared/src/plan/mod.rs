@@ -100,7 +100,8 @@ impl Plan {
     }
 }
 
-/// Plans from what `O` observes: registries and ECR's API ([`Live`]) but for unit tests.
+/// Plans from what `O` observes: the registries and ECR's API ([`Live`]), or plain values
+/// in unit tests.
 pub struct Planner<'a, O: Observe = Live<'a>> {
     config: &'a SyncConfig,
     observe: O,

@@ -1,6 +1,6 @@
 //! What pruning may remove from a mirror: the tags of one destination repository that this
 //! source's mapping could have made (its *domain*) and whose source tag the source no longer
-//! has. Pure code; the flow that lists tags and deletes lives beside the copy planning.
+//! has. Pure code: listing the tags and deleting them are the caller's.
 //!
 //! A destination tag is in the domain when [`Target::source_tag`] traces it back to a tag of
 //! the source repository that the source's tag filters admit, it is not a signature,
