@@ -1,21 +1,29 @@
 //! Removing from mirrors: the registry client's DELETE against a real docker-registry,
 //! with deletes switched on and off.
 
+use std::sync::Arc;
+
 use ferry::error::Error;
-use ferry::registry::Deleted;
+use ferry::reference::ImageRef;
+use ferry::registry::{Deleted, RegistryClient};
 use ferry_testbed::clients::*;
-use ferry_testbed::fixtures::Style;
+use ferry_testbed::fixtures::{Pushed, Style};
 use ferry_testbed::{Auth, DockerRegistry};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_manifest_is_deleted_by_digest_once_and_gone_after() {
-    let registry = DockerRegistry::start(Auth::None);
+/// `registry` holding one image, `app:1`, and a client and reference to its repository.
+async fn one_image(registry: &DockerRegistry) -> (Pushed, Arc<RegistryClient>, ImageRef) {
     let pushed = registry
         .seeder()
         .push_image("app", "1", Style::Oci, &[100], 1)
         .await;
-    let client = client_with(&[]);
     let repo = image(&format!("{}/app", registry.host()));
+    (pushed, client_with(&[]), repo)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_is_deleted_by_digest_once_and_gone_after() {
+    let registry = DockerRegistry::start(Auth::None);
+    let (pushed, client, repo) = one_image(&registry).await;
 
     // distribution 2.x deletes only by digest: a tag DELETE says so instead of failing.
     assert_eq!(
@@ -40,12 +48,7 @@ async fn a_manifest_is_deleted_by_digest_once_and_gone_after() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registry_with_deletes_switched_off_names_the_setting() {
     let registry = DockerRegistry::start_refusing_deletes(Auth::None);
-    let pushed = registry
-        .seeder()
-        .push_image("app", "1", Style::Oci, &[100], 1)
-        .await;
-    let client = client_with(&[]);
-    let repo = image(&format!("{}/app", registry.host()));
+    let (pushed, client, repo) = one_image(&registry).await;
     let e = client
         .delete_manifest(&repo, &pushed.digest.to_string())
         .await
