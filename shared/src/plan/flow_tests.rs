@@ -369,14 +369,32 @@ async fn digests_from_an_ecr_listing_need_no_source_head() {
 }
 
 /// A current image whose signature has not reached the destination.
+/// The cosign signature tag of `top`, and the signature it holds.
+fn signature_of(top: &Manifest) -> (String, Manifest) {
+    let tag =
+        crate::referrers::tags::cosign_tag(&top.digest, crate::referrers::CosignSuffix::ALL[0]);
+    (tag, image(9))
+}
+
 fn signed_at_source_only(top: &Manifest) -> Registries {
     let mut registries = Registries::default();
     registries.push(SOURCE, Some("v1"), top);
     registries.push(DEST, Some("v1"), top);
-    let signature = image(9);
-    let sig_tag =
-        crate::referrers::tags::cosign_tag(&top.digest, crate::referrers::CosignSuffix::ALL[0]);
+    let (sig_tag, signature) = signature_of(top);
     registries.push(SOURCE, Some(&sig_tag), &signature);
+    registries
+}
+
+/// A signed index of `child`, current at the destination with its signature; pulls counted
+/// at the source if `metered`.
+fn signed_index_current_everywhere(top: &Manifest, child: &Manifest, metered: bool) -> Registries {
+    let mut registries = signed_at_source_only(top);
+    registries.push(SOURCE, None, child);
+    let (sig_tag, signature) = signature_of(top);
+    registries.push(DEST, Some(&sig_tag), &signature);
+    if metered {
+        registries.metered.insert("src.example".into());
+    }
     registries
 }
 
@@ -394,21 +412,13 @@ async fn a_current_image_whose_signature_lags_gets_a_job_that_checks_artifacts()
 async fn a_current_signed_index_is_read_to_check_its_platforms_unless_pulls_are_metered() {
     let child = image(2);
     let top = index_of(&[&child]);
-    let mut registries = signed_at_source_only(&top);
-    registries.push(SOURCE, None, &child);
     // Where the signature is current too, the platform manifests still need a look.
-    let sig_tag =
-        crate::referrers::tags::cosign_tag(&top.digest, crate::referrers::CosignSuffix::ALL[0]);
-    registries.push(DEST, Some(&sig_tag), &image(9));
-
+    let registries = signed_index_current_everywhere(&top, &child, false);
     let unmetered = plan(&config(""), &registries, options(false)).await;
     assert_eq!(unmetered.up_to_date.len(), 1, "{:?}", unmetered.jobs);
     assert_eq!(registries.count(&format!("GET {SOURCE}:{}", top.digest)), 1);
 
-    let mut metered = signed_at_source_only(&top);
-    metered.push(SOURCE, None, &child);
-    metered.push(DEST, Some(&sig_tag), &image(9));
-    metered.metered.insert("src.example".into());
+    let metered = signed_index_current_everywhere(&top, &child, true);
     let plan = plan(&config(""), &metered, options(false)).await;
     // The planner leaves the platforms to the copy, which reads the index within the quota.
     assert_eq!(metered.count("GET"), 0);

@@ -524,6 +524,7 @@ impl RegistryClient {
     /// [`Deleted::NotByTag`]). What is already gone is success: removals are retried and
     /// replayed.
     pub async fn delete_manifest(&self, image: &ImageRef, reference: &str) -> Result<Deleted> {
+        // Paced with the manifest writes: a delete changes tags as a PUT does.
         let call = Call::push(
             image,
             Operation::DeleteManifest,
