@@ -561,7 +561,10 @@ async fn a_destination_that_caps_writes_slows_the_sync_down_and_loses_no_image()
     assert_eq!(report["copied"].as_u64(), Some(30), "{report}");
     assert_mirrored(&dst, &images).await;
     // The pace learnt the limits from the first refusals instead of meeting them again
-    // and again (unpaced, most of the PUTs are refused).
+    // and again (unpaced, most of the PUTs are refused). What learning costs: the PUTs in
+    // flight when the limit is first met (more on a loaded machine, where they bunch up
+    // behind slow answers), and one or two each time the rate grows back to the limit, as
+    // additive increase means it to.
     let refused = dst_proxy.refused();
     let puts = dst_proxy
         .seen()
@@ -569,7 +572,7 @@ async fn a_destination_that_caps_writes_slows_the_sync_down_and_loses_no_image()
         .filter(|s| s.method == HttpMethod::PUT && s.path.contains("/manifests/"))
         .count();
     assert!(
-        refused.of(Op::ManifestPut) <= 6,
+        refused.of(Op::ManifestPut) <= 10,
         "{refused:?} of {puts} manifest PUTs"
     );
     // An unknown limit costs at most what was in flight when it was first met: up to 16

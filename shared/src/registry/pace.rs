@@ -648,6 +648,59 @@ mod tests {
         assert_eq!(rate, 10.0, "grew back to the configured share and stopped");
     }
 
+    /// Eight workers asking without pause, for two minutes, a registry whose kind is a token
+    /// bucket of 10 a second holding a second's worth (ECR's `PutImage`): how many requests
+    /// it refused and how many it accepted.
+    async fn against_a_token_bucket(pace: Arc<RegistryPace>) -> (u64, u64) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let bucket = Arc::new(Mutex::new((10.0_f64, Instant::now())));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let end = Instant::now() + Duration::from_secs(120);
+        let workers = (0..8).map(|_| {
+            let (pace, bucket, accepted) = (pace.clone(), bucket.clone(), accepted.clone());
+            tokio::spawn(async move {
+                while Instant::now() < end {
+                    let ticket = pace.admit(RequestKind::ManifestPut).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let now = Instant::now();
+                    let mut b = bucket.lock().unwrap();
+                    b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * 10.0).min(10.0);
+                    b.1 = now;
+                    if b.0 >= 1.0 {
+                        b.0 -= 1.0;
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        ticket.settle(Answer::Done);
+                    } else {
+                        ticket.settle(Answer::Throttled(None));
+                    }
+                }
+            })
+        });
+        futures::future::join_all(workers).await;
+        (
+            pace.throttled(RequestKind::ManifestPut),
+            accepted.load(Ordering::Relaxed),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_learnt_limit_costs_few_refusals_and_little_of_the_allowance() {
+        let (refused, accepted) =
+            against_a_token_bucket(RegistryPace::new(&RegistryLimits::default())).await;
+        // Demand is 400 a second; the registry allows 1,210 in the two minutes. Unpaced,
+        // nearly every request would be refused.
+        assert!(refused * 25 <= accepted, "{refused} refused, {accepted} accepted");
+        assert!(accepted >= 950, "{refused} refused, {accepted} accepted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_known_limit_is_never_met() {
+        let pace = RegistryPace::new(&limits(RequestKind::ManifestPut, 10.0));
+        let (refused, accepted) = against_a_token_bucket(pace).await;
+        assert_eq!(refused, 0, "{accepted} accepted");
+        assert!(accepted >= 1200, "{accepted} accepted");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_throttle_narrows_the_window_of_requests_in_flight() {
         let pace = RegistryPace::new(&RegistryLimits::default());
