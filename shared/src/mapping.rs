@@ -149,58 +149,59 @@ impl Target {
         placeholders(&self.template).is_ok_and(|names| names.iter().any(|n| n == "tag"))
     }
 
-    /// The source tag of `vars`' repository that renders to `destination`, if one does: the
-    /// inverse of [`Target::render`] for one source repository (`vars.tag` is not used).
-    /// What a mirror holds is traced back this way to decide what is ferry's to prune; the
-    /// answer is rendered forward again and must give `destination` exactly, so a template
-    /// that repeats a placeholder or a split prefix that does not apply yields `None`, never a
-    /// wrong tag.
+    /// The source tag of `vars`' repository that renders to `destination`, if one does. See
+    /// [`Target::tracer`], which builds what this uses once for many destination tags.
     pub fn source_tag(&self, vars: &Vars<'_>, destination: &ImageRef) -> Option<String> {
-        let wanted = destination.to_string();
-        let repo_base = vars.repository.rsplit('/').next().unwrap_or_default();
+        self.tracer(vars)?.source_tag(destination)
+    }
+
+    /// The inverse of [`Target::render`] for one source repository (`vars.tag` is not used):
+    /// what a mirror holds is traced back this way to decide what is ferry's to prune. The
+    /// pattern is made from the template rendered with markers in place of `{tag}` and
+    /// `{image}`, so it matches the form references take once parsed (`myorg/app` is
+    /// `docker.io/myorg/app`); each answer is rendered forward again and must give the
+    /// destination exactly, so a template that repeats a placeholder, or a split prefix that
+    /// does not apply, yields `None`, never a wrong tag. `None` when the template has no
+    /// `{tag}` (nothing can be traced) or cannot render for this repository.
+    pub fn tracer<'t>(&'t self, vars: &Vars<'t>) -> Option<TagTracer<'t>> {
+        const TAG: &str = "ferrytagmarker";
+        const IMAGE: &str = "ferryimagemarker";
+        if !self.names_tag() {
+            return None;
+        }
+        let image = self.split.as_ref().map(|_| IMAGE);
+        let marked = self.fill(vars, image, TAG).ok()?.to_string();
         let mut pattern = String::from("^");
         let mut captured = (false, false);
-        let mut rest = self.template.as_str();
-        while let Some(open) = rest.find('{') {
-            pattern.push_str(&regex::escape(&rest[..open]));
-            let close = rest[open..].find('}')? + open;
-            let literal = match &rest[open + 1..close] {
-                "registry" => Some(vars.registry),
-                "repo" => Some(vars.repository),
-                "repo_base" => Some(repo_base),
-                "account" => Some(vars.account?),
-                "region" => Some(vars.region?),
-                _ => None,
-            };
-            match (literal, &rest[open + 1..close]) {
-                (Some(value), _) => pattern.push_str(&regex::escape(value)),
-                (None, "tag") if !captured.0 => {
+        let mut rest = marked.as_str();
+        loop {
+            let next = [(TAG, rest.find(TAG)), (IMAGE, rest.find(IMAGE))]
+                .into_iter()
+                .filter_map(|(m, at)| at.map(|at| (m, at)))
+                .min_by_key(|(_, at)| *at);
+            let Some((marker, at)) = next else { break };
+            pattern.push_str(&regex::escape(&rest[..at]));
+            match marker {
+                TAG if !captured.0 => {
                     captured.0 = true;
                     pattern.push_str("(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)");
                 }
-                (None, "image") if !captured.1 => {
+                IMAGE if !captured.1 => {
                     captured.1 = true;
                     pattern.push_str("(?P<image>[a-z0-9][a-z0-9._/-]*?)");
                 }
                 // A repeated placeholder matches anything here; the forward render decides.
-                (None, _) => pattern.push_str(".*?"),
+                _ => pattern.push_str(".*?"),
             }
-            rest = &rest[close + 1..];
+            rest = &rest[at + marker.len()..];
         }
         pattern.push_str(&regex::escape(rest));
         pattern.push('$');
-        let found = regex::Regex::new(&pattern).ok()?.captures(&wanted)?;
-        let tag = found.name("tag")?.as_str();
-        let source_tag = match (&self.split, found.name("image")) {
-            (Some(split), Some(image)) => format!("{}{}{tag}", image.as_str(), split.separator),
-            (None, None) => tag.to_string(),
-            _ => return None,
-        };
-        let forward = Vars {
-            tag: &source_tag,
-            ..*vars
-        };
-        (self.render(&forward).ok()??.to_string() == wanted).then_some(source_tag)
+        Some(TagTracer {
+            target: self,
+            vars: *vars,
+            pattern: regex::Regex::new(&pattern).ok()?,
+        })
     }
 
     fn fill(
@@ -235,6 +236,32 @@ impl Target {
                 reason: e.to_string(),
             },
         )
+    }
+}
+
+/// A [`Target`] read backwards for one source repository: see [`Target::tracer`].
+pub struct TagTracer<'t> {
+    target: &'t Target,
+    vars: Vars<'t>,
+    pattern: regex::Regex,
+}
+
+impl TagTracer<'_> {
+    /// The source tag that renders to `destination`, if one does.
+    pub fn source_tag(&self, destination: &ImageRef) -> Option<String> {
+        let wanted = destination.to_string();
+        let found = self.pattern.captures(&wanted)?;
+        let tag = found.name("tag")?.as_str();
+        let source_tag = match (&self.target.split, found.name("image")) {
+            (Some(split), Some(image)) => format!("{}{}{tag}", image.as_str(), split.separator),
+            (None, None) => tag.to_string(),
+            _ => return None,
+        };
+        let forward = Vars {
+            tag: &source_tag,
+            ..self.vars
+        };
+        (self.target.render(&forward).ok()??.to_string() == wanted).then_some(source_tag)
     }
 }
 
@@ -473,6 +500,21 @@ mod tests {
                 "app",
                 "dst.example/app:1-2",
                 None,
+            ),
+            // Docker Hub written short: references are compared in the form they parse to.
+            (
+                "myorg/{repo_base}",
+                None,
+                "team/app",
+                "docker.io/myorg/app:1.4",
+                Some("1.4"),
+            ),
+            (
+                "docker.io/{repo_base}",
+                None,
+                "team/alpine",
+                "docker.io/library/alpine:3",
+                Some("3"),
             ),
         ];
         for (template, split, repo, destination, expected) in cases {

@@ -2,7 +2,7 @@
 //! source's mapping could have made (its *domain*) and whose source tag the source no longer
 //! has. Pure code: listing the tags and deleting them are the caller's.
 //!
-//! A destination tag is in the domain when [`Target::source_tag`] traces it back to a tag of
+//! A destination tag is in the domain when [`Target::tracer`] traces it back to a tag of
 //! the source repository that the source's tag filters admit, it is not a signature,
 //! attestation or referrers tag (those go with their image), and no `keep` pattern matches
 //! it. Everything else at the destination, pushed by hand or by another source, is never
@@ -53,12 +53,15 @@ pub fn weigh(
     listed: &[String],
 ) -> Weighed {
     let mut weighed = Weighed::default();
+    let Some(tracer) = target.tracer(&source.vars) else {
+        return weighed;
+    };
     for tag in listed {
         if crate::referrers::tags::is_artifact_tag(tag) || keep.iter().any(|k| k.is_match(tag)) {
             continue;
         }
         let destination = repository.with_tag(tag);
-        let Some(source_tag) = target.source_tag(&source.vars, &destination) else {
+        let Some(source_tag) = tracer.source_tag(&destination) else {
             continue;
         };
         if !source.filter.admits(&source_tag) {
