@@ -43,6 +43,11 @@ impl NameFilter {
     }
 }
 
+/// Patterns matched against whole names, as everywhere in the configuration.
+pub fn whole_name_patterns(patterns: &[String]) -> Result<Vec<Regex>, FilterError> {
+    compile(patterns)
+}
+
 fn compile(patterns: &[String]) -> Result<Vec<Regex>, FilterError> {
     patterns
         .iter()

@@ -11,11 +11,14 @@ mod raw;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use regex::Regex;
+
 use crate::auth::normalize_host;
 use crate::ecr_host::EcrHost;
-use crate::filter::{NameFilter, TagFilter};
+use crate::filter::{whole_name_patterns, NameFilter, TagFilter};
 use crate::manifest::Platform;
 use crate::mapping::{SplitTag, Target, Vars};
+use crate::plan::prune::PruneMax;
 use crate::reference::{ImageRef, REPOSITORY_NAME};
 use crate::referrers::Selection;
 use crate::registry::{RegistryLimits, RequestKind};
@@ -79,6 +82,9 @@ pub struct Defaults {
     pub throttle_patience_seconds: Option<usize>,
     /// Which signatures, attestations, SBOMs and referrers follow each image (default all).
     pub referrers: Selection,
+    /// Destinations are mirrors unless they say otherwise (default false).
+    pub prune: bool,
+    pub prune_max: PruneMax,
 }
 
 impl Defaults {
@@ -145,6 +151,13 @@ pub struct Destination {
     /// source); when false such tags are left alone and reported.
     pub overwrite: bool,
     pub platforms: Vec<Platform>,
+    /// A mirror: tags the source no longer has are removed, within the domain this
+    /// destination's mapping and filters could have made (see [`crate::plan::prune`]).
+    pub prune: bool,
+    /// The most one run may remove here; past it, nothing is removed.
+    pub prune_max: PruneMax,
+    /// Destination tags (whole-name patterns) never removed, nor reported as extra.
+    pub keep: Vec<Regex>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -249,6 +262,8 @@ fn validate(raw: RawConfig) -> Result<SyncConfig, ConfigError> {
             "defaults.throttle_patience_seconds",
         )?,
         referrers: referrers(d.referrers, "defaults.referrers")?,
+        prune: d.prune.unwrap_or(false),
+        prune_max: prune_max(d.prune_max, "defaults.prune_max")?.unwrap_or_default(),
     };
     let mut credentials = Vec::new();
     for (host, c) in raw.credentials {
@@ -478,11 +493,26 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
             Some(p) => platforms(&p, &dat("platforms"))?,
             None => defaults.platforms.clone(),
         };
+        let prune = d.prune.unwrap_or(defaults.prune);
+        if prune && !target.names_tag() {
+            return Err(err(
+                dat(if d.prune.is_some() { "prune" } else { "target" }),
+                format!(
+                    "cannot prune: the target {:?} does not carry the source tag ({{tag}}), so ferry cannot tell which destination tags it made; put {{tag}} in the target, or set prune: false here",
+                    d.target
+                ),
+            ));
+        }
+        let keep = whole_name_patterns(d.keep.as_deref().unwrap_or_default())
+            .map_err(|e| err(dat("keep"), e))?;
         destinations.push(Destination {
             target,
             create_repository,
             overwrite: d.overwrite.unwrap_or(defaults.overwrite),
             platforms,
+            prune,
+            prune_max: prune_max(d.prune_max, &dat("prune_max"))?.unwrap_or(defaults.prune_max),
+            keep,
         });
     }
     Ok(Source {
@@ -545,6 +575,14 @@ fn referrers(value: Option<RawReferrers>, path: &str) -> Result<Selection, Confi
             "an empty list selects nothing: write `none` to copy images without their referrers",
         )),
         Some(RawReferrers::List(list)) => list.join(",").parse().map_err(|e| err(path, e)),
+    }
+}
+
+fn prune_max(value: Option<RawPruneMax>, path: &str) -> Result<Option<PruneMax>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(RawPruneMax::Count(n)) => Ok(Some(PruneMax::Count(n as usize))),
+        Some(RawPruneMax::Text(text)) => text.parse().map(Some).map_err(|e| err(path, e)),
     }
 }
 

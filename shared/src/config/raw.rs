@@ -59,6 +59,16 @@ pub struct RawDefaults {
     pub throttle_patience_seconds: Option<usize>,
     /// `all`, `none`, or kinds: `sig,sbom` or a list.
     pub referrers: Option<RawReferrers>,
+    pub prune: Option<bool>,
+    pub prune_max: Option<RawPruneMax>,
+}
+
+/// `prune_max: 20` or `prune_max: 50%`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawPruneMax {
+    Count(u64),
+    Text(String),
 }
 
 /// `referrers: all`, `referrers: sig,sbom` or `referrers: [sig, application/spdx+json]`.
@@ -163,6 +173,9 @@ pub struct RawDestination {
     pub create_repository: Option<RawCreateRepository>,
     pub overwrite: Option<bool>,
     pub platforms: Option<Vec<String>>,
+    pub prune: Option<bool>,
+    pub prune_max: Option<RawPruneMax>,
+    pub keep: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

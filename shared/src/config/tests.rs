@@ -214,12 +214,77 @@ fn errors_point_at_the_field() {
             "sources[1].name",
             "unique",
         ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}:latest\", prune: true}]"),
+            "sources[0].destinations[0].prune",
+            "does not carry the source tag ({tag})",
+        ),
+        (
+            format!("version: 1\ndefaults: {{prune: true}}\nsources:\n  - images: [a/b:1]\n    destinations: [{{target: \"r.example.com/x:latest\"}}]\n"),
+            "sources[0].destinations[0].target",
+            "set prune: false here",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}\", prune: true, prune_max: 150%}]"),
+            "sources[0].destinations[0].prune_max",
+            "0% to 100%",
+        ),
+        (
+            format!("version: 1\ndefaults: {{prune_max: lots}}\nsources:\n  - images: [a/b:1]\n    {dest}\n"),
+            "defaults.prune_max",
+            "a percentage of the mirrored tags",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}\", keep: [\"[\"]}]"),
+            "sources[0].destinations[0].keep",
+            "not a valid regular expression",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}\", prune: yes please}]"),
+            "sources[0].destinations[0].prune",
+            "",
+        ),
     ];
     for (text, path, message) in cases {
         let e = SyncConfig::parse(&text).expect_err(&text);
         assert_eq!(e.path, path, "{text}\n=> {e}");
         assert!(e.message.contains(message), "{text}\n=> {e}");
     }
+}
+
+#[test]
+fn destinations_prune_only_when_asked_within_a_bound() {
+    let c = SyncConfig::parse(
+        r#"
+version: 1
+defaults: {prune_max: 10}
+sources:
+  - images: [a/b:1]
+    destinations:
+      - target: r.example.com/{repo}
+      - target: m.example.com/{repo}
+        prune: true
+        keep: ["release-.*"]
+      - target: n.example.com/{repo}
+        prune: true
+        prune_max: 25%
+"#,
+    )
+    .unwrap();
+    let d = &c.sources[0].destinations;
+    assert!(!d[0].prune, "a destination is not a mirror unless it says so");
+    assert!(d[1].prune && d[2].prune);
+    assert_eq!(d[1].prune_max, PruneMax::Count(10), "from the defaults");
+    assert_eq!(d[2].prune_max, PruneMax::Percent(25));
+    assert!(d[1].keep[0].is_match("release-1"));
+    assert!(!d[1].keep[0].is_match("pre-release-1"), "whole names only");
+    let default = SyncConfig::parse(&format!(
+        "version: 1\ndefaults: {{prune: true}}\nsources:\n  - images: [a/b:1]\n    destinations: [{{target: \"r.example.com/{{repo}}\"}}]\n"
+    ))
+    .unwrap();
+    let d = &default.sources[0].destinations[0];
+    assert!(d.prune);
+    assert_eq!(d.prune_max, PruneMax::Percent(50));
 }
 
 #[test]
