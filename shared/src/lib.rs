@@ -25,6 +25,7 @@ pub mod queue;
 pub mod reference;
 pub mod referrers;
 pub mod registry;
+pub mod remove;
 pub mod report;
 pub mod service;
 pub mod shared_answers;

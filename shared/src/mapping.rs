@@ -130,6 +130,11 @@ impl Target {
         &self.template
     }
 
+    /// The split of source tags into image names, if the target has one.
+    pub fn split_tag(&self) -> Option<&SplitTag> {
+        self.split.as_ref()
+    }
+
     /// The destination for one source tag; `None` when a split is configured and the tag
     /// names no image.
     pub fn render(&self, vars: &Vars<'_>) -> Result<Option<ImageRef>, MappingError> {

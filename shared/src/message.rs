@@ -8,6 +8,11 @@
 //!
 //! {"version": 1, "kind": "plan-repository", "source_name": "platform-ecr",
 //!  "repository": "team/app", "reason": "schedule"}
+//!
+//! {"version": 1, "kind": "remove", "destination": "registry.gitlab.com/acme/app",
+//!  "source": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app",
+//!  "tags": [{"tag": "1.3", "source_tag": "1.3", "why": "gone-from-source"}],
+//!  "source_name": "platform-ecr", "reason": "schedule"}
 //! ```
 //!
 //! A copy message pins the source digest the planner saw, so every destination receives
@@ -55,6 +60,7 @@ pub enum Reason {
 pub enum Message {
     Copy(CopyJob),
     PlanRepository(RepositoryTask),
+    Remove(RemoveJob),
 }
 
 /// References and platforms travel as text and are typed once, when the message is read: a
@@ -104,6 +110,95 @@ pub struct RepositoryTask {
     pub reason: Reason,
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// Remove tags from one repository of a destination that prunes: at least once, and
+/// idempotent (a tag already gone is success). One message holds a repository's removals
+/// of one plan (up to [`REMOVALS_PER_MESSAGE`]), so that tags sharing a manifest, removed
+/// together, are known to be going together.
+#[serde_as]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveJob {
+    /// `registry/repository` at the destination.
+    #[serde_as(as = "DisplayFromStr")]
+    pub destination: ImageRef,
+    /// `registry/repository` at the source, whose tags these mirrored.
+    #[serde_as(as = "DisplayFromStr")]
+    pub source: ImageRef,
+    pub tags: Vec<TagRemoval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
+    #[serde(default)]
+    pub reason: Reason,
+}
+
+/// Removals per message: a few hundred bytes each, well inside SQS's body limit.
+pub const REMOVALS_PER_MESSAGE: usize = 500;
+
+/// One destination tag to remove, and the source tag it mirrored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagRemoval {
+    pub tag: String,
+    pub source_tag: String,
+    pub why: RemovalReason,
+}
+
+impl RemoveJob {
+    /// The destination reference of one of its tags.
+    pub fn destination_tag(&self, removal: &TagRemoval) -> ImageRef {
+        self.destination.with_tag(&removal.tag)
+    }
+
+    fn check(&self) -> Result<(), MessageError> {
+        for (field, reference) in [("destination", &self.destination), ("source", &self.source)] {
+            if reference.manifest_reference().is_some() {
+                return Err(MessageError::Invalid {
+                    field: field.into(),
+                    problem: format!("{reference} must name a repository, without tag or digest"),
+                });
+            }
+        }
+        if self.tags.is_empty() {
+            return Err(MessageError::Invalid {
+                field: "tags".into(),
+                problem: "empty".into(),
+            });
+        }
+        for (i, t) in self.tags.iter().enumerate() {
+            for (name, tag) in [("tag", &t.tag), ("source_tag", &t.source_tag)] {
+                if !crate::reference::is_tag(tag) {
+                    return Err(MessageError::Invalid {
+                        field: format!("tags[{i}].{name}"),
+                        problem: format!("{tag:?} is not a tag"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a mirrored tag is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemovalReason {
+    /// The source no longer has the tag. Asked again just before removing: a tag pushed
+    /// again since planning (or since its delete event) is kept.
+    GoneFromSource,
+    /// The mapping's `expires` time has passed; the source may still have the tag.
+    Expired,
+}
+
+impl RemovalReason {
+    /// As `ferry plan` shows it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RemovalReason::GoneFromSource => "gone from source",
+            RemovalReason::Expired => "expired",
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -159,15 +254,20 @@ impl Message {
         let message = match kind.as_ref().and_then(|k| k.as_str()) {
             Some("copy") => Message::Copy(read(value)?),
             Some("plan-repository") => Message::PlanRepository(read(value)?),
+            Some("remove") => Message::Remove(read(value)?),
             Some(other) => {
                 return Err(MessageError::Malformed(format!(
-                "unknown message kind {other:?}: this ferry reads \"copy\" and \"plan-repository\""
+                "unknown message kind {other:?}: this ferry reads \"copy\", \"plan-repository\" and \"remove\""
             )))
             }
             None => return Err(MessageError::Malformed("no \"kind\" field".into())),
         };
-        if let Message::Copy(job) = &message {
-            job.request()?;
+        match &message {
+            Message::Copy(job) => {
+                job.request()?;
+            }
+            Message::Remove(job) => job.check()?,
+            Message::PlanRepository(_) => {}
         }
         Ok(message)
     }

@@ -24,6 +24,15 @@ pub static REPOSITORY_NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyL
     .expect("valid regex")
 });
 
+/// Whether `tag` is a tag by the distribution spec's grammar (`[A-Za-z0-9_][A-Za-z0-9._-]`,
+/// at most 128 characters).
+pub fn is_tag(tag: &str) -> bool {
+    static TAG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$").expect("valid regex")
+    });
+    TAG.is_match(tag)
+}
+
 /// A parsed image reference. A reference may name a tag, a digest, both, or (for whole
 /// repository operations such as `--all-tags`) neither.
 #[derive(Clone, PartialEq, Eq, Hash)]

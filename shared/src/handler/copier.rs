@@ -17,7 +17,8 @@ use crate::batch::{self, BatchQueue, Disposition, Record};
 use crate::copy::{Copier, PlanHints};
 use crate::error::{Error, Result};
 use crate::jobs::{JobError, JobRunner};
-use crate::message::Message;
+use crate::message::{Message, RemoveJob};
+use crate::remove::{self, Remover};
 use crate::report::{ImageReport, RunReport, Status};
 use crate::service::{FunctionSettings, Services};
 
@@ -106,6 +107,7 @@ impl CopierHandler {
     async fn process(&self, body: &str) -> (Disposition, Vec<ImageReport>) {
         let job = match Message::decode(body) {
             Ok(Message::Copy(job)) => job,
+            Ok(Message::Remove(job)) => return (self.removal(&job).await, Vec::new()),
             Ok(Message::PlanRepository(_)) => {
                 return (Disposition::bad_message(
                     "a planning task reached the copy queue; point the planner's trigger at the planning queue",
@@ -147,6 +149,26 @@ impl CopierHandler {
         // Only a job that ran to its end counts its images; one that goes round again is
         // counted when it does.
         (disposition, Vec::new())
+    }
+}
+
+impl CopierHandler {
+    /// Remove a removal message's tags, where the configuration says the destination is a
+    /// mirror of that source.
+    async fn removal(&self, job: &RemoveJob) -> Disposition {
+        if let Err(reason) = remove::permitted(&self.services.config, job) {
+            return Disposition::Permanent {
+                kind: remove::NOT_A_MIRROR.into(),
+                reason,
+            };
+        }
+        let reports = Remover::new(&self.services.registry, &self.services.aws)
+            .remove(job)
+            .await;
+        for r in &reports {
+            tracing::info!(destination = %r.destination, outcome = ?r.outcome, artifacts = r.artifacts.len(), "removal done");
+        }
+        remove::disposition(&reports)
     }
 }
 

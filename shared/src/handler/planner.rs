@@ -228,8 +228,8 @@ impl PlannerHandler {
         let task: RepositoryTask =
             match Message::decode(body) {
                 Ok(Message::PlanRepository(t)) => t,
-                Ok(Message::Copy(_)) => return Err(TaskError::Bad(
-                    "a copy message reached the planning queue; point the copier at the copy queue"
+                Ok(Message::Copy(_) | Message::Remove(_)) => return Err(TaskError::Bad(
+                    "a copy or removal message reached the planning queue; point the copier at the copy queue"
                         .into(),
                 )),
                 Err(e) => return Err(TaskError::Bad(e.to_string())),

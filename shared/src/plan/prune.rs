@@ -78,6 +78,64 @@ pub fn weigh(
     weighed
 }
 
+/// The repositories `target` maps `vars`' source repository to: for each tag the source
+/// holds, and for a sample tag of each configured split prefix (so a prefix whose tags are
+/// all gone is still looked at). A split image none of whose tags is left, and no prefix
+/// names, is not found: nothing lists it.
+pub fn destination_repositories<'s>(
+    target: &Target,
+    vars: &Vars<'_>,
+    source_tags: impl IntoIterator<Item = &'s str>,
+) -> Vec<ImageRef> {
+    const SAMPLE: &str = "latest";
+    let samples: Vec<String> = match target.split_tag() {
+        None => vec![SAMPLE.to_string()],
+        Some(split) => split
+            .prefixes
+            .iter()
+            .map(|p| format!("{p}{}{SAMPLE}", split.separator))
+            .collect(),
+    };
+    let mut repositories = std::collections::BTreeMap::new();
+    let mut add = |tag: &str| {
+        if crate::referrers::tags::is_artifact_tag(tag) {
+            return;
+        }
+        if let Ok(Some(reference)) = target.render(&Vars { tag, ..*vars }) {
+            let repository = reference.repo_only();
+            repositories
+                .entry(repository.to_string())
+                .or_insert(repository);
+        }
+    };
+    samples.iter().for_each(|t| add(t));
+    source_tags.into_iter().for_each(add);
+    repositories.into_values().collect()
+}
+
+/// A prune its bound refused: nothing was removed from this repository.
+#[serde_with::serde_as]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RefusedPrune {
+    /// `registry/repository` at the destination.
+    pub destination: String,
+    /// Tags it would have removed, of those in its domain.
+    pub removals: usize,
+    pub in_domain: usize,
+    #[serde_as(as = "serde_with::DisplayFromStr")]
+    pub prune_max: PruneMax,
+}
+
+impl fmt::Display for RefusedPrune {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: pruning would remove {} of the {} tags it mirrors, more than prune_max ({}) allows; nothing was removed. If the source really lost them, raise prune_max for this destination; otherwise check the source and its filters",
+            self.destination, self.removals, self.in_domain, self.prune_max
+        )
+    }
+}
+
 /// How much one run may remove from one destination: a count, or a percentage of the tags
 /// in its domain. A prune that would remove more removes nothing: a source that lists
 /// nothing during an outage, or a mistyped filter, must not empty a mirror.
@@ -269,6 +327,54 @@ mod tests {
         let weighed = weigh(&side, &split, &[], &api, &list(&["1.4", "1.3"]));
         assert_eq!(removed(&weighed), list(&["1.3"]));
         assert_eq!(weighed.removals[0].source_tag, "api-1.3");
+    }
+
+    #[test]
+    fn a_source_repository_maps_to_its_destination_repositories() {
+        let split = |prefixes: &[&str]| {
+            Target::new(
+                "dst.example/g/{repo}/{image}:{tag}",
+                Some(SplitTag {
+                    separator: "-".into(),
+                    prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+                }),
+            )
+            .unwrap()
+        };
+        let plain = Target::new("dst.example/m/{repo}", None).unwrap();
+        let cases: Vec<(&str, Target, Vec<&str>, Vec<&str>)> = vec![
+            (
+                "a plain target: one repository, even when no tag is left",
+                plain,
+                vec![],
+                vec!["dst.example/m/proj"],
+            ),
+            (
+                "a split: each image the tags name",
+                split(&[]),
+                vec!["api-1.4", "worker-2", "api-1.3", "latest"],
+                vec!["dst.example/g/proj/api", "dst.example/g/proj/worker"],
+            ),
+            (
+                "a split's prefixes are looked at when their tags are all gone",
+                split(&["api", "worker"]),
+                vec!["api-1.4"],
+                vec!["dst.example/g/proj/api", "dst.example/g/proj/worker"],
+            ),
+            (
+                "artifact tags name no image",
+                split(&[]),
+                vec!["sha256-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sig"],
+                vec![],
+            ),
+        ];
+        for (what, target, tags, expected) in cases {
+            let found: Vec<String> = destination_repositories(&target, &vars("proj"), tags)
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            assert_eq!(found, expected, "{what}");
+        }
     }
 
     #[test]

@@ -1,0 +1,517 @@
+//! Carrying out removals from mirrors ([`RemoveJob`]): what the copier does with a removal
+//! message and `ferry sync` does after its copies, so both behave the same.
+//!
+//! For each tag: a tag removed because the source lost it is first asked for at the source
+//! again (a HEAD, which no registry counts as a pull), and kept if it is back: a delete
+//! event or a plan can be older than a re-push. Then:
+//!
+//! - **ECR** destinations remove tags with `BatchDeleteImage`, which untags an image that
+//!   has other tags and deletes one that has none.
+//! - **Other registries** are asked to DELETE the tag. Where they delete only whole
+//!   manifests (distribution 2.x), the manifest is deleted by digest, which takes every tag
+//!   pointing at it, so it is deleted only when no tag that stays shares it; otherwise the
+//!   tag is reported as one that cannot be removed alone, and left.
+//!
+//! A removed image's signatures, attestations and SBOMs (cosign tags) and its fallback
+//! referrers index go with it once no tag that stays points at it. Untagged manifests and
+//! blobs left behind are the destination's garbage collection's to reclaim.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::aws::AwsClients;
+use crate::batch::Disposition;
+use crate::config::SyncConfig;
+use crate::digest::Digest;
+use crate::ecr_host::EcrHost;
+use crate::error::{Error, Result};
+use crate::message::{RemovalReason, RemoveJob, TagRemoval};
+use crate::reference::ImageRef;
+use crate::referrers::tags::{cosign_tag, fallback_tag, is_artifact_tag};
+use crate::referrers::CosignSuffix;
+use crate::registry::{Deleted, ReadRegistry, RegistryClient};
+use crate::report::ErrorInfo;
+
+/// What became of one tag of a removal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovalReport {
+    /// `registry/repository:tag` at the destination.
+    pub destination: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Signature, attestation, SBOM and fallback index tags removed with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Removed,
+    /// Not there any more: success, since removals are retried and replayed.
+    AlreadyGone,
+    /// The source has the tag again (pushed since it was planned for removal): kept.
+    BackAtSource,
+    /// The registry deletes only whole manifests, and this tag that stays shares it.
+    SharesManifest { with: String },
+    Failed { error: ErrorInfo },
+}
+
+impl RemovalReport {
+    pub fn failed(&self) -> Option<&ErrorInfo> {
+        match &self.outcome {
+            Outcome::Failed { error } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The dead-letter kind of a removal for a destination that is not a mirror of its source.
+pub const NOT_A_MIRROR: &str = "not_a_mirror";
+
+/// Whether `config` makes `job`'s destination a mirror of its source: some source (the one
+/// named, if the job names one) has a destination that prunes and whose mapping makes each
+/// of the job's tags from its source tag. A tag is removed only where the configuration
+/// says so, whoever wrote the message and whatever changed since it was planned.
+pub fn permitted(config: &SyncConfig, job: &RemoveJob) -> std::result::Result<(), String> {
+    let source_repository = job.source.repository();
+    let vars = config.vars(job.source.registry(), source_repository, "");
+    let mirrors = config
+        .sources
+        .iter()
+        .filter(|s| job.source_name.as_ref().is_none_or(|n| *n == s.name))
+        .flat_map(|s| s.destinations.iter())
+        .filter(|d| d.prune)
+        .filter_map(|d| d.target.tracer(&vars).map(|t| (d, t)));
+    for (destination, tracer) in mirrors {
+        let made_here = job.tags.iter().all(|t| {
+            !destination.keep.iter().any(|k| k.is_match(&t.tag))
+                && tracer.source_tag(&job.destination_tag(t)).as_deref()
+                    == Some(t.source_tag.as_str())
+        });
+        if made_here {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "no destination that prunes (prune: true) mirrors {} to {} in this configuration, so nothing was removed; a removal planned before prune was turned off, or for another configuration, is refused",
+        job.source, job.destination
+    ))
+}
+
+/// How a removal message is settled: done when every tag is removed or kept for a reason;
+/// delivered again when what failed may pass; to the dead-letter queue otherwise (a
+/// registry that refuses deletes, a missing permission).
+pub fn disposition(reports: &[RemovalReport]) -> Disposition {
+    let failed: Vec<&ErrorInfo> = reports.iter().filter_map(|r| r.failed()).collect();
+    if failed.is_empty() {
+        return Disposition::Done;
+    }
+    let reason = reports
+        .iter()
+        .filter_map(|r| r.failed().map(|e| format!("{}: {}", r.destination, e.message)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    match failed.iter().find(|e| !e.retryable) {
+        None => Disposition::Retry { reason },
+        Some(permanent) => Disposition::Permanent {
+            kind: permanent.kind.to_string(),
+            reason,
+        },
+    }
+}
+
+pub struct Remover<'a> {
+    registry: &'a RegistryClient,
+    aws: &'a AwsClients,
+}
+
+impl<'a> Remover<'a> {
+    pub fn new(registry: &'a RegistryClient, aws: &'a AwsClients) -> Self {
+        Remover { registry, aws }
+    }
+
+    /// Remove `job`'s tags; one report per tag, in the job's order.
+    pub async fn remove(&self, job: &RemoveJob) -> Vec<RemovalReport> {
+        let mut reports: BTreeMap<usize, RemovalReport> = BTreeMap::new();
+        let report = |t: &TagRemoval, outcome| RemovalReport {
+            destination: job.destination_tag(t).to_string(),
+            outcome,
+            artifacts: Vec::new(),
+        };
+        // Back at the source since planning: kept.
+        let asked = futures::future::join_all(job.tags.iter().map(|t| async move {
+            match t.why {
+                RemovalReason::Expired => Ok(false),
+                RemovalReason::GoneFromSource => {
+                    let source = job.source.with_tag(&t.source_tag);
+                    let head = self.registry.head_manifest(&source, &t.source_tag).await;
+                    head.map(|h| h.is_some())
+                }
+            }
+        }))
+        .await;
+        let mut going = Vec::new();
+        for (i, (t, back)) in job.tags.iter().zip(asked).enumerate() {
+            match back {
+                Ok(true) => {
+                    reports.insert(i, report(t, Outcome::BackAtSource));
+                }
+                Ok(false) => going.push(i),
+                Err(e) => {
+                    let error = ErrorInfo::from(&e);
+                    reports.insert(i, report(t, Outcome::Failed { error }));
+                }
+            }
+        }
+        let done = match EcrHost::parse(job.destination.registry()) {
+            Some(host) => self.remove_from_ecr(&host, job, &going).await,
+            None => self.remove_from_registry(job, &going).await,
+        };
+        reports.extend(done);
+        reports.into_values().collect()
+    }
+
+    /// Untag with `BatchDeleteImage`; then the artifacts of images left without tags.
+    async fn remove_from_ecr(
+        &self,
+        host: &EcrHost,
+        job: &RemoveJob,
+        going: &[usize],
+    ) -> Vec<(usize, RemovalReport)> {
+        let tags: Vec<&str> = going.iter().map(|&i| job.tags[i].tag.as_str()).collect();
+        let mut out = Vec::new();
+        let deleted = match self.ecr_delete(host, &job.destination, &tags).await {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                let error = ErrorInfo::from(&e);
+                for &i in going {
+                    out.push((i, self.report(job, i, Outcome::Failed { error: error.clone() })));
+                }
+                return out;
+            }
+        };
+        for &i in going {
+            let tag = &job.tags[i].tag;
+            let mut report = self.report(job, i, Outcome::AlreadyGone);
+            if let Some(digest) = deleted.get(tag) {
+                report.outcome = Outcome::Removed;
+                match self.ecr_untagged_artifacts(host, job, digest).await {
+                    Ok(artifacts) => report.artifacts = artifacts,
+                    Err(e) => {
+                        tracing::warn!(image = %report.destination, error = %e, "its signatures and referrers index were not removed");
+                    }
+                }
+            }
+            out.push((i, report));
+        }
+        out
+    }
+
+    /// `BatchDeleteImage` of `tags`: the digest each removed tag pointed at. A tag ECR does
+    /// not have is left out (already gone).
+    async fn ecr_delete(
+        &self,
+        host: &EcrHost,
+        repository: &ImageRef,
+        tags: &[&str],
+    ) -> Result<HashMap<String, Digest>> {
+        let client = self.aws.ecr(&host.region).await;
+        let mut deleted = HashMap::new();
+        // BatchDeleteImage takes up to 100 image ids a call.
+        for chunk in tags.chunks(100) {
+            let ids = chunk.iter().map(|t| {
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag(*t)
+                    .build()
+            });
+            let answer = client
+                .batch_delete_image()
+                .registry_id(&host.account)
+                .repository_name(repository.repository())
+                .set_image_ids(Some(ids.collect()))
+                .send()
+                .await;
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_repository_not_found_exception()) =>
+                {
+                    return Ok(deleted)
+                }
+                Err(e) => return Err(crate::aws::error("ecr:BatchDeleteImage", &e)),
+            };
+            for id in answer.image_ids() {
+                if let (Some(tag), Some(digest)) = (id.image_tag(), id.image_digest()) {
+                    if let Ok(d) = digest.parse() {
+                        deleted.insert(tag.to_string(), d);
+                    }
+                }
+            }
+            for failure in answer.failures() {
+                use aws_sdk_ecr::types::ImageFailureCode as Code;
+                match failure.failure_code() {
+                    Some(Code::ImageNotFound) | Some(Code::ImageTagDoesNotMatchDigest) => {}
+                    _ => {
+                        return Err(Error::Aws {
+                            action: "ecr:BatchDeleteImage",
+                            detail: failure
+                                .failure_reason()
+                                .unwrap_or("refused without a reason")
+                                .to_string(),
+                            retryable: false,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// The artifact tags of `subject`, removed from an ECR repository once `subject` has no
+    /// tag left there.
+    async fn ecr_untagged_artifacts(
+        &self,
+        host: &EcrHost,
+        job: &RemoveJob,
+        subject: &Digest,
+    ) -> Result<Vec<String>> {
+        let client = self.aws.ecr(&host.region).await;
+        let described = client
+            .describe_images()
+            .registry_id(&host.account)
+            .repository_name(job.destination.repository())
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(subject.as_str())
+                    .build(),
+            )
+            .send()
+            .await;
+        let still_tagged = match described {
+            Ok(d) => d
+                .image_details()
+                .iter()
+                .any(|i| i.image_tags().iter().any(|t| !is_artifact_tag(t))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_image_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(crate::aws::error("ecr:DescribeImages", &e)),
+        };
+        if still_tagged {
+            return Ok(Vec::new());
+        }
+        let tags = artifact_tags(subject);
+        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let deleted = self.ecr_delete(host, &job.destination, &refs).await?;
+        Ok(tags
+            .into_iter()
+            .filter(|t| deleted.contains_key(t))
+            .map(|t| job.destination.with_tag(&t).to_string())
+            .collect())
+    }
+
+    /// DELETE by tag where the registry can, by digest where no tag that stays shares the
+    /// manifest.
+    async fn remove_from_registry(
+        &self,
+        job: &RemoveJob,
+        going: &[usize],
+    ) -> Vec<(usize, RemovalReport)> {
+        let mut out = Vec::new();
+        let repository = &job.destination;
+        // What each tag points at now.
+        let heads = futures::future::join_all(going.iter().map(|&i| async move {
+            let tag = &job.tags[i].tag;
+            (i, self.registry.head_manifest(&repository.with_tag(tag), tag).await)
+        }))
+        .await;
+        let mut by_digest: BTreeMap<Digest, Vec<usize>> = BTreeMap::new();
+        for (i, head) in heads {
+            match head {
+                Ok(Some(h)) => by_digest.entry(h.digest).or_default().push(i),
+                Ok(None) => out.push((i, self.report(job, i, Outcome::AlreadyGone))),
+                Err(e) => {
+                    let error = ErrorInfo::from(&e);
+                    out.push((i, self.report(job, i, Outcome::Failed { error })));
+                }
+            }
+        }
+        let removing: HashSet<&str> = going.iter().map(|&i| job.tags[i].tag.as_str()).collect();
+        let mut staying = Staying::new(repository, &removing);
+        for (digest, tags) in by_digest {
+            let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+            let mut by_tag = true;
+            for &i in &tags {
+                let tag = &job.tags[i].tag;
+                let outcome = match by_tag {
+                    false => break,
+                    true => self.registry.delete_manifest(repository, tag).await,
+                };
+                match outcome {
+                    Ok(Deleted::Removed) => outcomes.push((i, Outcome::Removed)),
+                    Ok(Deleted::AlreadyGone) => outcomes.push((i, Outcome::AlreadyGone)),
+                    Ok(Deleted::NotByTag) => by_tag = false,
+                    Err(e) => outcomes.push((
+                        i,
+                        Outcome::Failed {
+                            error: ErrorInfo::from(&e),
+                        },
+                    )),
+                }
+            }
+            let sharer = staying.sharing(self.registry, &digest).await;
+            if !by_tag {
+                // Every tag of this manifest not yet answered goes with one digest DELETE.
+                let rest: Vec<usize> = tags
+                    .iter()
+                    .copied()
+                    .filter(|i| !outcomes.iter().any(|(j, _)| j == i))
+                    .collect();
+                let outcome = match &sharer {
+                    Ok(Some(with)) => Outcome::SharesManifest {
+                        with: repository.with_tag(with).to_string(),
+                    },
+                    Ok(None) => match self.registry.delete_manifest(repository, digest.as_str()).await
+                    {
+                        Ok(Deleted::Removed) => Outcome::Removed,
+                        Ok(_) => Outcome::AlreadyGone,
+                        Err(e) => Outcome::Failed {
+                            error: ErrorInfo::from(&e),
+                        },
+                    },
+                    Err(e) => Outcome::Failed {
+                        error: ErrorInfo::from(e),
+                    },
+                };
+                outcomes.extend(rest.into_iter().map(|i| (i, outcome.clone())));
+            }
+            let removed = outcomes.iter().any(|(_, o)| *o == Outcome::Removed);
+            let mut artifacts = Vec::new();
+            if removed && matches!(sharer, Ok(None)) {
+                match self.remove_registry_artifacts(repository, &digest).await {
+                    Ok(a) => artifacts = a,
+                    Err(e) => {
+                        tracing::warn!(repository = %repository, subject = %digest, error = %e, "its signatures and referrers index were not removed");
+                    }
+                }
+            }
+            for (n, (i, outcome)) in outcomes.into_iter().enumerate() {
+                let mut report = self.report(job, i, outcome);
+                if n == 0 {
+                    report.artifacts = std::mem::take(&mut artifacts);
+                }
+                out.push((i, report));
+            }
+        }
+        out
+    }
+
+    /// Remove `subject`'s cosign tags and fallback referrers index from `repository`.
+    async fn remove_registry_artifacts(
+        &self,
+        repository: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for tag in artifact_tags(subject) {
+            let Some(head) = self
+                .registry
+                .head_manifest(&repository.with_tag(&tag), &tag)
+                .await?
+            else {
+                continue;
+            };
+            let gone = match self.registry.delete_manifest(repository, &tag).await? {
+                Deleted::NotByTag => {
+                    self.registry
+                        .delete_manifest(repository, head.digest.as_str())
+                        .await?
+                }
+                other => other,
+            };
+            if gone == Deleted::Removed {
+                removed.push(repository.with_tag(&tag).to_string());
+            }
+        }
+        Ok(removed)
+    }
+
+    fn report(&self, job: &RemoveJob, i: usize, outcome: Outcome) -> RemovalReport {
+        RemovalReport {
+            destination: job.destination_tag(&job.tags[i]).to_string(),
+            outcome,
+            artifacts: Vec::new(),
+        }
+    }
+}
+
+/// The tags that go with an image: its cosign signature, attestation and SBOM, and the
+/// fallback referrers index.
+fn artifact_tags(subject: &Digest) -> Vec<String> {
+    CosignSuffix::ALL
+        .into_iter()
+        .map(|s| cosign_tag(subject, s))
+        .chain(std::iter::once(fallback_tag(subject)))
+        .collect()
+}
+
+/// The tags of a destination repository that stay (not being removed, not artifacts),
+/// listed once and asked for their digests lazily, one HEAD each, only as far as needed.
+struct Staying<'r> {
+    repository: &'r ImageRef,
+    removing: &'r HashSet<&'r str>,
+    listed: Option<Vec<String>>,
+    digests: HashMap<String, Digest>,
+}
+
+impl<'r> Staying<'r> {
+    fn new(repository: &'r ImageRef, removing: &'r HashSet<&'r str>) -> Self {
+        Staying {
+            repository,
+            removing,
+            listed: None,
+            digests: HashMap::new(),
+        }
+    }
+
+    /// A staying tag that points at `digest`, if there is one.
+    async fn sharing(
+        &mut self,
+        registry: &impl ReadRegistry,
+        digest: &Digest,
+    ) -> Result<Option<String>> {
+        if self.listed.is_none() {
+            let tags = match registry.list_tags(self.repository).await {
+                Ok(tags) => tags,
+                Err(Error::RepositoryNotFound { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            self.listed = Some(
+                tags.into_iter()
+                    .filter(|t| !self.removing.contains(t.as_str()) && !is_artifact_tag(t))
+                    .collect(),
+            );
+        }
+        for tag in self.listed.as_deref().unwrap_or_default() {
+            if !self.digests.contains_key(tag) {
+                let head = registry
+                    .head_manifest(&self.repository.with_tag(tag), tag)
+                    .await?;
+                match head {
+                    Some(h) => self.digests.insert(tag.clone(), h.digest),
+                    None => continue,
+                };
+            }
+            if self.digests.get(tag) == Some(digest) {
+                return Ok(Some(tag.clone()));
+            }
+        }
+        Ok(None)
+    }
+}
