@@ -54,8 +54,12 @@ pub enum Outcome {
     /// The source has the tag again (pushed since it was planned for removal): kept.
     BackAtSource,
     /// The registry deletes only whole manifests, and this tag that stays shares it.
-    SharesManifest { with: String },
-    Failed { error: ErrorInfo },
+    SharesManifest {
+        with: String,
+    },
+    Failed {
+        error: ErrorInfo,
+    },
 }
 
 impl RemovalReport {
@@ -110,7 +114,10 @@ pub fn disposition(reports: &[RemovalReport]) -> Disposition {
     }
     let reason = reports
         .iter()
-        .filter_map(|r| r.failed().map(|e| format!("{}: {}", r.destination, e.message)))
+        .filter_map(|r| {
+            r.failed()
+                .map(|e| format!("{}: {}", r.destination, e.message))
+        })
         .collect::<Vec<_>>()
         .join("; ");
     match failed.iter().find(|e| !e.retryable) {
@@ -187,7 +194,16 @@ impl<'a> Remover<'a> {
             Err(e) => {
                 let error = ErrorInfo::from(&e);
                 for &i in going {
-                    out.push((i, self.report(job, i, Outcome::Failed { error: error.clone() })));
+                    out.push((
+                        i,
+                        self.report(
+                            job,
+                            i,
+                            Outcome::Failed {
+                                error: error.clone(),
+                            },
+                        ),
+                    ));
                 }
                 return out;
             }
@@ -328,7 +344,12 @@ impl<'a> Remover<'a> {
         // What each tag points at now.
         let heads = futures::future::join_all(going.iter().map(|&i| async move {
             let tag = &job.tags[i].tag;
-            (i, self.registry.head_manifest(&repository.with_tag(tag), tag).await)
+            (
+                i,
+                self.registry
+                    .head_manifest(&repository.with_tag(tag), tag)
+                    .await,
+            )
         }))
         .await;
         let mut by_digest: BTreeMap<Digest, Vec<usize>> = BTreeMap::new();
@@ -377,7 +398,10 @@ impl<'a> Remover<'a> {
                     Ok(Some(with)) => Outcome::SharesManifest {
                         with: repository.with_tag(with).to_string(),
                     },
-                    Ok(None) => match self.registry.delete_manifest(repository, digest.as_str()).await
+                    Ok(None) => match self
+                        .registry
+                        .delete_manifest(repository, digest.as_str())
+                        .await
                     {
                         Ok(Deleted::Removed) => Outcome::Removed,
                         Ok(_) => Outcome::AlreadyGone,

@@ -272,7 +272,10 @@ sources:
     )
     .unwrap();
     let d = &c.sources[0].destinations;
-    assert!(!d[0].prune, "a destination is not a mirror unless it says so");
+    assert!(
+        !d[0].prune,
+        "a destination is not a mirror unless it says so"
+    );
     assert!(d[1].prune && d[2].prune);
     assert_eq!(d[1].prune_max, PruneMax::Count(10), "from the defaults");
     assert_eq!(d[2].prune_max, PruneMax::Percent(25));

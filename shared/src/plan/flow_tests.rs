@@ -440,3 +440,63 @@ async fn without_referrers_a_current_image_costs_no_artifact_check() {
     assert_eq!(registries.count("REFERRERS"), 0);
     assert_eq!(registries.count("HEAD src.example/team/app:sha256-"), 0);
 }
+
+#[tokio::test]
+async fn a_mirror_plans_the_removal_of_what_the_source_lost_from_the_same_listing() {
+    let names = tags(10);
+    let mut registries = source_with(&names);
+    for (i, tag) in names.iter().chain(&["v10".into(), "v11".into()]).enumerate() {
+        registries.push(DEST, Some(tag), &image(i as u8));
+    }
+    let plan = plan(&config("defaults: {prune: true}\n"), &registries, options(false)).await;
+    assert!(plan.jobs.is_empty(), "{:?}", plan.jobs);
+    assert_eq!(plan.up_to_date.len(), 10);
+    assert_eq!(plan.removals.len(), 1, "one job for the repository");
+    let job = &plan.removals[0];
+    assert_eq!(job.destination.to_string(), DEST);
+    assert_eq!(job.source.to_string(), SOURCE);
+    let removed: Vec<&str> = job.tags.iter().map(|t| t.tag.as_str()).collect();
+    assert_eq!(removed, ["v10", "v11"]);
+    assert!(job
+        .tags
+        .iter()
+        .all(|t| t.why == RemovalReason::GoneFromSource && t.source_tag == t.tag));
+    // The listing that finds what to remove also serves the copy's planning.
+    assert_eq!(registries.count(&format!("LIST {DEST}")), 1);
+}
+
+#[tokio::test]
+async fn a_prune_past_its_bound_removes_nothing_and_says_so() {
+    let mut registries = source_with(&tags(1));
+    for (i, tag) in tags(10).iter().enumerate() {
+        registries.push(DEST, Some(tag), &image(i as u8));
+    }
+    let refused = plan(&config("defaults: {prune: true}\n"), &registries, options(false)).await;
+    assert!(refused.removals.is_empty(), "{:?}", refused.removals);
+    assert_eq!(
+        refused.refused_prunes,
+        [prune::RefusedPrune {
+            destination: DEST.into(),
+            removals: 9,
+            in_domain: 10,
+            prune_max: prune::PruneMax::Percent(50),
+        }]
+    );
+    // A larger bound lets the same prune through.
+    let larger = plan(
+        &config("defaults: {prune: true, prune_max: 100%}\n"),
+        &registries,
+        options(false),
+    )
+    .await;
+    assert_eq!(larger.removals[0].tags.len(), 9);
+}
+
+#[tokio::test]
+async fn without_prune_no_destination_is_listed_for_a_few_tags() {
+    let mut registries = source_with(&tags(2));
+    registries.push(DEST, Some("gone"), &image(9));
+    let plan = plan(&config(""), &registries, options(false)).await;
+    assert!(plan.removals.is_empty());
+    assert_eq!(registries.count(&format!("LIST {DEST}")), 0);
+}

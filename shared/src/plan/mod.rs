@@ -29,7 +29,7 @@ use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
 use crate::event::EcrPush;
 use crate::filter::TagInfo;
-use crate::message::{Reason, RepositoryTask};
+use crate::message::{Reason, RemovalReason, RemoveJob, RepositoryTask, TagRemoval};
 use crate::reference::ImageRef;
 use crate::registry::{ManifestHead, ReadRegistry, RegistryClient};
 pub use decide::PlannedJob;
@@ -88,6 +88,10 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     pub repositories: usize,
     pub tags: usize,
+    /// Tags to remove from destinations that prune, one job per destination repository.
+    pub removals: Vec<RemoveJob>,
+    /// Prunes their bound refused: nothing is removed from these repositories.
+    pub refused_prunes: Vec<prune::RefusedPrune>,
 }
 
 impl Plan {
@@ -95,6 +99,8 @@ impl Plan {
         self.jobs.extend(other.jobs);
         self.up_to_date.extend(other.up_to_date);
         self.skipped.extend(other.skipped);
+        self.removals.extend(other.removals);
+        self.refused_prunes.extend(other.refused_prunes);
         self.repositories += other.repositories;
         self.tags += other.tags;
     }
@@ -293,17 +299,24 @@ impl<'a, O: Observe> Planner<'a, O> {
         // Checking up-to-date images for signatures reads this same listing.
         self.facts
             .remember_tags(&repo, tags.iter().map(|t| t.name.clone()));
+        let held: HashSet<String> = tags.iter().map(|t| t.name.clone()).collect();
+        let (removals, refused, listed) = self
+            .plan_removals(source, &registry_of_source.host, repository, &held, reason)
+            .await?;
         let selected = source.tags.select(tags);
         let mut plan = self
-            .plan_tags(
+            .plan_tags_listed(
                 source,
                 &registry_of_source.host,
                 repository,
                 selected,
                 reason,
+                listed,
             )
             .await?;
         plan.repositories = 1;
+        plan.removals = removals;
+        plan.refused_prunes = refused;
         Ok(plan)
     }
 
@@ -392,6 +405,94 @@ impl<'a, O: Observe> Planner<'a, O> {
         Ok(plan)
     }
 
+    /// What pruning removes from `source`'s destinations that prune, for one source
+    /// repository holding `held` (every tag, whatever the filters select): each destination
+    /// repository the repository maps to is listed, weighed and bounded. The listings are
+    /// handed back for the copy's planning, which then need not list them again. Nothing is
+    /// planned without destination checks (`--no-check`), which list nothing.
+    async fn plan_removals(
+        &self,
+        source: &Source,
+        host: &str,
+        repository: &str,
+        held: &HashSet<String>,
+        reason: Reason,
+    ) -> Result<(Vec<RemoveJob>, Vec<prune::RefusedPrune>, DestinationTags)> {
+        let mut removals = Vec::new();
+        let mut refused = Vec::new();
+        let mut listed = DestinationTags::default();
+        if !self.options.check_destinations {
+            return Ok((removals, refused, listed));
+        }
+        let vars = self.config.vars(host, repository, "");
+        let source_repository = ImageRef::new(host, repository, None, None)?;
+        for destination in source.destinations.iter().filter(|d| d.prune) {
+            let repositories = prune::destination_repositories(
+                &destination.target,
+                &vars,
+                held.iter().map(String::as_str),
+            );
+            let unlisted: BTreeMap<String, ImageRef> = repositories
+                .iter()
+                .map(|r| (r.to_string(), r.clone()))
+                .filter(|(name, _)| !listed.0.contains_key(name))
+                .collect();
+            listed.0.extend(self.list_repositories(unlisted).await.0);
+            let side = prune::SourceSide {
+                vars,
+                tags: held,
+                filter: &source.tags,
+            };
+            for at in repositories {
+                let name = at.to_string();
+                let Some(tags) = listed.0.get(&name) else {
+                    tracing::warn!(repository = %name, "not pruned: its tags could not be listed");
+                    continue;
+                };
+                let mut tags: Vec<String> = tags.iter().cloned().collect();
+                tags.sort_unstable();
+                let weighed =
+                    prune::weigh(&side, &destination.target, &destination.keep, &at, &tags);
+                if weighed.removals.is_empty() {
+                    continue;
+                }
+                if !destination
+                    .prune_max
+                    .allows(weighed.removals.len(), weighed.in_domain)
+                {
+                    let refusal = prune::RefusedPrune {
+                        destination: name,
+                        removals: weighed.removals.len(),
+                        in_domain: weighed.in_domain,
+                        prune_max: destination.prune_max,
+                    };
+                    tracing::error!("{refusal}");
+                    refused.push(refusal);
+                    continue;
+                }
+                let tags: Vec<TagRemoval> = weighed
+                    .removals
+                    .into_iter()
+                    .map(|r| TagRemoval {
+                        tag: r.destination.tag().unwrap_or_default().to_string(),
+                        source_tag: r.source_tag,
+                        why: RemovalReason::GoneFromSource,
+                    })
+                    .collect();
+                for chunk in tags.chunks(crate::message::REMOVALS_PER_MESSAGE) {
+                    removals.push(RemoveJob {
+                        destination: at.clone(),
+                        source: source_repository.clone(),
+                        tags: chunk.to_vec(),
+                        source_name: Some(source.name.clone()),
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok((removals, refused, listed))
+    }
+
     /// Jobs for the given tags of one repository: pin digests, map destinations, leave out
     /// what is already there.
     async fn plan_tags(
@@ -402,13 +503,34 @@ impl<'a, O: Observe> Planner<'a, O> {
         tags: Vec<TagInfo>,
         reason: Reason,
     ) -> Result<Plan> {
+        self.plan_tags_listed(
+            source,
+            host,
+            repository,
+            tags,
+            reason,
+            DestinationTags::default(),
+        )
+        .await
+    }
+
+    /// [`Planner::plan_tags`], with destination repositories already listed.
+    async fn plan_tags_listed(
+        &self,
+        source: &Source,
+        host: &str,
+        repository: &str,
+        tags: Vec<TagInfo>,
+        reason: Reason,
+        mut listed: DestinationTags,
+    ) -> Result<Plan> {
         let count = tags.len();
-        let listed = if self.options.check_destinations && count >= LIST_DESTINATIONS_FROM {
-            self.list_destinations(source, host, repository, &tags)
-                .await
-        } else {
-            DestinationTags::default()
-        };
+        if self.options.check_destinations && count >= LIST_DESTINATIONS_FROM {
+            let more = self
+                .list_destinations(source, host, repository, &tags, &listed)
+                .await;
+            listed.0.extend(more.0);
+        }
         let listed = &listed;
         let planned: Vec<Result<TagPlan>> = stream::iter(tags)
             .map(|tag| self.plan_tag(source, host, repository, tag, reason, listed))
@@ -439,6 +561,7 @@ impl<'a, O: Observe> Planner<'a, O> {
         host: &str,
         repository: &str,
         tags: &[TagInfo],
+        already: &DestinationTags,
     ) -> DestinationTags {
         let mut repositories: BTreeMap<String, ImageRef> = BTreeMap::new();
         for tag in tags {
@@ -446,10 +569,18 @@ impl<'a, O: Observe> Planner<'a, O> {
             for dest in &source.destinations {
                 if let Ok(Some(reference)) = dest.target.render(&vars) {
                     let repo = reference.repo_only();
-                    repositories.entry(repo.to_string()).or_insert(repo);
+                    if !already.0.contains_key(&repo.to_string()) {
+                        repositories.entry(repo.to_string()).or_insert(repo);
+                    }
                 }
             }
         }
+        self.list_repositories(repositories).await
+    }
+
+    /// The tags of each repository, one listing each; a repository that does not exist
+    /// lists as empty, and one whose listing fails is left out.
+    async fn list_repositories(&self, repositories: BTreeMap<String, ImageRef>) -> DestinationTags {
         let listed: Vec<(String, Option<HashSet<String>>)> = stream::iter(repositories)
             .map(|(name, repo)| async move {
                 let tags = match self.registry().list_tags(&repo).await {

@@ -689,7 +689,10 @@ mod tests {
             against_a_token_bucket(RegistryPace::new(&RegistryLimits::default())).await;
         // Demand is 400 a second; the registry allows 1,210 in the two minutes. Unpaced,
         // nearly every request would be refused.
-        assert!(refused * 25 <= accepted, "{refused} refused, {accepted} accepted");
+        assert!(
+            refused * 25 <= accepted,
+            "{refused} refused, {accepted} accepted"
+        );
         assert!(accepted >= 950, "{refused} refused, {accepted} accepted");
     }
 
