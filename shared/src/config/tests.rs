@@ -220,7 +220,7 @@ fn errors_point_at_the_field() {
             "does not carry the source tag ({tag})",
         ),
         (
-            format!("version: 1\ndefaults: {{prune: true}}\nsources:\n  - images: [a/b:1]\n    destinations: [{{target: \"r.example.com/x:latest\"}}]\n"),
+            "version: 1\ndefaults: {prune: true}\nsources:\n  - images: [a/b:1]\n    destinations: [{target: \"r.example.com/x:latest\"}]\n".to_string(),
             "sources[0].destinations[0].target",
             "set prune: false here",
         ),
@@ -281,9 +281,9 @@ sources:
     assert_eq!(d[2].prune_max, PruneMax::Percent(25));
     assert!(d[1].keep[0].is_match("release-1"));
     assert!(!d[1].keep[0].is_match("pre-release-1"), "whole names only");
-    let default = SyncConfig::parse(&format!(
-        "version: 1\ndefaults: {{prune: true}}\nsources:\n  - images: [a/b:1]\n    destinations: [{{target: \"r.example.com/{{repo}}\"}}]\n"
-    ))
+    let default = SyncConfig::parse(
+        "version: 1\ndefaults: {prune: true}\nsources:\n  - images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}\"}]\n",
+    )
     .unwrap();
     let d = &default.sources[0].destinations[0];
     assert!(d.prune);
