@@ -43,14 +43,46 @@ pub fn skipped_line(skipped: &Skipped) -> String {
 }
 
 pub fn plan_counts(plan: &Plan) -> String {
-    format!(
+    let mut counts = format!(
         "{} repositories, {} tags: {} to copy, {} up to date, {} skipped",
         plan.repositories,
         plan.tags,
         plan.jobs.len(),
         plan.up_to_date.len(),
         plan.skipped.len()
-    )
+    );
+    let removals: usize = plan.removals.iter().map(|r| r.tags.len()).sum();
+    if removals > 0 {
+        counts.push_str(&format!(", {removals} to remove"));
+    }
+    counts
+}
+
+/// Each prune its bound refused, as the error it is.
+pub fn refused_prune_lines(plan: &Plan) -> Vec<String> {
+    plan.refused_prunes
+        .iter()
+        .map(|r| format!("error: prune refused: {r}"))
+        .collect()
+}
+
+/// What became of one removed tag.
+pub fn removal_line(r: &ferry::remove::RemovalReport) -> String {
+    use ferry::remove::Outcome;
+    let what = match &r.outcome {
+        Outcome::Removed => "removed".to_string(),
+        Outcome::AlreadyGone => "already gone".to_string(),
+        Outcome::BackAtSource => "kept (back at the source)".to_string(),
+        Outcome::SharesManifest { with } => format!(
+            "kept: this registry deletes only whole manifests, and {with} shares it (remove that tag too, or delete by hand)"
+        ),
+        Outcome::Failed { error } => format!("FAILED ({}): {}", error.kind, error.message),
+    };
+    let mut line = format!("removal     {} {what}", r.destination);
+    if !r.artifacts.is_empty() {
+        line.push_str(&format!(" (with {})", r.artifacts.join(", ")));
+    }
+    line
 }
 
 pub fn image_line(r: &ImageReport) -> String {

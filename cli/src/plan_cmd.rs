@@ -7,7 +7,7 @@ use anyhow::Result;
 use ferry::plan::{Plan, PlanOptions};
 
 use crate::args::PlanArgs;
-use crate::output::{plan_counts, short_source};
+use crate::output::{plan_counts, refused_prune_lines, short_source};
 
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     let options = PlanOptions {
@@ -20,7 +20,15 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     } else {
         print!("{}", table(&plan));
     }
-    Ok(ExitCode::SUCCESS)
+    // A prune its bound refuses is an error now, before a sync meets it.
+    let refused = refused_prune_lines(&plan);
+    for line in &refused {
+        eprintln!("{line}");
+    }
+    Ok(match refused.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    })
 }
 
 /// The plan as aligned rows: what is copied where, what is current, what is left out.
@@ -46,6 +54,15 @@ pub fn table(plan: &Plan) -> String {
     for s in &plan.skipped {
         rows.push(("skipped", short_source(&s.image), format!("({})", s.reason)));
     }
+    for job in &plan.removals {
+        for t in &job.tags {
+            rows.push((
+                "remove",
+                short_source(&job.source.with_tag(&t.source_tag).to_string()),
+                format!("{} ({})", job.destination_tag(t), t.why.describe()),
+            ));
+        }
+    }
     let width = rows
         .iter()
         .map(|(_, s, _)| s.len())
@@ -64,7 +81,7 @@ pub fn table(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry::message::{CopyJob, JobDestination, Reason};
+    use ferry::message::{CopyJob, JobDestination, Reason, RemovalReason, RemoveJob, TagRemoval};
     use ferry::plan::{PlannedJob, Skipped};
 
     #[test]
@@ -91,6 +108,18 @@ mod tests {
             }],
             repositories: 1,
             tags: 3,
+            removals: vec![RemoveJob {
+                destination: "dst.example/proj/api".parse().unwrap(),
+                source: "src.example/proj".parse().unwrap(),
+                tags: vec![TagRemoval {
+                    tag: "1.3".into(),
+                    source_tag: "api-1.3".into(),
+                    why: RemovalReason::GoneFromSource,
+                }],
+                source_name: Some("s".into()),
+                reason: Reason::Manual,
+            }],
+            refused_prunes: Vec::new(),
         };
         let text = table(&plan);
         let lines: Vec<&str> = text.lines().collect();
@@ -103,6 +132,12 @@ mod tests {
             lines[3],
             "skipped     src.example/proj:other    (tag names no image)"
         );
-        assert!(text.ends_with("1 repositories, 3 tags: 1 to copy, 1 up to date, 1 skipped\n"));
+        assert_eq!(
+            lines[4],
+            "remove      src.example/proj:api-1.3  dst.example/proj/api:1.3 (gone from source)"
+        );
+        assert!(text.ends_with(
+            "1 repositories, 3 tags: 1 to copy, 1 up to date, 1 skipped, 1 to remove\n"
+        ));
     }
 }

@@ -9,8 +9,10 @@ use std::time::Instant;
 use anyhow::Result;
 use ferry::copy::Copier;
 use ferry::jobs::JobRunner;
+use ferry::plan::prune::RefusedPrune;
 use ferry::plan::{Plan, PlanOptions, PlannedJob, Skipped};
 use ferry::referrers::RegistryFacts;
+use ferry::remove::{RemovalReport, Remover};
 use ferry::report::{ImageReport, RunReport};
 use futures::{stream, StreamExt};
 use serde::Serialize;
@@ -26,6 +28,9 @@ struct SyncReport {
     skipped: Vec<Skipped>,
     #[serde(flatten)]
     run: RunReport,
+    /// Tags removed from destinations that prune (or kept, and why).
+    removals: Vec<RemovalReport>,
+    refused_prunes: Vec<RefusedPrune>,
 }
 
 pub async fn run(args: SyncArgs) -> Result<ExitCode> {
@@ -110,15 +115,35 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
         }
     }
 
+    // Removals come after every copy: a mirror never lacks a tag it should have while
+    // ferry is busy taking others away. Not after a planning failure, which may have come
+    // from the source these removals were weighed against.
+    let removals: Vec<RemovalReport> = match &planned {
+        Err(_) => Vec::new(),
+        Ok(()) => {
+            let remover = Remover::new(&services.registry, &services.aws);
+            let remover = &remover;
+            stream::iter(&plan.removals)
+                .map(|job| remover.remove(job))
+                .buffer_unordered(concurrency)
+                .flat_map(stream::iter)
+                .collect()
+                .await
+        }
+    };
     let mut run = RunReport::from_images(images, started.elapsed().as_millis() as u64);
     run.up_to_date += plan.up_to_date.len() as u64;
-    let failed = !run.success();
+    let failed = !run.success()
+        || !plan.refused_prunes.is_empty()
+        || removals.iter().any(|r| r.failed().is_some());
     if args.json {
         let report = SyncReport {
             repositories: plan.repositories,
             tags: plan.tags,
             skipped: plan.skipped,
             run,
+            removals,
+            refused_prunes: plan.refused_prunes,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -126,6 +151,12 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
             for image in &run.images {
                 eprintln!("{}", output::image_line(image));
             }
+        }
+        for r in &removals {
+            eprintln!("{}", output::removal_line(r));
+        }
+        for line in output::refused_prune_lines(&plan) {
+            eprintln!("{line}");
         }
         eprintln!("{}", output::summary(&run));
         let quota = output::quota_lines(&run);

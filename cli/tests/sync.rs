@@ -657,3 +657,159 @@ fn manifest_gets(proxy: &FaultProxy) -> usize {
         .filter(|s| s.method == HttpMethod::GET && s.path.contains("/manifests/"))
         .count()
 }
+
+/// A mirror kept in step: tags gone from the source go from the destination, within the
+/// domain the mapping and filters make, and nothing else does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pruning_mirror_loses_what_the_source_lost_and_nothing_outside_its_domain() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let (s, d) = (src.seeder(), dst.seeder());
+    let mut pushed = std::collections::BTreeMap::new();
+    for (i, tag) in ["1.0", "1.1", "2.0", "3.0"].into_iter().enumerate() {
+        let p = s
+            .push_image("app", tag, Style::Oci, &[300], 700 + i as u64)
+            .await;
+        pushed.insert(tag, p);
+    }
+    // 1.1 is signed; its signature follows it to the mirror.
+    s.push_cosign_artifact("app", &pushed["1.1"].digest, "sig", 9)
+        .await;
+    let home = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"version: 1
+sources:
+  - registry: {{host: "{src}", repositories: [app]}}
+    filters: {{tags: {{include: ['\d+\.\d+']}}}}
+    destinations:
+      - target: "{dst}/mirror/{{repo}}"
+        prune: true
+        keep: ['9\..*']
+"#,
+        src = src.host(),
+        dst = dst.host()
+    );
+    let ferry_with = configured(home.path(), &yaml);
+    let out = run(ferry_with(&["sync", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let sig_tag = format!("{}.sig", pushed["1.1"].digest.replace(':', "-"));
+    assert!(d.manifest("mirror/app", &sig_tag).await.is_some());
+
+    // At the mirror, by hand: a tag the filters reject, one `keep` protects, one in the
+    // domain the source never had, one in the domain sharing 3.0's manifest; and another
+    // repository of the destination.
+    let by_hand = |tag: &'static str, image: &'static str| {
+        let (d, p) = (&d, &pushed[image]);
+        async move {
+            d.push_manifest("mirror/app", tag, &p.media_type, &p.raw)
+                .await
+        }
+    };
+    by_hand("hand-pushed", "1.0").await;
+    by_hand("9.9", "1.0").await;
+    d.push_image("mirror/app", "7.7", Style::Oci, &[100], 6)
+        .await;
+    by_hand("3.1", "3.0").await;
+    d.push_image("mirror/other", "1.0", Style::Oci, &[100], 5)
+        .await;
+    // The source loses 1.1.
+    s.delete_manifest("app", &pushed["1.1"].digest).await;
+
+    // The plan shows the removals and makes none.
+    let out = run(ferry_with(&["plan", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned: Vec<&str> = plan["removals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["tags"].as_array().unwrap())
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["1.1", "3.1", "7.7"], "{plan}");
+    assert!(
+        d.manifest("mirror/app", "1.1").await.is_some(),
+        "plan removed nothing"
+    );
+
+    let out = run(ferry_with(&["sync", "--json"])).await;
+    // 3.1 cannot go alone (this registry deletes whole manifests, and 3.0 shares it): the
+    // run says so, and that is not a failure.
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcomes: std::collections::BTreeMap<String, String> = report["removals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let tag = r["destination"]
+                .as_str()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap();
+            (tag.to_string(), r["outcome"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(outcomes["1.1"], "removed", "{report}");
+    assert_eq!(
+        report["removals"][0]["artifacts"][0],
+        format!("{}/mirror/app:{sig_tag}", dst.host()),
+        "{report}"
+    );
+    assert_eq!(outcomes["7.7"], "removed", "{report}");
+    assert_eq!(outcomes["3.1"], "shares_manifest", "{report}");
+    let mut left = d.tags("mirror/app").await;
+    left.sort();
+    assert_eq!(left, ["1.0", "2.0", "3.0", "3.1", "9.9", "hand-pushed"]);
+    assert!(
+        d.manifest("mirror/app", &sig_tag).await.is_none(),
+        "the signature went with its image"
+    );
+    assert_eq!(d.tags("mirror/other").await, ["1.0"]);
+    // What stays is byte-exact.
+    for tag in ["1.0", "2.0", "3.0"] {
+        let (raw, _, digest) = d.manifest("mirror/app", tag).await.unwrap();
+        assert_eq!(
+            (raw, digest),
+            (pushed[tag].raw.clone(), pushed[tag].digest.clone())
+        );
+    }
+}
+
+/// A source that suddenly lists almost nothing (an outage, a mistyped filter) must not
+/// empty its mirror.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prune_past_its_bound_removes_nothing_and_fails_loudly() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let (s, d) = (src.seeder(), dst.seeder());
+    let mut digests = Vec::new();
+    for i in 0..4 {
+        let p = s
+            .push_image("app", &format!("1.{i}"), Style::Oci, &[100], 800 + i)
+            .await;
+        digests.push(p.digest);
+    }
+    let home = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/{{repo}}\", prune: true}}]\n",
+        src.host(),
+        dst.host()
+    );
+    let ferry_with = configured(home.path(), &yaml);
+    assert!(run(ferry_with(&["sync"])).await.status.success());
+    for digest in &digests[..3] {
+        s.delete_manifest("app", digest).await;
+    }
+    let out = run(ferry_with(&["plan"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("would remove 3 of the 4 tags it mirrors, more than prune_max (50%)"),
+        "{stderr}"
+    );
+    let out = run(ferry_with(&["sync"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(d.tags("app").await, ["1.0", "1.1", "1.2", "1.3"]);
+}

@@ -144,6 +144,10 @@ pub enum Error {
     #[error("{at}: the registry refuses to delete {reference} (deletes are switched off there); a distribution registry needs `storage: delete: enabled: true` in its configuration, and other registries an account allowed to delete")]
     DeleteRefused { at: Location, reference: String },
 
+    /// Pruning would remove more than `prune_max` allows (the refusals, worded).
+    #[error("prune refused: {0}")]
+    PruneRefused(String),
+
     #[error("{at}: blob {digest} not found at the source")]
     BlobNotFound { at: Location, digest: Digest },
 
@@ -288,6 +292,7 @@ impl Error {
             Error::Manifest { .. } => "bad_manifest",
             Error::ManifestTooLarge { .. } => "manifest_too_large",
             Error::DeleteRefused { .. } => "delete_refused",
+            Error::PruneRefused(_) => "prune_refused",
             Error::Credentials(_) => "credentials",
             Error::Aws { .. } => "aws",
             Error::Config(_) => "config",

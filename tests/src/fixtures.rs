@@ -285,6 +285,25 @@ impl Seeder {
         assert!(resp.status().is_success(), "DELETE blob: {}", resp.status());
     }
 
+    /// Delete a manifest by digest, with every tag pointing at it: an image gone from a
+    /// source (deletes enabled, as the test bed's registries have them).
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) {
+        let resp = self
+            .authed(
+                self.http
+                    .delete(format!("{}/v2/{repo}/manifests/{digest}", self.base)),
+                repo,
+            )
+            .send()
+            .await
+            .expect("DELETE manifest");
+        assert!(
+            resp.status().is_success(),
+            "DELETE manifest: {}",
+            resp.status()
+        );
+    }
+
     pub async fn tags(&self, repo: &str) -> Vec<String> {
         let resp = self
             .authed(

@@ -42,6 +42,8 @@ pub struct PlannerSummary {
     pub repositories: usize,
     pub tags: usize,
     pub messages_sent: usize,
+    /// Removal messages (each a destination repository's tags to remove).
+    pub removal_messages_sent: usize,
     pub planning_tasks_sent: usize,
     pub up_to_date: usize,
     pub skipped: usize,
@@ -194,12 +196,25 @@ impl PlannerHandler {
             .map(|j| Message::Copy(j.job.clone()).encode())
             .collect();
         summary.messages_sent += self.copy_queue.send_all(&bodies).await?;
+        // Removals go on the same queue, after the copies of the same plan.
+        let removals: Vec<String> = plan
+            .removals
+            .iter()
+            .map(|r| Message::Remove(r.clone()).encode())
+            .collect();
+        summary.removal_messages_sent += self.copy_queue.send_all(&removals).await?;
         summary.repositories += plan.repositories;
         summary.tags += plan.tags;
         summary.up_to_date += plan.up_to_date.len();
         summary.skipped += plan.skipped.len();
         for s in &plan.skipped {
             tracing::info!(image = %s.image, reason = %s.reason, "skipped");
+        }
+        // Loud: the copies are sent, and the invocation or planning task fails with the
+        // reason (a task goes to the dead-letter queue with it).
+        if !plan.refused_prunes.is_empty() {
+            let refused: Vec<String> = plan.refused_prunes.iter().map(|r| r.to_string()).collect();
+            return Err(Error::PruneRefused(refused.join("; ")));
         }
         Ok(())
     }

@@ -445,10 +445,19 @@ async fn without_referrers_a_current_image_costs_no_artifact_check() {
 async fn a_mirror_plans_the_removal_of_what_the_source_lost_from_the_same_listing() {
     let names = tags(10);
     let mut registries = source_with(&names);
-    for (i, tag) in names.iter().chain(&["v10".into(), "v11".into()]).enumerate() {
+    for (i, tag) in names
+        .iter()
+        .chain(&["v10".into(), "v11".into()])
+        .enumerate()
+    {
         registries.push(DEST, Some(tag), &image(i as u8));
     }
-    let plan = plan(&config("defaults: {prune: true}\n"), &registries, options(false)).await;
+    let plan = plan(
+        &config("defaults: {prune: true}\n"),
+        &registries,
+        options(false),
+    )
+    .await;
     assert!(plan.jobs.is_empty(), "{:?}", plan.jobs);
     assert_eq!(plan.up_to_date.len(), 10);
     assert_eq!(plan.removals.len(), 1, "one job for the repository");
@@ -471,7 +480,12 @@ async fn a_prune_past_its_bound_removes_nothing_and_says_so() {
     for (i, tag) in tags(10).iter().enumerate() {
         registries.push(DEST, Some(tag), &image(i as u8));
     }
-    let refused = plan(&config("defaults: {prune: true}\n"), &registries, options(false)).await;
+    let refused = plan(
+        &config("defaults: {prune: true}\n"),
+        &registries,
+        options(false),
+    )
+    .await;
     assert!(refused.removals.is_empty(), "{:?}", refused.removals);
     assert_eq!(
         refused.refused_prunes,
