@@ -750,3 +750,77 @@ async fn four_copiers_into_a_rate_limited_destination_copy_everything_and_dead_l
         "the destination did throttle"
     );
 }
+
+/// Pruning through the pipeline: the planner sends a removal message after the copies (a
+/// dry run sends none), the copier removes what the source lost, keeps a tag pushed again
+/// since, and dead-letters a removal no pruning destination of its configuration made.
+#[tokio::test(flavor = "multi_thread")]
+async fn removal_messages_prune_the_mirror_and_stale_or_foreign_ones_remove_nothing() {
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let (s, d) = (src.seeder(), dst.seeder());
+    let mut pushed = Vec::new();
+    for i in 0..4 {
+        let p = s
+            .push_image("app", &format!("1.{i}"), Style::Oci, &[200], 900 + i)
+            .await;
+        pushed.push(p);
+    }
+    let config = format!(
+        "version: 1\nsources:\n  - name: local\n    registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\", prune: true}}]\n",
+        src.host(),
+        dst.host()
+    );
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
+    p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert!(p.drain_copies().await.failed.is_empty());
+    assert_eq!(d.tags("mirror/app").await, ["1.0", "1.1", "1.2", "1.3"]);
+
+    s.delete_manifest("app", &pushed[3].digest).await;
+    let dry = p
+        .planner
+        .handle(json!({"action": "sync", "dry_run": true}))
+        .await
+        .unwrap();
+    assert_eq!(dry["plan"]["removals"][0]["tags"][0]["tag"], "1.3", "{dry}");
+    assert!(
+        p.receive(&p.copy_url).await.is_empty(),
+        "a dry run sends nothing"
+    );
+    let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert_eq!(summary["removal_messages_sent"], 1, "{summary}");
+    assert!(p.drain_copies().await.failed.is_empty());
+    assert_eq!(d.tags("mirror/app").await, ["1.0", "1.1", "1.2"]);
+
+    // A stale removal (of 1.2, which the source has, as after a delete and a re-push), one
+    // replayed (1.3, already gone), and one for a repository no pruning destination
+    // mirrors.
+    let removal = |destination: &str, tag: &str| {
+        json!({"version": 1, "kind": "remove",
+            "destination": format!("{}/{destination}", dst.host()),
+            "source": format!("{}/app", src.host()),
+            "tags": [{"tag": tag, "source_tag": tag, "why": "gone-from-source"}],
+            "source_name": "local"})
+        .to_string()
+    };
+    for body in [
+        removal("mirror/app", "1.2"),
+        removal("mirror/app", "1.3"),
+        removal("elsewhere/app", "1.0"),
+    ] {
+        sqs::send(&p.sqs, &p.copy_url, &body).await;
+    }
+    assert!(p.drain_copies().await.failed.is_empty());
+    assert_eq!(d.tags("mirror/app").await, ["1.0", "1.1", "1.2"]);
+    let dead = p.receive(&p.dlq_url).await.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, "not_a_mirror", "{dead:?}");
+    assert!(dead[0].1.contains("elsewhere/app"), "{dead:?}");
+}
