@@ -238,7 +238,7 @@ pub struct PlanArgs {
     pub config: ConfigArgs,
 
     /// List every image, including those the destinations already hold (no HEAD requests
-    /// to the destinations).
+    /// or listings at the destinations, so no removals are planned either).
     #[arg(long)]
     pub no_check: bool,
 
