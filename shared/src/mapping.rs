@@ -154,12 +154,6 @@ impl Target {
         placeholders(&self.template).is_ok_and(|names| names.iter().any(|n| n == "tag"))
     }
 
-    /// The source tag of `vars`' repository that renders to `destination`, if one does. See
-    /// [`Target::tracer`], which builds what this uses once for many destination tags.
-    pub fn source_tag(&self, vars: &Vars<'_>, destination: &ImageRef) -> Option<String> {
-        self.tracer(vars)?.source_tag(destination)
-    }
-
     /// The inverse of [`Target::render`] for one source repository (`vars.tag` is not used):
     /// what a mirror holds is traced back this way to decide what is ferry's to prune. The
     /// pattern is made from the template rendered with markers in place of `{tag}` and
@@ -525,8 +519,9 @@ mod tests {
         for (template, split, repo, destination, expected) in cases {
             let target = Target::new(template, split).unwrap();
             let destination: ImageRef = destination.parse().unwrap();
+            let tracer = target.tracer(&vars(repo, "")).unwrap();
             assert_eq!(
-                target.source_tag(&vars(repo, ""), &destination).as_deref(),
+                tracer.source_tag(&destination).as_deref(),
                 expected,
                 "{template} ← {destination}"
             );
@@ -538,8 +533,7 @@ mod tests {
         assert!(Target::new("dst.example/{repo}", None).unwrap().names_tag());
         let fixed = Target::new("dst.example/{repo}:latest", None).unwrap();
         assert!(!fixed.names_tag());
-        let latest: ImageRef = "dst.example/app:latest".parse().unwrap();
-        assert_eq!(fixed.source_tag(&vars("app", ""), &latest), None);
+        assert!(fixed.tracer(&vars("app", "")).is_none());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::config::SyncConfig;
 use crate::digest::Digest;
 use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
-use crate::message::{RemovalReason, RemoveJob, TagRemoval};
+use crate::message::{RemovalReason, RemoveJob};
 use crate::reference::ImageRef;
 use crate::referrers::tags::{cosign_tag, fallback_tag, is_artifact_tag};
 use crate::referrers::CosignSuffix;
@@ -142,11 +142,6 @@ impl<'a> Remover<'a> {
     /// Remove `job`'s tags; one report per tag, in the job's order.
     pub async fn remove(&self, job: &RemoveJob) -> Vec<RemovalReport> {
         let mut reports: BTreeMap<usize, RemovalReport> = BTreeMap::new();
-        let report = |t: &TagRemoval, outcome| RemovalReport {
-            destination: job.destination_tag(t).to_string(),
-            outcome,
-            artifacts: Vec::new(),
-        };
         // Back at the source since planning: kept.
         let asked = futures::future::join_all(job.tags.iter().map(|t| async move {
             match t.why {
@@ -160,15 +155,15 @@ impl<'a> Remover<'a> {
         }))
         .await;
         let mut going = Vec::new();
-        for (i, (t, back)) in job.tags.iter().zip(asked).enumerate() {
+        for (i, back) in asked.into_iter().enumerate() {
             match back {
                 Ok(true) => {
-                    reports.insert(i, report(t, Outcome::BackAtSource));
+                    reports.insert(i, self.report(job, i, Outcome::BackAtSource));
                 }
                 Ok(false) => going.push(i),
                 Err(e) => {
                     let error = ErrorInfo::from(&e);
-                    reports.insert(i, report(t, Outcome::Failed { error }));
+                    reports.insert(i, self.report(job, i, Outcome::Failed { error }));
                 }
             }
         }
@@ -365,16 +360,20 @@ impl<'a> Remover<'a> {
         }
         let removing: HashSet<&str> = going.iter().map(|&i| job.tags[i].tag.as_str()).collect();
         let mut staying = Staying::new(repository, &removing);
+        // Whether this registry removes single tags: learnt from the first tag DELETE, and
+        // not asked again once it has said no.
+        let mut by_tag = true;
         for (digest, tags) in by_digest {
             let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
-            let mut by_tag = true;
             for &i in &tags {
-                let tag = &job.tags[i].tag;
-                let outcome = match by_tag {
-                    false => break,
-                    true => self.registry.delete_manifest(repository, tag).await,
-                };
-                match outcome {
+                if !by_tag {
+                    break;
+                }
+                match self
+                    .registry
+                    .delete_manifest(repository, &job.tags[i].tag)
+                    .await
+                {
                     Ok(Deleted::Removed) => outcomes.push((i, Outcome::Removed)),
                     Ok(Deleted::AlreadyGone) => outcomes.push((i, Outcome::AlreadyGone)),
                     Ok(Deleted::NotByTag) => by_tag = false,

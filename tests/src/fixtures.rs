@@ -273,33 +273,27 @@ impl Seeder {
     /// Unlink a blob from a repository (the registry must have deletes enabled, as the test
     /// bed's do): what a broken or half-cleaned-up mirror looks like.
     pub async fn delete_blob(&self, repo: &str, digest: &str) {
-        let resp = self
-            .authed(
-                self.http
-                    .delete(format!("{}/v2/{repo}/blobs/{digest}", self.base)),
-                repo,
-            )
-            .send()
-            .await
-            .expect("DELETE blob");
-        assert!(resp.status().is_success(), "DELETE blob: {}", resp.status());
+        self.delete(repo, &format!("blobs/{digest}")).await;
     }
 
     /// Delete a manifest by digest, with every tag pointing at it: an image gone from a
     /// source (deletes enabled, as the test bed's registries have them).
     pub async fn delete_manifest(&self, repo: &str, digest: &str) {
+        self.delete(repo, &format!("manifests/{digest}")).await;
+    }
+
+    async fn delete(&self, repo: &str, path: &str) {
         let resp = self
             .authed(
-                self.http
-                    .delete(format!("{}/v2/{repo}/manifests/{digest}", self.base)),
+                self.http.delete(format!("{}/v2/{repo}/{path}", self.base)),
                 repo,
             )
             .send()
             .await
-            .expect("DELETE manifest");
+            .expect("DELETE");
         assert!(
             resp.status().is_success(),
-            "DELETE manifest: {}",
+            "DELETE {repo}/{path}: {}",
             resp.status()
         );
     }
