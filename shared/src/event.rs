@@ -2,8 +2,9 @@
 //!
 //! 1. a manual invoke: `{"action": "sync", "sources": ["name", …], "dry_run": true}`;
 //! 2. an EventBridge schedule: `"source": "aws.events", "detail-type": "Scheduled Event"`;
-//! 3. an EventBridge ECR push: `"source": "aws.ecr", "detail-type": "ECR Image Action"` with
-//!    `action-type: PUSH` and `result: SUCCESS` (other ECR actions are ignored, by name);
+//! 3. an EventBridge ECR image action: `"source": "aws.ecr", "detail-type": "ECR Image
+//!    Action"` with `result: SUCCESS` and `action-type` `PUSH` or `DELETE` (a failed action
+//!    is ignored, by name);
 //! 4. an SQS batch of planning tasks (`"Records"` from `aws:sqs`), the planner's own
 //!    fan-out for large registries.
 //!
@@ -16,8 +17,10 @@ use serde_json::Value;
 pub enum PlannerEvent {
     Manual(ManualSync),
     Scheduled,
-    EcrPush(EcrPush),
-    /// An ECR event ferry has nothing to do for (a delete, a failed push).
+    EcrPush(EcrImage),
+    /// An image or tag deleted from ECR: mirrors that prune follow.
+    EcrDelete(EcrImage),
+    /// An ECR event ferry has nothing to do for (a failed push or delete).
     Ignored(String),
     /// SQS records from the planning queue.
     Tasks(Vec<crate::batch::Record>),
@@ -35,16 +38,26 @@ pub struct ManualSync {
     pub dry_run: bool,
 }
 
+/// The image an ECR image action names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EcrPush {
+pub struct EcrImage {
     pub account: String,
     pub region: String,
     pub repository: String,
-    pub tag: String,
+    /// Absent for an image pushed or deleted by digest alone.
+    pub tag: Option<String>,
     pub digest: String,
 }
 
-impl EcrPush {
+impl EcrImage {
+    /// `registry/repository:tag`, or `@digest` when untagged, for messages.
+    pub fn reference(&self) -> String {
+        match &self.tag {
+            Some(tag) => format!("{}/{}:{tag}", self.host(), self.repository),
+            None => format!("{}/{}@{}", self.host(), self.repository, self.digest),
+        }
+    }
+
     /// The registry the image was pushed to.
     pub fn host(&self) -> crate::ecr_host::EcrHost {
         crate::ecr_host::EcrHost::new(&self.account, &self.region)
@@ -61,6 +74,7 @@ impl PlannerEvent {
             PlannerEvent::Manual(_) => "manual",
             PlannerEvent::Scheduled => "schedule",
             PlannerEvent::EcrPush(_) => "ecr-push",
+            PlannerEvent::EcrDelete(_) => "ecr-delete",
             PlannerEvent::Ignored(_) => "ignored",
             PlannerEvent::Tasks(_) => "sqs-tasks",
         }
@@ -129,30 +143,30 @@ fn parse_ecr(object: &serde_json::Map<String, Value>) -> Result<PlannerEvent, Ev
     let field = |name: &str| detail.get(name).and_then(Value::as_str);
     let action = field("action-type").unwrap_or_default();
     let result = field("result").unwrap_or_default();
-    if action != "PUSH" || result != "SUCCESS" {
+    if !matches!(action, "PUSH" | "DELETE") || result != "SUCCESS" {
         return Ok(PlannerEvent::Ignored(format!(
             "ECR {action} {result} for {}",
             field("repository-name").unwrap_or("?")
         )));
     }
-    let Some(tag) = field("image-tag").filter(|t| !t.is_empty()) else {
-        return Ok(PlannerEvent::Ignored(format!(
-            "untagged push to {}",
-            field("repository-name").unwrap_or("?")
-        )));
-    };
     let need = |v: Option<&str>, name: &str| {
         v.filter(|s| !s.is_empty())
             .map(str::to_string)
             .ok_or_else(|| EventError(format!("ECR Image Action event without {name}")))
     };
-    Ok(PlannerEvent::EcrPush(EcrPush {
+    let image = EcrImage {
         account: need(object.get("account").and_then(Value::as_str), "account")?,
         region: need(object.get("region").and_then(Value::as_str), "region")?,
         repository: need(field("repository-name"), "detail.repository-name")?,
-        tag: tag.to_string(),
+        tag: field("image-tag")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
         digest: need(field("image-digest"), "detail.image-digest")?,
-    }))
+    };
+    Ok(match action {
+        "PUSH" => PlannerEvent::EcrPush(image),
+        _ => PlannerEvent::EcrDelete(image),
+    })
 }
 
 #[cfg(test)]
@@ -188,16 +202,31 @@ mod tests {
         );
         assert_eq!(
             PlannerEvent::parse(&push("PUSH", "SUCCESS")).unwrap(),
-            PlannerEvent::EcrPush(EcrPush {
+            PlannerEvent::EcrPush(EcrImage {
                 account: "123456789012".into(),
                 region: "eu-west-1".into(),
                 repository: "team/app".into(),
-                tag: "1.4".into(),
+                tag: Some("1.4".into()),
                 digest: "sha256:ab".into(),
             })
         );
+        let PlannerEvent::EcrDelete(deleted) =
+            PlannerEvent::parse(&push("DELETE", "SUCCESS")).unwrap()
+        else {
+            panic!("not a delete");
+        };
+        assert_eq!(deleted.tag.as_deref(), Some("1.4"));
+        let mut untagged = push("DELETE", "SUCCESS");
+        untagged["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("image-tag");
+        let PlannerEvent::EcrDelete(deleted) = PlannerEvent::parse(&untagged).unwrap() else {
+            panic!("not a delete");
+        };
+        assert_eq!((deleted.tag, deleted.digest.as_str()), (None, "sha256:ab"));
         assert!(matches!(
-            PlannerEvent::parse(&push("DELETE", "SUCCESS")).unwrap(),
+            PlannerEvent::parse(&push("DELETE", "FAILURE")).unwrap(),
             PlannerEvent::Ignored(_)
         ));
         assert!(matches!(

@@ -53,6 +53,8 @@ pub enum Reason {
     Manual,
     Schedule,
     Push,
+    /// An ECR delete event.
+    Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

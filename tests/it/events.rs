@@ -23,6 +23,7 @@ fn planner_examples_parse_as_their_kind() {
         ("manual-dry-run.json", "manual"),
         ("schedule.json", "schedule"),
         ("ecr-push.json", "ecr-push"),
+        ("ecr-delete.json", "ecr-delete"),
         ("sqs-plan-batch.json", "sqs-tasks"),
     ] {
         let parsed =

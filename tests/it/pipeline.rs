@@ -824,3 +824,115 @@ async fn removal_messages_prune_the_mirror_and_stale_or_foreign_ones_remove_noth
     assert_eq!(dead[0].0, "not_a_mirror", "{dead:?}");
     assert!(dead[0].1.contains("elsewhere/app"), "{dead:?}");
 }
+
+/// An ECR `Image Action` event for `repository:tag` (or untagged) with `action`.
+fn ecr_event(action: &str, repository: &str, tag: Option<&str>, digest: &str) -> serde_json::Value {
+    let mut detail = json!({"result": "SUCCESS", "repository-name": repository,
+                            "image-digest": digest, "action-type": action});
+    if let Some(tag) = tag {
+        detail["image-tag"] = json!(tag);
+    }
+    json!({"version": "0", "id": "d1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+           "account": ACCOUNT, "time": "2026-12-02T10:00:00Z", "region": REGION,
+           "resources": [], "detail": detail})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ecr_delete_event_removes_the_tag_from_a_pruning_mirror_and_a_stale_one_nothing() {
+    let moto = MotoServer::start();
+    let ecr = MotoServer::ecr_registry();
+    let dst = DockerRegistry::start(Auth::None);
+    let ecr_api = aws_sdk_ecr::Client::new(&moto.sdk_config().await);
+    ecr_api
+        .create_repository()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
+    let s = ecr.seeder();
+    let mut pushed = Vec::new();
+    for (tag, seed) in [("1.0", 31), ("1.1", 32), ("1.2", 33)] {
+        let p = s
+            .push_image("team/app", tag, Style::Oci, &[300], seed)
+            .await;
+        ecr_api
+            .put_image()
+            .repository_name("team/app")
+            .image_tag(tag)
+            .image_manifest(String::from_utf8(p.raw.clone()).unwrap())
+            .image_digest(&p.digest)
+            .send()
+            .await
+            .unwrap();
+        pushed.push(p);
+    }
+    // One destination prunes; the other keeps everything it was given.
+    let config = format!(
+        "version: 1\nsources:\n  - name: team\n    ecr: {{repositories: [team/app]}}\n    destinations:\n      - {{target: \"{0}/mirror/{{repo}}\", prune: true}}\n      - {{target: \"{0}/archive/{{repo}}\"}}\n",
+        dst.host()
+    );
+    let endpoints = Endpoints::new()
+        .insecure_loopback(true)
+        .route(&MotoServer::ecr_host(REGION), &ecr.url())
+        .unwrap();
+    let p = LocalPipeline::start(&moto, &config, endpoints, false).await;
+    p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    assert!(p.drain_copies().await.failed.is_empty());
+    let d = dst.seeder();
+    assert_eq!(d.tags("mirror/team/app").await, ["1.0", "1.1", "1.2"]);
+
+    // 1.1 is deleted at the source: its event removes it from the mirror only.
+    ecr_api
+        .batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("1.1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s.delete_manifest("team/app", &pushed[1].digest).await;
+    let event = ecr_event("DELETE", "team/app", Some("1.1"), &pushed[1].digest);
+    let summary = p.planner.handle(event.clone()).await.unwrap();
+    assert_eq!(summary["event"], "ecr-delete", "{summary}");
+    assert_eq!(summary["removal_messages_sent"], 1, "{summary}");
+    assert_eq!(summary["messages_sent"], 0, "{summary}");
+    assert!(p.drain_copies().await.failed.is_empty());
+    assert_eq!(d.tags("mirror/team/app").await, ["1.0", "1.2"]);
+    assert_eq!(d.tags("archive/team/app").await, ["1.0", "1.1", "1.2"]);
+
+    // Delivered again (EventBridge is at least once): already gone, nothing fails.
+    p.planner.handle(event).await.unwrap();
+    assert!(p.drain_copies().await.failed.is_empty());
+
+    // A delete overtaken by a re-push (1.2 is still at the source): nothing removed.
+    let stale = ecr_event("DELETE", "team/app", Some("1.2"), &pushed[2].digest);
+    let summary = p.planner.handle(stale).await.unwrap();
+    assert_eq!(summary["removal_messages_sent"], 1, "{summary}");
+    assert!(p.drain_copies().await.failed.is_empty());
+    assert_eq!(d.tags("mirror/team/app").await, ["1.0", "1.2"]);
+
+    // A delete by digest alone, and one of a repository no source covers: ignored, by name.
+    for (event, why) in [
+        (
+            ecr_event("DELETE", "team/app", None, &pushed[0].digest),
+            "names no tag",
+        ),
+        (
+            ecr_event("DELETE", "elsewhere", Some("1.0"), &pushed[0].digest),
+            "no destination that prunes",
+        ),
+    ] {
+        let summary = p.planner.handle(event).await.unwrap();
+        assert_eq!(summary["removal_messages_sent"], 0, "{summary}");
+        assert!(
+            summary["ignored"].as_str().unwrap().contains(why),
+            "{summary}"
+        );
+    }
+    assert!(p.receive(&p.copy_url).await.is_empty());
+    assert!(p.receive(&p.dlq_url).await.dead_letters().is_empty());
+    assert_eq!(d.tags("mirror/team/app").await, ["1.0", "1.2"]);
+}

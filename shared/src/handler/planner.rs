@@ -105,22 +105,29 @@ impl PlannerHandler {
             PlannerEvent::Scheduled => self.sync(&ManualSync::default(), Reason::Schedule).await?,
             PlannerEvent::EcrPush(push) => {
                 let plan = self.planner().plan_push(&push).await?;
-                let mut summary = PlannerSummary {
-                    event: "ecr-push",
-                    ..Default::default()
+                let why = match &push.tag {
+                    None => Some(format!("untagged push to {}", push.repository)),
+                    Some(_) if plan.jobs.is_empty() && plan.up_to_date.is_empty() => {
+                        Some(format!("no source covers {}", push.reference()))
+                    }
+                    Some(_) => None,
                 };
-                if plan.jobs.is_empty() && plan.up_to_date.is_empty() {
-                    let why = format!(
-                        "no source covers {}/{}:{}",
-                        push.host(),
-                        push.repository,
-                        push.tag
-                    );
-                    tracing::info!(reason = %why, "push ignored");
-                    summary.ignored = Some(why);
-                }
-                self.send(&plan, &mut summary).await?;
-                summary
+                self.event_summary("ecr-push", &plan, why).await?
+            }
+            PlannerEvent::EcrDelete(deleted) => {
+                let plan = self.planner().plan_delete(&deleted)?;
+                let why = match &deleted.tag {
+                    None => Some(format!(
+                        "delete of {}@{} names no tag; the next scheduled sync prunes what it took",
+                        deleted.repository, deleted.digest
+                    )),
+                    Some(_) if plan.removals.is_empty() => Some(format!(
+                        "no destination that prunes mirrors {}",
+                        deleted.reference()
+                    )),
+                    Some(_) => None,
+                };
+                self.event_summary("ecr-delete", &plan, why).await?
             }
             PlannerEvent::Ignored(why) => {
                 tracing::info!(reason = %why, "event ignored");
@@ -139,6 +146,25 @@ impl PlannerHandler {
             "planned"
         );
         Ok(serde_json::to_value(&summary).expect("summary serializes"))
+    }
+
+    /// Send what an ECR event planned; `ignored` says why it planned nothing.
+    async fn event_summary(
+        &self,
+        event: &'static str,
+        plan: &Plan,
+        ignored: Option<String>,
+    ) -> Result<PlannerSummary> {
+        let mut summary = PlannerSummary {
+            event,
+            ..Default::default()
+        };
+        if let Some(why) = &ignored {
+            tracing::info!(reason = %why, "event planned nothing");
+        }
+        summary.ignored = ignored;
+        self.send(plan, &mut summary).await?;
+        Ok(summary)
     }
 
     async fn sync(&self, request: &ManualSync, reason: Reason) -> Result<PlannerSummary> {

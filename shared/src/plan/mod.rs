@@ -27,7 +27,7 @@ use crate::copy::PlanHints;
 use crate::digest::Digest;
 use crate::ecr_host::EcrHost;
 use crate::error::{Error, Result};
-use crate::event::EcrPush;
+use crate::event::EcrImage;
 use crate::filter::TagInfo;
 use crate::message::{Reason, RemovalReason, RemoveJob, RepositoryTask, TagRemoval};
 use crate::reference::ImageRef;
@@ -321,11 +321,14 @@ impl<'a, O: Observe> Planner<'a, O> {
     }
 
     /// Plan the one image an ECR push names, for every source that covers it.
-    pub async fn plan_push(&self, push: &EcrPush) -> Result<Plan> {
+    pub async fn plan_push(&self, push: &EcrImage) -> Result<Plan> {
         let mut plan = Plan::default();
-        if crate::referrers::tags::is_artifact_tag(&push.tag) {
+        let Some(pushed) = &push.tag else {
+            return Ok(plan);
+        };
+        if crate::referrers::tags::is_artifact_tag(pushed) {
             // Not an image: its subject's next copy or scheduled sync carries it.
-            tracing::info!(repository = %push.repository, tag = %push.tag, "signature or referrers tag pushed; it follows its image at the next sync");
+            tracing::info!(repository = %push.repository, tag = %pushed, "signature or referrers tag pushed; it follows its image at the next sync");
             return Ok(plan);
         }
         for source in &self.config.sources {
@@ -333,7 +336,7 @@ impl<'a, O: Observe> Planner<'a, O> {
                 continue;
             }
             let tag = TagInfo {
-                name: push.tag.clone(),
+                name: pushed.clone(),
                 digest: Some(push.digest.clone()),
                 pushed_at: None,
             };
@@ -346,7 +349,48 @@ impl<'a, O: Observe> Planner<'a, O> {
         Ok(plan)
     }
 
-    fn covers(&self, source: &Source, push: &EcrPush) -> Result<bool> {
+    /// The removals an ECR delete event asks of the mirrors: the tag made from the deleted
+    /// tag, at each destination that prunes of each source that covers it, if in the
+    /// domain. Nothing is listed: the remover asks the source for the tag again, so a delete
+    /// that a re-push has overtaken removes nothing. A delete by digest alone names no tag,
+    /// and plans nothing (the next scheduled sync prunes what it took); neither does the
+    /// delete of a signature, which goes with its image.
+    pub fn plan_delete(&self, deleted: &EcrImage) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let Some(tag) = &deleted.tag else {
+            return Ok(plan);
+        };
+        let host = deleted.host().to_string();
+        let source_repository = ImageRef::new(&host, &deleted.repository, None, None)?;
+        let vars = self.config.vars(&host, &deleted.repository, "");
+        for source in &self.config.sources {
+            if !self.covers(source, deleted)? {
+                continue;
+            }
+            for destination in source.destinations.iter().filter(|d| d.prune) {
+                let Some(removal) =
+                    prune::deleted(&destination.target, &destination.keep, &vars, tag)
+                else {
+                    continue;
+                };
+                plan.removals.push(RemoveJob {
+                    destination: removal.destination.repo_only(),
+                    source: source_repository.clone(),
+                    tags: vec![TagRemoval {
+                        tag: removal.destination.tag().unwrap_or_default().to_string(),
+                        source_tag: removal.source_tag,
+                        why: RemovalReason::GoneFromSource,
+                    }],
+                    source_name: Some(source.name.clone()),
+                    reason: Reason::Delete,
+                });
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Whether `source` covers the repository (and tag, if any) an ECR event names.
+    fn covers(&self, source: &Source, image: &EcrImage) -> Result<bool> {
         let SourceKind::Ecr {
             repositories,
             prefix,
@@ -359,16 +403,16 @@ impl<'a, O: Observe> Planner<'a, O> {
         let Some((account, region)) = &registry_of_source.ecr else {
             return Ok(false);
         };
-        Ok(account == &push.account
-            && region == &push.region
+        Ok(account == &image.account
+            && region == &image.region
             && repositories
                 .as_ref()
-                .is_none_or(|list| list.contains(&push.repository))
+                .is_none_or(|list| list.contains(&image.repository))
             && prefix
                 .as_deref()
-                .is_none_or(|p| push.repository.starts_with(p))
-            && source.repositories.matches(&push.repository)
-            && source.tags.admits(&push.tag))
+                .is_none_or(|p| image.repository.starts_with(p))
+            && source.repositories.matches(&image.repository)
+            && image.tag.as_deref().is_none_or(|t| source.tags.admits(t)))
     }
 
     async fn plan_images(

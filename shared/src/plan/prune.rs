@@ -78,6 +78,38 @@ pub fn weigh(
     weighed
 }
 
+/// The destination tag a mirror loses when `source_tag` is deleted from the source (an ECR
+/// delete event): the tag `target` makes from it, if that tag is in the domain. The source's
+/// tag filters are the caller's; no listing is needed, so a delete event costs no more than
+/// the removal itself.
+pub fn deleted(
+    target: &Target,
+    keep: &[Regex],
+    vars: &Vars<'_>,
+    source_tag: &str,
+) -> Option<Removal> {
+    if crate::referrers::tags::is_artifact_tag(source_tag) {
+        return None;
+    }
+    let destination = target
+        .render(&Vars {
+            tag: source_tag,
+            ..*vars
+        })
+        .ok()??;
+    let tag = destination.tag()?;
+    if keep.iter().any(|k| k.is_match(tag)) {
+        return None;
+    }
+    // Only a tag that traces back to this very source tag is in the domain (a template
+    // that drops part of the tag could make the same tag from several).
+    let traced = target.tracer(vars)?.source_tag(&destination)?;
+    (traced == source_tag).then(|| Removal {
+        destination,
+        source_tag: source_tag.to_string(),
+    })
+}
+
 /// The repositories `target` maps `vars`' source repository to: for each tag the source
 /// holds, and for a sample tag of each configured split prefix (so a prefix whose tags are
 /// all gone is still looked at). A split image none of whose tags is left, and no prefix
@@ -303,6 +335,81 @@ mod tests {
             let weighed = weigh(&side, target, keep, &repository, &list(listed));
             assert_eq!(removed(&weighed), list(expected), "{what}");
             assert_eq!(weighed.in_domain, in_domain, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_deleted_source_tag_removes_the_tag_made_from_it_if_in_the_domain() {
+        let plain = Target::new("dst.example/{repo}", None).unwrap();
+        let v_prefixed = Target::new("dst.example/{repo}:v{tag}", None).unwrap();
+        let fixed = Target::new("dst.example/{repo}:stable", None).unwrap();
+        let split = Target::new(
+            "dst.example/{image}:{tag}",
+            Some(SplitTag {
+                separator: "-".into(),
+                prefixes: vec!["api".into()],
+            }),
+        )
+        .unwrap();
+        let keep = [Regex::new("^release-").unwrap()];
+        let sig = "sha256-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sig";
+        // What, target, keep, deleted source tag, destination tag removed.
+        type Case<'a> = (&'a str, &'a Target, &'a [Regex], &'a str, Option<&'a str>);
+        let cases: [Case; 7] = [
+            (
+                "the same tag",
+                &plain,
+                &[],
+                "1.4",
+                Some("dst.example/team/app:1.4"),
+            ),
+            (
+                "through the template",
+                &v_prefixed,
+                &[],
+                "1.4",
+                Some("dst.example/team/app:v1.4"),
+            ),
+            ("kept by a pattern", &plain, &keep, "release-1", None),
+            (
+                "a signature follows its image, not its own event",
+                &plain,
+                &[],
+                sig,
+                None,
+            ),
+            (
+                "a template without {tag} has no domain",
+                &fixed,
+                &[],
+                "1.4",
+                None,
+            ),
+            (
+                "split into its image's repository",
+                &split,
+                &[],
+                "api-1.4",
+                Some("dst.example/api:1.4"),
+            ),
+            (
+                "a tag the split names no image for",
+                &split,
+                &[],
+                "worker-1.4",
+                None,
+            ),
+        ];
+        for (what, target, keep, source_tag, expected) in cases {
+            let got = deleted(target, keep, &vars("team/app"), source_tag);
+            assert_eq!(
+                got.as_ref().map(|r| r.destination.to_string()).as_deref(),
+                expected,
+                "{what}"
+            );
+            if let Some(r) = got {
+                assert_eq!(r.source_tag, source_tag, "{what}");
+            }
         }
     }
 
