@@ -58,6 +58,15 @@ pub fn plan_counts(plan: &Plan) -> String {
     counts
 }
 
+/// Each mapping that expires soon, as a warning.
+pub fn expiring_lines(plan: &Plan) -> Vec<String> {
+    plan.expiry
+        .iter()
+        .filter(|n| !n.expired)
+        .map(|n| format!("warning: {n}"))
+        .collect()
+}
+
 /// Each prune its bound refused, as the error it is.
 pub fn refused_prune_lines(plan: &Plan) -> Vec<String> {
     plan.refused_prunes

@@ -7,7 +7,7 @@ use anyhow::Result;
 use ferry::plan::{Plan, PlanOptions};
 
 use crate::args::PlanArgs;
-use crate::output::{plan_counts, refused_prune_lines, short_source};
+use crate::output::{expiring_lines, plan_counts, refused_prune_lines, short_source};
 
 pub async fn run(args: PlanArgs) -> Result<ExitCode> {
     let options = PlanOptions {
@@ -19,6 +19,9 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
         print!("{}", table(&plan));
+    }
+    for line in expiring_lines(&plan) {
+        eprintln!("{line}");
     }
     // A prune its bound refuses is an error now, before a sync meets it.
     let refused = refused_prune_lines(&plan);
@@ -34,6 +37,15 @@ pub async fn run(args: PlanArgs) -> Result<ExitCode> {
 /// The plan as aligned rows: what is copied where, what is current, what is left out.
 pub fn table(plan: &Plan) -> String {
     let mut rows: Vec<(&str, String, String)> = Vec::new();
+    for notice in plan.expiry.iter().filter(|n| n.expired) {
+        let (source, destination) = match notice.mapping.split_once(' ') {
+            Some(("destination", target)) => (notice.source.clone(), target.to_string()),
+            Some(("image", image)) => (short_source(image), String::new()),
+            _ => (format!("source {}", notice.source), String::new()),
+        };
+        let destination = format!("{destination} (since {}: nothing copied)", notice.expires);
+        rows.push(("expired", source, destination.trim_start().to_string()));
+    }
     for job in &plan.jobs {
         let mut to: Vec<String> = job
             .destinations
@@ -81,6 +93,7 @@ pub fn table(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry::expiry::ExpiryNotice;
     use ferry::message::{CopyJob, JobDestination, Reason, RemovalReason, RemoveJob, TagRemoval};
     use ferry::plan::{PlannedJob, Skipped};
 
@@ -120,20 +133,31 @@ mod tests {
                 reason: Reason::Manual,
             }],
             refused_prunes: Vec::new(),
+            expiry: vec![ExpiryNotice {
+                source: "s".into(),
+                mapping: "destination old.example/{repo}".into(),
+                expires: "2026-06-30".parse().unwrap(),
+                expired: true,
+                days_left: None,
+            }],
         };
         let text = table(&plan);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[1],
+            "expired     s                         old.example/{repo} (since 2026-06-30: nothing copied)"
+        );
+        assert_eq!(
+            lines[2],
             "copy        src.example/proj:api-1.4  dst.example/proj/api:1.4 [linux/arm64]"
         );
-        assert_eq!(lines[2], "up to date  src.example/proj:web-2.0");
+        assert_eq!(lines[3], "up to date  src.example/proj:web-2.0");
         assert_eq!(
-            lines[3],
+            lines[4],
             "skipped     src.example/proj:other    (tag names no image)"
         );
         assert_eq!(
-            lines[4],
+            lines[5],
             "remove      src.example/proj:api-1.3  dst.example/proj/api:1.3 (gone from source)"
         );
         assert!(text.ends_with(

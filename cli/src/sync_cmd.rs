@@ -31,6 +31,9 @@ struct SyncReport {
     /// Tags removed from destinations that prune (or kept, and why).
     removals: Vec<RemovalReport>,
     refused_prunes: Vec<RefusedPrune>,
+    /// Mappings expired or expiring soon.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    expiry: Vec<ferry::expiry::ExpiryNotice>,
 }
 
 pub async fn run(args: SyncArgs) -> Result<ExitCode> {
@@ -113,6 +116,9 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
         for s in &plan.skipped {
             eprintln!("{}", output::skipped_line(s));
         }
+        for n in &plan.expiry {
+            eprintln!("{}: {n}", if n.expired { "expired" } else { "warning" });
+        }
     }
 
     // Removals come after every copy: a mirror never lacks a tag it should have while
@@ -144,6 +150,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode> {
             run,
             removals,
             refused_prunes: plan.refused_prunes,
+            expiry: plan.expiry,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

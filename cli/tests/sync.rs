@@ -813,3 +813,82 @@ async fn a_prune_past_its_bound_removes_nothing_and_fails_loudly() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(d.tags("app").await, ["1.0", "1.1", "1.2", "1.3"]);
 }
+
+/// A date `days` from today (UTC), as a configuration writes it.
+fn date_in(days: i64) -> String {
+    let today = jiff::tz::TimeZone::UTC
+        .to_datetime(jiff::Timestamp::now())
+        .date();
+    today
+        .checked_add(jiff::Span::new().days(days))
+        .unwrap()
+        .to_string()
+}
+
+/// Expiry: a destination whose date has passed gets nothing more, and a pruning one loses
+/// what it mirrored; one about to expire is warned about and still served.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_mapping_stops_copying_and_a_pruning_one_is_emptied() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let (s, d) = (src.seeder(), dst.seeder());
+    for i in 0..2 {
+        s.push_image("app", &format!("1.{i}"), Style::Oci, &[100], 700 + i)
+            .await;
+    }
+    let config = |old_expires: &str| {
+        format!(
+            "version: 1\nsources:\n  - name: local\n    registry: {{host: \"{0}\", repositories: [app]}}\n    destinations:\n      - {{target: \"{1}/live/{{repo}}\", expires: \"{2}\"}}\n      - {{target: \"{1}/old/{{repo}}\", prune: true, expires: \"{old_expires}\"}}\n",
+            src.host(),
+            dst.host(),
+            date_in(5),
+        )
+    };
+    let home = tempfile::tempdir().unwrap();
+    let out = run(configured(home.path(), &config(&date_in(30)))(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(d.tags("old/app").await, ["1.0", "1.1"]);
+
+    // The old destination's date has passed (yesterday); the source gains a tag.
+    s.push_image("app", "1.2", Style::Oci, &[100], 702).await;
+    let ferry_with = configured(home.path(), &config(&date_in(-1)));
+    let out = run(ferry_with(&["plan"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expired: Vec<&Value> = plan["expiry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["expired"] == true)
+        .collect();
+    assert_eq!(expired.len(), 1, "{plan}");
+    assert!(expired[0]["mapping"].as_str().unwrap().contains("/old/"));
+    let removals = &plan["removals"][0];
+    assert!(removals["destination"]
+        .as_str()
+        .unwrap()
+        .ends_with("/old/app"));
+    assert!(removals["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["why"] == "expired"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: destination") && stderr.contains("expires in 5 days"),
+        "the live destination expires soon: {stderr}"
+    );
+    assert_eq!(
+        d.tags("old/app").await,
+        ["1.0", "1.1"],
+        "plan removes nothing"
+    );
+
+    let out = run(ferry_with(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(d.tags("live/app").await, ["1.0", "1.1", "1.2"]);
+    assert!(
+        d.tags("old/app").await.is_empty(),
+        "the expired mirror is emptied and gets no 1.2"
+    );
+}

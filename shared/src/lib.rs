@@ -14,6 +14,7 @@ pub mod digest;
 pub mod ecr_host;
 pub mod error;
 pub mod event;
+pub mod expiry;
 pub mod filter;
 pub mod handler;
 pub mod jobs;

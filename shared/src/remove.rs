@@ -74,34 +74,66 @@ impl RemovalReport {
 /// The dead-letter kind of a removal for a destination that is not a mirror of its source.
 pub const NOT_A_MIRROR: &str = "not_a_mirror";
 
-/// Whether `config` makes `job`'s destination a mirror of its source: some source (the one
-/// named, if the job names one) has a destination that prunes and whose mapping makes each
-/// of the job's tags from its source tag. A tag is removed only where the configuration
-/// says so, whoever wrote the message and whatever changed since it was planned.
-pub fn permitted(config: &SyncConfig, job: &RemoveJob) -> std::result::Result<(), String> {
+/// Whether `config` makes `job`'s destination a mirror of its source: some source that
+/// enumerates the job's source repository (the one named, if the job names one) has a
+/// destination that prunes and whose mapping makes each
+/// of the job's tags from its source tag; a tag removed as expired must be expired there at
+/// `now` too (it is not asked for at the source first). A tag is removed only where the
+/// configuration says so, whoever wrote the message and whatever changed since it was
+/// planned.
+pub fn permitted(
+    config: &SyncConfig,
+    job: &RemoveJob,
+    now: jiff::Timestamp,
+) -> std::result::Result<(), String> {
     let source_repository = job.source.repository();
     let vars = config.vars(job.source.registry(), source_repository, "");
     let mirrors = config
         .sources
         .iter()
         .filter(|s| job.source_name.as_ref().is_none_or(|n| *n == s.name))
-        .flat_map(|s| s.destinations.iter())
-        .filter(|d| d.prune)
-        .filter_map(|d| d.target.tracer(&vars).map(|t| (d, t)));
-    for (destination, tracer) in mirrors {
+        .filter(|s| config.source_covers(s, &job.source))
+        .flat_map(|s| s.destinations.iter().map(move |d| (s, d)))
+        .filter(|(_, d)| d.prune)
+        .filter_map(|(s, d)| d.target.tracer(&vars).map(|t| (s, d, t)));
+    for (source, destination, tracer) in mirrors {
         let made_here = job.tags.iter().all(|t| {
             !destination.keep.iter().any(|k| k.is_match(&t.tag))
                 && tracer.source_tag(&job.destination_tag(t)).as_deref()
                     == Some(t.source_tag.as_str())
+                && (t.why != RemovalReason::Expired
+                    || expired_here(source, destination, &job.source, &t.source_tag, now))
         });
         if made_here {
             return Ok(());
         }
     }
     Err(format!(
-        "no destination that prunes (prune: true) mirrors {} to {} in this configuration, so nothing was removed; a removal planned before prune was turned off, or for another configuration, is refused",
+        "no destination that prunes (prune: true) mirrors {} to {} in this configuration, or not one whose date has passed for a tag removed as expired, so nothing was removed; a removal planned before prune was turned off or the date moved, or for another configuration, is refused",
         job.source, job.destination
     ))
+}
+
+/// Whether `source`'s mapping of `source_tag` of `repository` to `destination` has expired:
+/// the source or destination itself, or the `images:` entry naming that tag.
+fn expired_here(
+    source: &crate::config::Source,
+    destination: &crate::config::Destination,
+    repository: &ImageRef,
+    source_tag: &str,
+    now: jiff::Timestamp,
+) -> bool {
+    if source.lapsed(destination, now) {
+        return true;
+    }
+    let crate::config::SourceKind::Images(images) = &source.kind else {
+        return false;
+    };
+    images.iter().any(|listed| {
+        listed.image.repo_only() == *repository
+            && listed.image.tag() == Some(source_tag)
+            && crate::expiry::passed(listed.expires.as_ref(), now)
+    })
 }
 
 /// How a removal message is settled: done when every tag is removed or kept for a reason;
@@ -536,5 +568,97 @@ impl<'r> Staying<'r> {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Reason, TagRemoval};
+
+    fn job(source: &str, tag: &str, why: RemovalReason) -> RemoveJob {
+        RemoveJob {
+            destination: "dst.example/team/app".parse().unwrap(),
+            source: source.parse().unwrap(),
+            tags: vec![TagRemoval {
+                tag: tag.into(),
+                source_tag: tag.into(),
+                why,
+            }],
+            source_name: None,
+            reason: Reason::Manual,
+        }
+    }
+
+    #[test]
+    fn a_removal_is_permitted_only_where_the_configuration_makes_a_mirror() {
+        let config = SyncConfig::parse(
+            r#"
+version: 1
+sources:
+  - registry: {host: src.example}
+    destinations: [{target: "dst.example/{repo}", prune: true, keep: [stable]}]
+  - images:
+      - {image: "old.example/team/app:1.0", expires: 2027-01-31}
+      - old.example/team/app:2.0
+    destinations: [{target: "dst.example/{repo}", prune: true}]
+  - registry: {host: late.example}
+    destinations: [{target: "dst.example/{repo}", prune: true, expires: 2027-03-31}]
+  - registry: {host: kept.example}
+    destinations: [{target: "dst.example/{repo}"}]
+"#,
+        )
+        .unwrap();
+        let now: jiff::Timestamp = "2027-02-15T00:00:00Z".parse().unwrap();
+        let gone = RemovalReason::GoneFromSource;
+        let expired = RemovalReason::Expired;
+        // What, job, permitted.
+        let cases = [
+            (
+                "a tag gone from a pruned source",
+                job("src.example/team/app", "1.0", gone),
+                true,
+            ),
+            (
+                "a tag a keep pattern protects",
+                job("src.example/team/app", "stable", gone),
+                false,
+            ),
+            (
+                "a destination that does not prune",
+                job("kept.example/team/app", "1.0", gone),
+                false,
+            ),
+            (
+                "expired, but the source has no date",
+                job("src.example/team/app", "1.0", expired),
+                false,
+            ),
+            (
+                "an expired images entry",
+                job("old.example/team/app", "1.0", expired),
+                true,
+            ),
+            (
+                "an images entry without a date",
+                job("old.example/team/app", "2.0", expired),
+                false,
+            ),
+            (
+                "a destination whose date is still to come",
+                job("late.example/team/app", "1.0", expired),
+                false,
+            ),
+        ];
+        for (what, job, allowed) in cases {
+            assert_eq!(permitted(&config, &job, now).is_ok(), allowed, "{what}");
+        }
+        let after: jiff::Timestamp = "2027-04-01T00:00:00Z".parse().unwrap();
+        assert!(permitted(
+            &config,
+            &job("late.example/team/app", "1.0", expired),
+            after
+        )
+        .is_ok());
     }
 }

@@ -15,6 +15,7 @@ use regex::Regex;
 
 use crate::auth::normalize_host;
 use crate::ecr_host::EcrHost;
+use crate::expiry::Expiry;
 use crate::filter::{whole_name_patterns, NameFilter, TagFilter};
 use crate::manifest::Platform;
 use crate::mapping::{SplitTag, Target, Vars};
@@ -123,6 +124,25 @@ pub struct Source {
     pub repositories: NameFilter,
     pub tags: TagFilter,
     pub destinations: Vec<Destination>,
+    /// After it nothing of this source is copied, and destinations that prune lose what
+    /// it mirrored there.
+    pub expires: Option<Expiry>,
+}
+
+impl Source {
+    /// Whether `destination` of this source has expired at `now` (its own date or the
+    /// source's).
+    pub fn lapsed(&self, destination: &Destination, now: jiff::Timestamp) -> bool {
+        crate::expiry::passed(self.expires.as_ref(), now)
+            || crate::expiry::passed(destination.expires.as_ref(), now)
+    }
+}
+
+/// An entry of an `images:` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedImage {
+    pub image: ImageRef,
+    pub expires: Option<Expiry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +160,7 @@ pub enum SourceKind {
         repositories: Option<Vec<String>>,
     },
     /// Exactly these images.
-    Images(Vec<ImageRef>),
+    Images(Vec<ListedImage>),
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +178,8 @@ pub struct Destination {
     pub prune_max: PruneMax,
     /// Destination tags (whole-name patterns) never removed, nor reported as extra.
     pub keep: Vec<Regex>,
+    /// After it nothing more is copied here; with `prune`, what was mirrored goes.
+    pub expires: Option<Expiry>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -209,6 +231,44 @@ impl SyncConfig {
             account: self.defaults.account.as_deref(),
             region: self.defaults.region.as_deref(),
         }
+    }
+
+    /// Whether `source` enumerates `repository` (`registry/repository`): its registry, its
+    /// list or prefix, its repository filters; for an `images:` list, one of its entries.
+    pub fn source_covers(&self, source: &Source, repository: &ImageRef) -> bool {
+        let name = repository.repository();
+        let here = |host: &str| {
+            ImageRef::new(host, name, None, None)
+                .is_ok_and(|r| r.registry() == repository.registry())
+        };
+        let enumerated = match &source.kind {
+            SourceKind::Ecr {
+                account,
+                region,
+                repositories,
+                prefix,
+            } => {
+                let account = account.as_ref().or(self.defaults.account.as_ref());
+                let region = region.as_ref().or(self.defaults.region.as_ref());
+                account
+                    .zip(region)
+                    .is_some_and(|(a, r)| here(&EcrHost::new(a, r).to_string()))
+                    && repositories
+                        .as_ref()
+                        .is_none_or(|list| list.iter().any(|l| l == name))
+                    && prefix.as_deref().is_none_or(|p| name.starts_with(p))
+            }
+            SourceKind::Registry { host, repositories } => {
+                here(host)
+                    && repositories
+                        .as_ref()
+                        .is_none_or(|list| list.iter().any(|l| l == name))
+            }
+            SourceKind::Images(images) => images
+                .iter()
+                .any(|listed| listed.image.repo_only() == *repository),
+        };
+        enumerated && source.repositories.matches(name)
     }
 
     pub fn source(&self, name: &str) -> Option<&Source> {
@@ -424,8 +484,9 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
             if images.is_empty() {
                 return Err(err(at("images"), "list at least one image"));
             }
-            let mut refs = Vec::new();
-            for (j, text) in images.iter().enumerate() {
+            let mut listed = Vec::new();
+            for (j, entry) in images.iter().enumerate() {
+                let text = &entry.image;
                 let r: ImageRef = text
                     .parse()
                     .map_err(|e| err(at(&format!("images[{j}]")), e))?;
@@ -435,9 +496,15 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
                         format!("{text} names no tag or digest; write {text}:TAG"),
                     ));
                 }
-                refs.push(r);
+                listed.push(ListedImage {
+                    image: r,
+                    expires: expiry(
+                        entry.expires.as_deref(),
+                        &at(&format!("images[{j}].expires")),
+                    )?,
+                });
             }
-            SourceKind::Images(refs)
+            SourceKind::Images(listed)
         }
         _ => {
             return Err(err(
@@ -447,6 +514,7 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
         }
     };
     let name = s.name.unwrap_or_else(|| default_name(&kind, i));
+    let expires = expiry(s.expires.as_deref(), &at("expires"))?;
     let f = s.filters;
     let repositories = NameFilter::new(&f.repositories.include, &f.repositories.exclude)
         .map_err(|e| err(at("filters.repositories"), e))?;
@@ -513,6 +581,7 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
             prune,
             prune_max: prune_max(d.prune_max, &dat("prune_max"))?.unwrap_or(defaults.prune_max),
             keep,
+            expires: expiry(d.expires.as_deref(), &dat("expires"))?,
         });
     }
     Ok(Source {
@@ -521,7 +590,12 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
         repositories,
         tags,
         destinations,
+        expires,
     })
+}
+
+fn expiry(text: Option<&str>, at: &str) -> Result<Option<Expiry>, ConfigError> {
+    text.map(|t| t.parse().map_err(|e| err(at, e))).transpose()
 }
 
 fn default_name(kind: &SourceKind, i: usize) -> String {

@@ -79,6 +79,52 @@ pub enum RawReferrers {
     List(Vec<String>),
 }
 
+/// An entry of an `images:` list: `REF`, or `{image: REF, expires: DATE}`. Read by hand for
+/// the same reason as [`RawCredential`].
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "serde_yaml_ng::Value")]
+pub struct RawImage {
+    pub image: String,
+    pub expires: Option<String>,
+}
+
+impl TryFrom<serde_yaml_ng::Value> for RawImage {
+    type Error = String;
+
+    fn try_from(value: serde_yaml_ng::Value) -> Result<Self, Self::Error> {
+        use serde_yaml_ng::Value;
+        const EXPECTED: &str =
+            "expected an image reference such as `docker.io/library/nginx:1.27`, or `{image: REF, expires: 2027-06-30}`";
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            None => Ok(None),
+            Some(_) => Err(EXPECTED.to_string()),
+        };
+        match &value {
+            Value::String(s) => Ok(RawImage {
+                image: s.clone(),
+                expires: None,
+            }),
+            Value::Mapping(m) => {
+                if let Some(unknown) = m
+                    .keys()
+                    .find(|k| !matches!(k.as_str(), Some("image" | "expires")))
+                {
+                    return Err(format!(
+                        "unknown field `{}`: an image entry has `image` and `expires`",
+                        unknown.as_str().unwrap_or("?")
+                    ));
+                }
+                Ok(RawImage {
+                    image: text(m.get("image"))?.ok_or_else(|| EXPECTED.to_string())?,
+                    expires: text(m.get("expires"))?,
+                })
+            }
+            _ => Err(EXPECTED.into()),
+        }
+    }
+}
+
 /// `ecr`, `anonymous`, or `{secret: ID}`. Read by hand: serde's enum forms would make users
 /// write YAML tags (`!secret`), and an untagged enum's errors say nothing useful.
 #[derive(Debug, Deserialize)]
@@ -114,9 +160,10 @@ pub struct RawSource {
     pub name: Option<String>,
     pub ecr: Option<RawEcr>,
     pub registry: Option<RawRegistry>,
-    pub images: Option<Vec<String>>,
+    pub images: Option<Vec<RawImage>>,
     #[serde(default)]
     pub filters: RawFilters,
+    pub expires: Option<String>,
     pub destinations: Vec<RawDestination>,
 }
 
@@ -176,6 +223,7 @@ pub struct RawDestination {
     pub prune: Option<bool>,
     pub prune_max: Option<RawPruneMax>,
     pub keep: Option<Vec<String>>,
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

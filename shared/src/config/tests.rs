@@ -67,7 +67,7 @@ fn reads_a_full_example() {
     assert_eq!(c.sources[1].destinations[0].platforms.len(), 1);
     match &c.sources[2].kind {
         SourceKind::Images(images) => {
-            assert_eq!(images[1].to_string(), "docker.io/library/nginx:1.27")
+            assert_eq!(images[1].image.to_string(), "docker.io/library/nginx:1.27")
         }
         other => panic!("{other:?}"),
     }
@@ -244,6 +244,26 @@ fn errors_point_at_the_field() {
             "sources[0].destinations[0].prune",
             "",
         ),
+        (
+            one("images: [a/b:1]\n    expires: 30/06/2027\n    destinations: [{target: \"r.example.com/{repo}\"}]"),
+            "sources[0].expires",
+            "write a date such as 2027-06-30",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}\", expires: 2027-06-31}]"),
+            "sources[0].destinations[0].expires",
+            "RFC 3339",
+        ),
+        (
+            one("images: [a/b:1, {image: a/c:1, expires: tomorrow}]\n    destinations: [{target: \"r.example.com/{repo}\"}]"),
+            "sources[0].images[1].expires",
+            "is not a date or time",
+        ),
+        (
+            one("images: [{image: a/c:1, expiry: 2027-06-30}]\n    destinations: [{target: \"r.example.com/{repo}\"}]"),
+            "sources[0].images[0]",
+            "unknown field `expiry`",
+        ),
     ];
     for (text, path, message) in cases {
         let e = SyncConfig::parse(&text).expect_err(&text);
@@ -288,6 +308,36 @@ sources:
     let d = &default.sources[0].destinations[0];
     assert!(d.prune);
     assert_eq!(d.prune_max, PruneMax::Percent(50));
+}
+
+#[test]
+fn sources_destinations_and_listed_images_may_expire() {
+    let c = SyncConfig::parse(
+        r#"
+version: 1
+sources:
+  - images:
+      - docker.io/library/nginx:1.27
+      - {image: "docker.io/library/nginx:1.26", expires: 2027-06-30}
+    expires: "2027-12-31T18:00:00+01:00"
+    destinations:
+      - target: r.example.com/{repo}
+        expires: 2027-03-01
+"#,
+    )
+    .unwrap();
+    let s = &c.sources[0];
+    let SourceKind::Images(images) = &s.kind else {
+        panic!("images")
+    };
+    assert_eq!(images[0].expires, None);
+    assert_eq!(images[1].image.tag(), Some("1.26"));
+    assert_eq!(images[1].expires.unwrap().to_string(), "2027-06-30");
+    assert_eq!(s.expires.unwrap().to_string(), "2027-12-31T17:00:00Z");
+    assert_eq!(s.destinations[0].expires.unwrap().to_string(), "2027-03-01");
+    let d = &s.destinations[0];
+    assert!(!s.lapsed(d, "2027-03-01T23:59:59Z".parse().unwrap()));
+    assert!(s.lapsed(d, "2027-03-02T00:00:00Z".parse().unwrap()));
 }
 
 #[test]

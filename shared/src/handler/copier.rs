@@ -156,7 +156,7 @@ impl CopierHandler {
     /// Remove a removal message's tags, where the configuration says the destination is a
     /// mirror of that source.
     async fn removal(&self, job: &RemoveJob) -> Disposition {
-        if let Err(reason) = remove::permitted(&self.services.config, job) {
+        if let Err(reason) = remove::permitted(&self.services.config, job, jiff::Timestamp::now()) {
             return Disposition::Permanent {
                 kind: remove::NOT_A_MIRROR.into(),
                 reason,

@@ -86,12 +86,17 @@ impl PlannerHandler {
         })
     }
 
+    /// A planner for this invocation: expiry is read against its start, not the start of
+    /// this (long-lived) function instance.
     fn planner(&self) -> Planner<'_> {
         Planner::new(
             &self.services.config,
             &self.services.registry,
             &self.services.aws,
-            self.options.clone(),
+            PlanOptions {
+                now: jiff::Timestamp::now(),
+                ..self.options.clone()
+            },
         )
     }
 
@@ -183,6 +188,9 @@ impl PlannerHandler {
         };
         let mut whole = Plan::default();
         for source in sources {
+            for notice in crate::expiry::notices(source, jiff::Timestamp::now()) {
+                tracing::warn!("{notice}");
+            }
             let fan_out = self
                 .plan_queue
                 .as_ref()

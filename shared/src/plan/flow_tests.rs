@@ -514,3 +514,141 @@ async fn without_prune_no_destination_is_listed_for_a_few_tags() {
     assert!(plan.removals.is_empty());
     assert_eq!(registries.count(&format!("LIST {DEST}")), 0);
 }
+
+fn at(time: &str) -> PlanOptions {
+    PlanOptions {
+        now: time.parse().unwrap(),
+        ..PlanOptions::default()
+    }
+}
+
+/// Two destinations of one source, the second expiring at the end of 2027-06-30.
+fn two_destinations(second: &str) -> SyncConfig {
+    let text = format!(
+        "version: 1\nsources:\n  - name: s\n    registry: {{host: src.example}}\n    destinations:\n      - target: \"dst.example/{{repo}}\"\n      - {{target: \"old.example/{{repo}}\", expires: 2027-06-30{second}}}\n"
+    );
+    SyncConfig::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[tokio::test]
+async fn an_expired_destination_gets_no_copies_and_if_it_prunes_loses_all_it_mirrored() {
+    let names = tags(3);
+    let mut registries = source_with(&names);
+    // The old destination has the first two tags (and one kept by hand), not the third.
+    for (i, tag) in names.iter().take(2).enumerate() {
+        registries.push("old.example/team/app", Some(tag), &image(i as u8));
+    }
+    registries.push("old.example/team/app", Some("hand-kept"), &image(9));
+
+    // On its last day it still gets its copy, and nothing is removed.
+    let before = plan(
+        &two_destinations(", prune: true, keep: [hand-kept]"),
+        &registries,
+        at("2027-06-30T12:00:00Z"),
+    )
+    .await;
+    let v2 = before
+        .jobs
+        .iter()
+        .find(|j| j.job.source.tag() == Some("v2"))
+        .unwrap();
+    assert_eq!(v2.job.destinations.len(), 2);
+    assert!(before.removals.is_empty());
+
+    // The day after: only the live destination; nothing removed where prune is off.
+    let asked_old = || registries.count("LIST old.example") + registries.count("HEAD old.example");
+    let listed = asked_old();
+    let after = plan(
+        &two_destinations(""),
+        &registries,
+        at("2027-07-01T00:00:00Z"),
+    )
+    .await;
+    assert_eq!(after.jobs.len(), 3);
+    for job in &after.jobs {
+        let to: Vec<String> = job
+            .job
+            .destinations
+            .iter()
+            .map(|d| d.reference.repo_only().to_string())
+            .collect();
+        assert_eq!(to, [DEST]);
+    }
+    assert!(after.removals.is_empty());
+    assert_eq!(asked_old(), listed, "an expired destination is not asked");
+
+    // Pruning, it loses every tag in its domain, past the bound (the date asked for it),
+    // and the tag kept by a pattern stays.
+    let pruned = plan(
+        &two_destinations(", prune: true, keep: [hand-kept]"),
+        &registries,
+        at("2027-07-01T00:00:00Z"),
+    )
+    .await;
+    assert!(pruned.refused_prunes.is_empty());
+    assert_eq!(pruned.removals.len(), 1);
+    let job = &pruned.removals[0];
+    assert_eq!(job.destination.to_string(), "old.example/team/app");
+    let removed: Vec<(&str, RemovalReason)> =
+        job.tags.iter().map(|t| (t.tag.as_str(), t.why)).collect();
+    assert_eq!(
+        removed,
+        [
+            ("v0", RemovalReason::Expired),
+            ("v1", RemovalReason::Expired)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_expired_source_is_not_even_listed_and_its_images_entries_expire_one_by_one() {
+    let registries = source_with(&tags(2));
+    let text = "version: 1\nsources:\n  - name: s\n    registry: {host: src.example}\n    expires: 2027-01-31T00:00:00Z\n    destinations: [{target: \"dst.example/{repo}\", prune: true}]\n";
+    let config = SyncConfig::parse(text).unwrap();
+    let planned = plan(&config, &registries, at("2027-02-01T00:00:00Z")).await;
+    assert!(planned.jobs.is_empty());
+    assert_eq!(registries.count(&format!("LIST {SOURCE}")), 0);
+    assert_eq!(registries.count(&format!("HEAD {SOURCE}")), 0);
+
+    let mut registries = source_with(&tags(2));
+    registries.push(DEST, Some("v0"), &image(0));
+    let text = "version: 1\nsources:\n  - name: s\n    images:\n      - {image: \"src.example/team/app:v0\", expires: 2027-01-31}\n      - src.example/team/app:v1\n    destinations: [{target: \"dst.example/{repo}\", prune: true}]\n";
+    let config = SyncConfig::parse(text).unwrap();
+    let mut planned = Plan::default();
+    Planner::observing(&config, &registries, at("2027-02-10T00:00:00Z"))
+        .plan_source_each(&config.sources[0], Reason::Manual, |p| planned.merge(p))
+        .await
+        .unwrap();
+    let copied: Vec<String> = planned
+        .jobs
+        .iter()
+        .map(|j| j.job.source.tag().unwrap().to_string())
+        .collect();
+    assert_eq!(copied, ["v1"]);
+    let removed: Vec<(String, &str, RemovalReason)> = planned
+        .removals
+        .iter()
+        .flat_map(|r| {
+            r.tags
+                .iter()
+                .map(|t| (r.destination.to_string(), t.tag.as_str(), t.why))
+        })
+        .collect();
+    assert_eq!(removed, [(DEST.to_string(), "v0", RemovalReason::Expired)]);
+    assert_eq!(planned.expiry.len(), 1);
+    assert!(planned.expiry[0].expired);
+    assert_eq!(planned.expiry[0].mapping, "image src.example/team/app:v0");
+
+    // Ten days earlier it is still copied, and warned about.
+    let mut early = Plan::default();
+    Planner::observing(&config, &registries, at("2027-01-21T00:00:00Z"))
+        .plan_source_each(&config.sources[0], Reason::Manual, |p| early.merge(p))
+        .await
+        .unwrap();
+    assert!(early.removals.is_empty());
+    assert_eq!(early.expiry[0].days_left, Some(11));
+    assert_eq!(
+        early.expiry[0].to_string(),
+        "image src.example/team/app:v0 of source s expires in 11 days (2027-01-31)"
+    );
+}

@@ -49,6 +49,8 @@ pub struct PlanOptions {
     /// need not read it again. Off for plans that are only shown or sent to a queue:
     /// registries such as Docker Hub count a GET as a pull, and a HEAD as none.
     pub prefetch_manifests: bool,
+    /// The time expiry dates are read against: when planning started.
+    pub now: jiff::Timestamp,
 }
 
 impl Default for PlanOptions {
@@ -57,6 +59,7 @@ impl Default for PlanOptions {
             check_destinations: true,
             concurrency: 16,
             prefetch_manifests: false,
+            now: jiff::Timestamp::now(),
         }
     }
 }
@@ -92,6 +95,9 @@ pub struct Plan {
     pub removals: Vec<RemoveJob>,
     /// Prunes their bound refused: nothing is removed from these repositories.
     pub refused_prunes: Vec<prune::RefusedPrune>,
+    /// Mappings expired (nothing copied) or expiring soon, once per source planned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expiry: Vec<crate::expiry::ExpiryNotice>,
 }
 
 impl Plan {
@@ -101,6 +107,7 @@ impl Plan {
         self.skipped.extend(other.skipped);
         self.removals.extend(other.removals);
         self.refused_prunes.extend(other.refused_prunes);
+        self.expiry.extend(other.expiry);
         self.repositories += other.repositories;
         self.tags += other.tags;
     }
@@ -267,6 +274,14 @@ impl<'a, O: Observe> Planner<'a, O> {
         reason: Reason,
         mut each: impl FnMut(Plan),
     ) -> Result<()> {
+        // Said once per source, first; the caller shows or logs them.
+        let expiry = crate::expiry::notices(source, self.options.now);
+        if !expiry.is_empty() {
+            each(Plan {
+                expiry,
+                ..Plan::default()
+            });
+        }
         if let SourceKind::Images(images) = &source.kind {
             each(self.plan_images(source, images, reason).await?);
             return Ok(());
@@ -292,9 +307,17 @@ impl<'a, O: Observe> Planner<'a, O> {
     ) -> Result<Plan> {
         let registry_of_source = self.source_registry(source)?;
         let repo = ImageRef::new(&registry_of_source.host, repository, None, None)?;
-        let tags = match &registry_of_source.ecr {
-            Some((account, region)) => self.observe.ecr_tags(account, region, repository).await?,
-            None => enumerate::registry_tags(self.registry(), &repo).await?,
+        let live = self.live(source);
+        // Every mapping expired: the source is not asked (it may be gone too); only what
+        // destinations that prune must lose is planned.
+        let tags = match live.destinations.is_empty() {
+            true => Vec::new(),
+            false => match &registry_of_source.ecr {
+                Some((account, region)) => {
+                    self.observe.ecr_tags(account, region, repository).await?
+                }
+                None => enumerate::registry_tags(self.registry(), &repo).await?,
+            },
         };
         // Checking up-to-date images for signatures reads this same listing.
         self.facts
@@ -303,10 +326,10 @@ impl<'a, O: Observe> Planner<'a, O> {
         let (removals, refused, listed) = self
             .plan_removals(source, &registry_of_source.host, repository, &held, reason)
             .await?;
-        let selected = source.tags.select(tags);
+        let selected = live.tags.select(tags);
         let mut plan = self
             .plan_tags_listed(
-                source,
+                &live,
                 &registry_of_source.host,
                 repository,
                 selected,
@@ -318,6 +341,23 @@ impl<'a, O: Observe> Planner<'a, O> {
         plan.removals = removals;
         plan.refused_prunes = refused;
         Ok(plan)
+    }
+
+    /// `source` with only the destinations that have not expired (itself when none has).
+    fn live<'s>(&self, source: &'s Source) -> std::borrow::Cow<'s, Source> {
+        let now = self.options.now;
+        if !source.destinations.iter().any(|d| source.lapsed(d, now)) {
+            return std::borrow::Cow::Borrowed(source);
+        }
+        std::borrow::Cow::Owned(Source {
+            destinations: source
+                .destinations
+                .iter()
+                .filter(|d| !source.lapsed(d, now))
+                .cloned()
+                .collect(),
+            ..source.clone()
+        })
     }
 
     /// Plan the one image an ECR push names, for every source that covers it.
@@ -335,6 +375,10 @@ impl<'a, O: Observe> Planner<'a, O> {
             if !self.covers(source, push)? {
                 continue;
             }
+            let source = self.live(source);
+            if source.destinations.is_empty() {
+                continue;
+            }
             let tag = TagInfo {
                 name: pushed.clone(),
                 digest: Some(push.digest.clone()),
@@ -342,7 +386,7 @@ impl<'a, O: Observe> Planner<'a, O> {
             };
             let host = push.host().to_string();
             plan.merge(
-                self.plan_tags(source, &host, &push.repository, vec![tag], Reason::Push)
+                self.plan_tags(&source, &host, &push.repository, vec![tag], Reason::Push)
                     .await?,
             );
         }
@@ -415,19 +459,31 @@ impl<'a, O: Observe> Planner<'a, O> {
             && image.tag.as_deref().is_none_or(|t| source.tags.admits(t)))
     }
 
+    /// An `images:` list: each entry copied to the destinations that have not expired;
+    /// an expired entry (or destination) copies nothing, and destinations that prune lose
+    /// the tag made from it.
     async fn plan_images(
         &self,
         source: &Source,
-        images: &[ImageRef],
+        images: &[crate::config::ListedImage],
         reason: Reason,
     ) -> Result<Plan> {
+        let now = self.options.now;
+        let live = self.live(source);
         let mut plan = Plan::default();
-        for image in images {
+        for listed in images {
+            let image = &listed.image;
             if !source.repositories.matches(image.repository()) {
                 continue;
             }
             let tag = image.tag().unwrap_or_default();
             if !tag.is_empty() && !source.tags.admits(tag) {
+                continue;
+            }
+            let expired = crate::expiry::passed(listed.expires.as_ref(), now);
+            plan.removals
+                .extend(self.expired_image_removals(source, image, expired, reason)?);
+            if expired || live.destinations.is_empty() {
                 continue;
             }
             let info = TagInfo {
@@ -437,7 +493,7 @@ impl<'a, O: Observe> Planner<'a, O> {
             };
             plan.merge(
                 self.plan_tags(
-                    source,
+                    &live,
                     image.registry(),
                     image.repository(),
                     vec![info],
@@ -447,6 +503,45 @@ impl<'a, O: Observe> Planner<'a, O> {
             );
         }
         Ok(plan)
+    }
+
+    /// The removals an expired listed image (or one whose destination expired) asks of the
+    /// destinations that prune: the tag made from it, if in the domain.
+    fn expired_image_removals(
+        &self,
+        source: &Source,
+        image: &ImageRef,
+        entry_expired: bool,
+        reason: Reason,
+    ) -> Result<Vec<RemoveJob>> {
+        let Some(tag) = image.tag() else {
+            return Ok(Vec::new());
+        };
+        let vars = self.config.vars(image.registry(), image.repository(), "");
+        let mut removals = Vec::new();
+        for destination in &source.destinations {
+            if !destination.prune
+                || !(entry_expired || source.lapsed(destination, self.options.now))
+            {
+                continue;
+            }
+            if let Some(removal) =
+                prune::deleted(&destination.target, &destination.keep, &vars, tag)
+            {
+                removals.push(RemoveJob {
+                    destination: removal.destination.repo_only(),
+                    source: image.repo_only(),
+                    tags: vec![TagRemoval {
+                        tag: removal.destination.tag().unwrap_or_default().to_string(),
+                        source_tag: removal.source_tag,
+                        why: RemovalReason::Expired,
+                    }],
+                    source_name: Some(source.name.clone()),
+                    reason,
+                });
+            }
+        }
+        Ok(removals)
     }
 
     /// What pruning removes from `source`'s destinations that prune, for one source
@@ -470,7 +565,15 @@ impl<'a, O: Observe> Planner<'a, O> {
         }
         let vars = self.config.vars(host, repository, "");
         let source_repository = ImageRef::new(host, repository, None, None)?;
+        let nothing = HashSet::new();
         for destination in source.destinations.iter().filter(|d| d.prune) {
+            // Expired: everything it mirrored goes, as the configuration asks, without the
+            // bound (which guards against a source that lists too little, not a date).
+            let lapsed = source.lapsed(destination, self.options.now);
+            let (against, why) = match lapsed {
+                true => (&nothing, RemovalReason::Expired),
+                false => (held, RemovalReason::GoneFromSource),
+            };
             let repositories = prune::destination_repositories(
                 &destination.target,
                 &vars,
@@ -484,7 +587,7 @@ impl<'a, O: Observe> Planner<'a, O> {
             listed.0.extend(self.list_repositories(unlisted).await.0);
             let side = prune::SourceSide {
                 vars,
-                tags: held,
+                tags: against,
                 filter: &source.tags,
             };
             for at in repositories {
@@ -500,9 +603,10 @@ impl<'a, O: Observe> Planner<'a, O> {
                 if weighed.removals.is_empty() {
                     continue;
                 }
-                if !destination
-                    .prune_max
-                    .allows(weighed.removals.len(), weighed.in_domain)
+                if !lapsed
+                    && !destination
+                        .prune_max
+                        .allows(weighed.removals.len(), weighed.in_domain)
                 {
                     let refusal = prune::RefusedPrune {
                         destination: name,
@@ -520,7 +624,7 @@ impl<'a, O: Observe> Planner<'a, O> {
                     .map(|r| TagRemoval {
                         tag: r.destination.tag().unwrap_or_default().to_string(),
                         source_tag: r.source_tag,
-                        why: RemovalReason::GoneFromSource,
+                        why,
                     })
                     .collect();
                 for chunk in tags.chunks(crate::message::REMOVALS_PER_MESSAGE) {
