@@ -295,6 +295,13 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub all: bool,
 
+    /// Succeed even if destinations hold tags their source does not (EXTRA): tags in the
+    /// domain a destination mirrors (what `prune: true` would remove), or, for SRC DST
+    /// repository pairs, any tag of DST that SRC lacks. Without it they make verify fail, so
+    /// a migration is checked both ways before the source is switched off.
+    #[arg(long)]
+    pub allow_extra: bool,
+
     /// Print the verdicts as JSON.
     #[arg(long)]
     pub json: bool,

@@ -140,6 +140,7 @@ mod tests {
                 expired: true,
                 days_left: None,
             }],
+            extras: Vec::new(),
         };
         let text = table(&plan);
         let lines: Vec<&str> = text.lines().collect();

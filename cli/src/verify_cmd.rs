@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use ferry::manifest::Platform;
+use ferry::plan::prune::Extra;
 use ferry::plan::PlanOptions;
 use ferry::reference::ImageRef;
 use ferry::referrers::{tags, Selection};
@@ -22,11 +23,20 @@ const CONCURRENCY: usize = 8;
 struct VerifyReport<'a> {
     #[serde(flatten)]
     summary: &'a VerifySummary,
+    /// Destination tags their source does not have.
+    extra: usize,
     verdicts: &'a [Verdict],
+    extras: &'a [Extra],
+}
+
+/// What verify found: a verdict per destination image, and the extras.
+struct Checked {
+    verdicts: Vec<Verdict>,
+    extras: Vec<Extra>,
 }
 
 pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let verdicts = if args.pairs.is_empty() {
+    let checked = if args.pairs.is_empty() {
         from_config(&args).await?
     } else {
         if args.config.config.is_some() {
@@ -34,39 +44,58 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         }
         from_pairs(&args).await?
     };
+    let Checked { verdicts, extras } = checked;
     let summary = VerifySummary::of(&verdicts);
     if args.json {
         let report = VerifyReport {
             summary: &summary,
+            extra: extras.len(),
             verdicts: &verdicts,
+            extras: &extras,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for v in verdicts.iter().filter(|v| args.all || !v.is_ok()) {
             println!("{}", line(v));
         }
+        for e in &extras {
+            println!(
+                "EXTRA       {} (the source has no {})",
+                e.destination,
+                short_source(&e.source)
+            );
+        }
         println!(
-            "verified {} destinations: {} ok, {} missing, {} different, {} incomplete, {} lacking signatures or referrers, {} could not be checked",
+            "verified {} destinations: {} ok, {} missing, {} different, {} incomplete, {} lacking signatures or referrers, {} could not be checked; {} extra{}",
             summary.verified,
             summary.ok,
             summary.missing,
             summary.different,
             summary.incomplete,
             summary.missing_artifacts,
-            summary.errors
+            summary.errors,
+            extras.len(),
+            match (extras.is_empty(), args.allow_extra) {
+                (false, true) => " (allowed)",
+                _ => "",
+            }
         );
     }
-    Ok(if summary.all_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if summary.all_ok() && (extras.is_empty() || args.allow_extra) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
-/// Every destination the configuration's plan names, whether or not it looks current.
-async fn from_config(args: &VerifyArgs) -> Result<Vec<Verdict>> {
+/// Every destination the configuration's plan names, whether or not it looks current,
+/// and the tags in each destination's domain that its source lacks.
+async fn from_config(args: &VerifyArgs) -> Result<Checked> {
     let options = PlanOptions {
         check_destinations: false,
+        extras: true,
         ..PlanOptions::default()
     };
     let (services, plan) = args.config.plan(options).await?;
@@ -83,12 +112,16 @@ async fn from_config(args: &VerifyArgs) -> Result<Vec<Verdict>> {
         .referrers
         .clone()
         .unwrap_or_else(|| services.config.defaults.referrers.clone());
-    Ok(verifier(&services.registry, referrers)
+    let verdicts = verifier(&services.registry, referrers)
         .verify_all(&expectations)
-        .await)
+        .await;
+    Ok(Checked {
+        verdicts,
+        extras: plan.extras,
+    })
 }
 
-async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
+async fn from_pairs(args: &VerifyArgs) -> Result<Checked> {
     if !args.pairs.len().is_multiple_of(2) {
         bail!(
             "SRC DST come in pairs; got {} image names (the last, {}, has no destination)",
@@ -126,6 +159,7 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
         &destinations,
     )?;
     let mut expectations = Vec::new();
+    let mut extras = Vec::new();
     for (source, destination) in pairs {
         if source.manifest_reference().is_some() {
             expectations.push(Expectation {
@@ -143,7 +177,25 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
             .await
             .with_context(|| format!("listing the tags of {source}"))?;
         // Signature and referrers tags are checked with the images they belong to.
-        for tag in tags.into_iter().filter(|t| !tags::is_artifact_tag(t)) {
+        let tags: Vec<String> = tags
+            .into_iter()
+            .filter(|t| !tags::is_artifact_tag(t))
+            .collect();
+        // A whole repository pair: every other tag of DST is extra.
+        let held = match client.list_tags(&destination).await {
+            Ok(held) => held,
+            Err(ferry::error::Error::RepositoryNotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("listing the tags of {destination}")),
+        };
+        extras.extend(
+            held.iter()
+                .filter(|t| !tags::is_artifact_tag(t) && !tags.contains(t))
+                .map(|t| Extra {
+                    destination: destination.with_tag(t).to_string(),
+                    source: source.with_tag(t).to_string(),
+                }),
+        );
+        for tag in tags {
             expectations.push(Expectation {
                 source: source.with_tag(&tag),
                 destinations: vec![destination.with_tag(&tag)],
@@ -152,7 +204,8 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Vec<Verdict>> {
         }
     }
     let referrers = args.referrers.referrers.clone().unwrap_or_default();
-    Ok(verifier(&client, referrers).verify_all(&expectations).await)
+    let verdicts = verifier(&client, referrers).verify_all(&expectations).await;
+    Ok(Checked { verdicts, extras })
 }
 
 fn verifier(client: &RegistryClient, referrers: Selection) -> Verifier<'_> {

@@ -892,3 +892,74 @@ async fn an_expired_mapping_stops_copying_and_a_pruning_one_is_emptied() {
         "the expired mirror is emptied and gets no 1.2"
     );
 }
+
+/// Verify checks both ways: a tag a destination holds in its domain that the source lacks
+/// is EXTRA and fails verify unless allowed; outside the domain it is no concern.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_lists_extra_tags_in_the_domain_and_fails_on_them_unless_allowed() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let (s, d) = (src.seeder(), dst.seeder());
+    for (i, tag) in ["1.0", "1.1"].into_iter().enumerate() {
+        s.push_image("app", tag, Style::Oci, &[100], 600 + i as u64)
+            .await;
+    }
+    let home = tempfile::tempdir().unwrap();
+    // Not a pruned mirror: verify reports extras whether or not the destination prunes.
+    let yaml = format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    filters: {{tags: {{include: ['\\d+\\.\\d+']}}}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\", keep: ['9\\..*']}}]\n",
+        src.host(),
+        dst.host()
+    );
+    let ferry_with = configured(home.path(), &yaml);
+    assert!(run(ferry_with(&["sync"])).await.status.success());
+    let out = run(ferry_with(&["verify"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("; 0 extra"));
+
+    // At the mirror: one in the domain the source lacks (2.0), one the filters reject, one
+    // `keep` protects.
+    for (tag, seed) in [("2.0", 610), ("hand-pushed", 611), ("9.9", 612)] {
+        d.push_image("mirror/app", tag, Style::Oci, &[100], seed)
+            .await;
+    }
+    let out = run(ferry_with(&["verify"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let extra: Vec<&str> = stdout.lines().filter(|l| l.starts_with("EXTRA")).collect();
+    assert_eq!(extra.len(), 1, "{stdout}");
+    assert!(
+        extra[0].contains("/mirror/app:2.0 (the source has no ") && extra[0].ends_with("/app:2.0)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 ok, 0 missing") && stdout.contains("; 1 extra"),
+        "{stdout}"
+    );
+
+    let out = run(ferry_with(&["verify", "--allow-extra", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["extra"], 1, "{report}");
+    assert_eq!(
+        report["extras"][0]["destination"],
+        format!("{}/mirror/app:2.0", dst.host())
+    );
+
+    // SRC DST repository pairs: every tag of DST that SRC lacks is extra.
+    let mut pairs = ferry(home.path());
+    pairs.args([
+        "verify",
+        "--insecure-loopback",
+        &format!("{}/app", src.host()),
+        &format!("{}/mirror/app", dst.host()),
+    ]);
+    let out = run(pairs).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("EXTRA")).count(),
+        3,
+        "{stdout}"
+    );
+}

@@ -652,3 +652,29 @@ async fn an_expired_source_is_not_even_listed_and_its_images_entries_expire_one_
         "image src.example/team/app:v0 of source s expires in 11 days (2027-01-31)"
     );
 }
+
+#[tokio::test]
+async fn verify_weighs_every_destination_for_extras_and_plans_no_removal() {
+    let mut registries = source_with(&tags(2));
+    for (i, tag) in tags(4).iter().enumerate() {
+        registries.push(DEST, Some(tag), &image(i as u8));
+    }
+    let options = PlanOptions {
+        check_destinations: false,
+        extras: true,
+        ..PlanOptions::default()
+    };
+    for extra in ["", "defaults: {prune: true}\n"] {
+        let plan = plan(&config(extra), &registries, options.clone()).await;
+        assert!(plan.removals.is_empty() && plan.refused_prunes.is_empty());
+        let extras: Vec<&str> = plan.extras.iter().map(|e| e.destination.as_str()).collect();
+        assert_eq!(
+            extras,
+            [format!("{DEST}:v2"), format!("{DEST}:v3")],
+            "{extra}"
+        );
+        assert_eq!(plan.extras[0].source, format!("{SOURCE}:v2"));
+        // Every destination of every tag is verified: none is left out as current.
+        assert_eq!(plan.jobs.len(), 2);
+    }
+}

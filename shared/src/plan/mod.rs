@@ -51,6 +51,9 @@ pub struct PlanOptions {
     pub prefetch_manifests: bool,
     /// The time expiry dates are read against: when planning started.
     pub now: jiff::Timestamp,
+    /// Weigh every destination, pruned or not, and report the tags in its domain that the
+    /// source lacks as [`Plan::extras`] instead of planning removals (`ferry verify`).
+    pub extras: bool,
 }
 
 impl Default for PlanOptions {
@@ -60,6 +63,7 @@ impl Default for PlanOptions {
             concurrency: 16,
             prefetch_manifests: false,
             now: jiff::Timestamp::now(),
+            extras: false,
         }
     }
 }
@@ -98,6 +102,9 @@ pub struct Plan {
     /// Mappings expired (nothing copied) or expiring soon, once per source planned.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expiry: Vec<crate::expiry::ExpiryNotice>,
+    /// With [`PlanOptions::extras`]: destination tags in a domain whose source tag is gone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<prune::Extra>,
 }
 
 impl Plan {
@@ -108,9 +115,20 @@ impl Plan {
         self.removals.extend(other.removals);
         self.refused_prunes.extend(other.refused_prunes);
         self.expiry.extend(other.expiry);
+        self.extras.extend(other.extras);
         self.repositories += other.repositories;
         self.tags += other.tags;
     }
+}
+
+/// One source repository's destinations weighed against it.
+#[derive(Default)]
+struct WeighedRepository {
+    removals: Vec<RemoveJob>,
+    refused: Vec<prune::RefusedPrune>,
+    extras: Vec<prune::Extra>,
+    /// The destination repositories listed, for the copy's planning.
+    listed: DestinationTags,
 }
 
 /// Plans from what `O` observes: the registries and ECR's API ([`Live`]), or plain values
@@ -323,7 +341,7 @@ impl<'a, O: Observe> Planner<'a, O> {
         self.facts
             .remember_tags(&repo, tags.iter().map(|t| t.name.clone()));
         let held: HashSet<String> = tags.iter().map(|t| t.name.clone()).collect();
-        let (removals, refused, listed) = self
+        let weighed = self
             .plan_removals(source, &registry_of_source.host, repository, &held, reason)
             .await?;
         let selected = live.tags.select(tags);
@@ -334,12 +352,13 @@ impl<'a, O: Observe> Planner<'a, O> {
                 repository,
                 selected,
                 reason,
-                listed,
+                weighed.listed,
             )
             .await?;
         plan.repositories = 1;
-        plan.removals = removals;
-        plan.refused_prunes = refused;
+        plan.removals = weighed.removals;
+        plan.refused_prunes = weighed.refused;
+        plan.extras = weighed.extras;
         Ok(plan)
     }
 
@@ -548,7 +567,9 @@ impl<'a, O: Observe> Planner<'a, O> {
     /// repository holding `held` (every tag, whatever the filters select): each destination
     /// repository the repository maps to is listed, weighed and bounded. The listings are
     /// handed back for the copy's planning, which then need not list them again. Nothing is
-    /// planned without destination checks (`--no-check`), which list nothing.
+    /// planned without destination checks (`--no-check`), which list nothing. With
+    /// [`PlanOptions::extras`] every destination is weighed and nothing is removed: what
+    /// pruning would take is reported as extras.
     async fn plan_removals(
         &self,
         source: &Source,
@@ -556,17 +577,17 @@ impl<'a, O: Observe> Planner<'a, O> {
         repository: &str,
         held: &HashSet<String>,
         reason: Reason,
-    ) -> Result<(Vec<RemoveJob>, Vec<prune::RefusedPrune>, DestinationTags)> {
-        let mut removals = Vec::new();
-        let mut refused = Vec::new();
-        let mut listed = DestinationTags::default();
-        if !self.options.check_destinations {
-            return Ok((removals, refused, listed));
+    ) -> Result<WeighedRepository> {
+        let mut out = WeighedRepository::default();
+        let extras = self.options.extras;
+        if !self.options.check_destinations && !extras {
+            return Ok(out);
         }
         let vars = self.config.vars(host, repository, "");
         let source_repository = ImageRef::new(host, repository, None, None)?;
         let nothing = HashSet::new();
-        for destination in source.destinations.iter().filter(|d| d.prune) {
+        let listed = &mut out.listed;
+        for destination in source.destinations.iter().filter(|d| d.prune || extras) {
             // Expired: everything it mirrored goes, as the configuration asks, without the
             // bound (which guards against a source that lists too little, not a date).
             let lapsed = source.lapsed(destination, self.options.now);
@@ -603,6 +624,14 @@ impl<'a, O: Observe> Planner<'a, O> {
                 if weighed.removals.is_empty() {
                     continue;
                 }
+                if extras {
+                    out.extras
+                        .extend(weighed.removals.into_iter().map(|r| prune::Extra {
+                            destination: r.destination.to_string(),
+                            source: source_repository.with_tag(&r.source_tag).to_string(),
+                        }));
+                    continue;
+                }
                 if !lapsed
                     && !destination
                         .prune_max
@@ -615,7 +644,7 @@ impl<'a, O: Observe> Planner<'a, O> {
                         prune_max: destination.prune_max,
                     };
                     tracing::error!("{refusal}");
-                    refused.push(refusal);
+                    out.refused.push(refusal);
                     continue;
                 }
                 let tags: Vec<TagRemoval> = weighed
@@ -628,7 +657,7 @@ impl<'a, O: Observe> Planner<'a, O> {
                     })
                     .collect();
                 for chunk in tags.chunks(crate::message::REMOVALS_PER_MESSAGE) {
-                    removals.push(RemoveJob {
+                    out.removals.push(RemoveJob {
                         destination: at.clone(),
                         source: source_repository.clone(),
                         tags: chunk.to_vec(),
@@ -638,7 +667,11 @@ impl<'a, O: Observe> Planner<'a, O> {
                 }
             }
         }
-        Ok((removals, refused, listed))
+        // Verify plans every destination without checks: its listings are not the copy's.
+        if !self.options.check_destinations {
+            out.listed = DestinationTags::default();
+        }
+        Ok(out)
     }
 
     /// Jobs for the given tags of one repository: pin digests, map destinations, leave out

@@ -145,6 +145,16 @@ pub fn destination_repositories<'s>(
     repositories.into_values().collect()
 }
 
+/// A destination tag in a domain whose source tag is gone: what a prune would remove, as
+/// `ferry verify` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Extra {
+    /// `registry/repository:tag` at the destination.
+    pub destination: String,
+    /// The source image it would have been made from.
+    pub source: String,
+}
+
 /// A prune its bound refused: nothing was removed from this repository.
 #[serde_with::serde_as]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
