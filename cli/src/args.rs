@@ -302,6 +302,13 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub allow_extra: bool,
 
+    /// Copy again what verify finds missing, incomplete (a lost blob or child manifest:
+    /// only what is absent is sent), lacking signatures or referrers, or different where
+    /// the destination may be overwritten (`overwrite`; never for SRC DST pairs); then
+    /// verify again and report that. Extras are never removed here (see `prune`).
+    #[arg(long)]
+    pub repair: bool,
+
     /// Print the verdicts as JSON.
     #[arg(long)]
     pub json: bool,

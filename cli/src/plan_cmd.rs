@@ -111,6 +111,7 @@ mod tests {
                 platforms: vec!["linux/arm64".parse().unwrap()],
                 source_name: Some("s".into()),
                 reason: Reason::Manual,
+                repair: false,
                 },
                 hints: Default::default(),
             }],

@@ -1,19 +1,28 @@
-//! `ferry verify`: does every destination hold exactly its source image, complete?
+//! `ferry verify`: does every destination hold exactly its source image, complete, and
+//! nothing else in its domain? With `--repair`, copy again what is not so, and check again.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use ferry::aws::AwsClients;
+use ferry::copy::{Copier, CopyOptions};
+use ferry::jobs::JobRunner;
 use ferry::manifest::Platform;
+use ferry::message::{CopyJob, JobDestination, Reason};
 use ferry::plan::prune::Extra;
 use ferry::plan::PlanOptions;
 use ferry::reference::ImageRef;
-use ferry::referrers::{tags, Selection};
+use ferry::referrers::tags;
 use ferry::registry::{RegistryClient, RetryPolicy};
+use ferry::report::ImageReport;
 use ferry::verify::{Expectation, Finding, Verdict, Verifier, VerifySummary};
+use futures::{stream, StreamExt};
 use serde::Serialize;
 
 use crate::args::VerifyArgs;
-use crate::output::{short_source, skipped_line};
+use crate::output::{self, short_source, skipped_line};
 use crate::setup;
 
 /// Images checked at the same time.
@@ -27,16 +36,31 @@ struct VerifyReport<'a> {
     extra: usize,
     verdicts: &'a [Verdict],
     extras: &'a [Extra],
+    /// With `--repair`: the copies made, and what the first check found (`verdicts` are
+    /// then the check after the repair).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repair: Option<RepairReport<'a>>,
 }
 
-/// What verify found: a verdict per destination image, and the extras.
-struct Checked {
-    verdicts: Vec<Verdict>,
+#[derive(Serialize)]
+struct RepairReport<'a> {
+    images: &'a [ImageReport],
+    before: &'a [Verdict],
+}
+
+/// What to verify, and what with.
+struct Checking {
+    /// Each source image and where it should be, as the copy jobs that put it there.
+    jobs: Vec<CopyJob>,
+    /// Destination tags their source lacks (found while planning).
     extras: Vec<Extra>,
+    registry: Arc<RegistryClient>,
+    aws: Arc<AwsClients>,
+    options: CopyOptions,
 }
 
 pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let checked = if args.pairs.is_empty() {
+    let checking = if args.pairs.is_empty() {
         from_config(&args).await?
     } else {
         if args.config.config.is_some() {
@@ -44,7 +68,50 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         }
         from_pairs(&args).await?
     };
-    let Checked { verdicts, extras } = checked;
+    let verifier = Verifier::new(
+        &checking.registry,
+        CONCURRENCY,
+        checking.options.referrers.clone(),
+    );
+    let expectations = checking
+        .jobs
+        .iter()
+        .map(Expectation::from_job)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut verdicts = verifier.verify_all(&expectations).await;
+    let mut repaired = None;
+    if args.repair {
+        let jobs = repairs(&checking.jobs, &verdicts);
+        if !jobs.is_empty() {
+            if !args.json {
+                eprintln!("repairing {} images", jobs.len());
+            }
+            let copier = Copier::new(checking.registry.clone(), checking.options.clone());
+            let runner = JobRunner::new(copier, checking.aws.clone());
+            let runner = &runner;
+            let concurrency = checking.options.image_concurrency.max(1);
+            let images: Vec<ImageReport> = stream::iter(&jobs)
+                .map(|job| async move {
+                    match runner.run(job, &Default::default()).await {
+                        Ok(reports) => reports,
+                        Err(e) => vec![e.report(job)],
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .flat_map(stream::iter)
+                .collect()
+                .await;
+            if !args.json {
+                for image in &images {
+                    eprintln!("{}", output::image_line(image));
+                }
+            }
+            // Verified again, everything: what the repair did not touch stands as found.
+            let before = std::mem::replace(&mut verdicts, verifier.verify_all(&expectations).await);
+            repaired = Some((images, before));
+        }
+    }
+    let Checking { extras, .. } = checking;
     let summary = VerifySummary::of(&verdicts);
     if args.json {
         let report = VerifyReport {
@@ -52,6 +119,9 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
             extra: extras.len(),
             verdicts: &verdicts,
             extras: &extras,
+            repair: repaired
+                .as_ref()
+                .map(|(images, before)| RepairReport { images, before }),
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -66,8 +136,9 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
             );
         }
         println!(
-            "verified {} destinations: {} ok, {} missing, {} different, {} incomplete, {} lacking signatures or referrers, {} could not be checked; {} extra{}",
+            "verified {} destinations{}: {} ok, {} missing, {} different, {} incomplete, {} lacking signatures or referrers, {} could not be checked; {} extra{}",
             summary.verified,
+            if repaired.is_some() { " after repair" } else { "" },
             summary.ok,
             summary.missing,
             summary.different,
@@ -90,9 +161,51 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
     )
 }
 
+/// The copies that mend what `verdicts` found: a missing tag, an incomplete image (a
+/// deep copy, which sends only the blobs and child manifests it lacks), absent signatures
+/// or referrers, and a tag at another image where the destination may be overwritten. A
+/// check that failed, or a differing tag that may not be overwritten, is left as reported.
+fn repairs(jobs: &[CopyJob], verdicts: &[Verdict]) -> Vec<CopyJob> {
+    // (source, destination) → whether the tag there is at another image.
+    let broken: HashMap<(&str, &str), bool> = verdicts
+        .iter()
+        .filter_map(|v| {
+            let different = match v.finding {
+                Finding::Missing
+                | Finding::Incomplete { .. }
+                | Finding::MissingArtifacts { .. } => false,
+                Finding::Different { .. } => true,
+                Finding::Ok | Finding::Error { .. } => return None,
+            };
+            Some(((v.source.as_str(), v.destination.as_str()), different))
+        })
+        .collect();
+    jobs.iter()
+        .filter_map(|job| {
+            let source = job.source.to_string();
+            let destinations: Vec<JobDestination> = job
+                .destinations
+                .iter()
+                .filter(|d| {
+                    let destination = d.reference.to_string();
+                    broken
+                        .get(&(source.as_str(), destination.as_str()))
+                        .is_some_and(|&different| d.overwrite || !different)
+                })
+                .cloned()
+                .collect();
+            (!destinations.is_empty()).then(|| CopyJob {
+                destinations,
+                repair: true,
+                ..job.clone()
+            })
+        })
+        .collect()
+}
+
 /// Every destination the configuration's plan names, whether or not it looks current,
 /// and the tags in each destination's domain that its source lacks.
-async fn from_config(args: &VerifyArgs) -> Result<Checked> {
+async fn from_config(args: &VerifyArgs) -> Result<Checking> {
     let options = PlanOptions {
         check_destinations: false,
         extras: true,
@@ -102,26 +215,20 @@ async fn from_config(args: &VerifyArgs) -> Result<Checked> {
     for s in &plan.skipped {
         eprintln!("{}", skipped_line(s));
     }
-    let expectations = plan
-        .jobs
-        .iter()
-        .map(|planned| Expectation::from_job(&planned.job))
-        .collect::<Result<Vec<_>, _>>()?;
-    let referrers = args
-        .referrers
-        .referrers
-        .clone()
-        .unwrap_or_else(|| services.config.defaults.referrers.clone());
-    let verdicts = verifier(&services.registry, referrers)
-        .verify_all(&expectations)
-        .await;
-    Ok(Checked {
-        verdicts,
+    let mut options = services.copy_options();
+    if let Some(referrers) = &args.referrers.referrers {
+        options.referrers = referrers.clone();
+    }
+    Ok(Checking {
+        jobs: plan.jobs.into_iter().map(|p| p.job).collect(),
         extras: plan.extras,
+        registry: services.registry.clone(),
+        aws: services.aws.clone(),
+        options,
     })
 }
 
-async fn from_pairs(args: &VerifyArgs) -> Result<Checked> {
+async fn from_pairs(args: &VerifyArgs) -> Result<Checking> {
     if !args.pairs.len().is_multiple_of(2) {
         bail!(
             "SRC DST come in pairs; got {} image names (the last, {}, has no destination)",
@@ -158,15 +265,24 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Checked> {
         &sources,
         &destinations,
     )?;
-    let mut expectations = Vec::new();
+    // Pairs say nothing of overwriting: a tag at another image is reported, not replaced.
+    let job = |source: ImageRef, destination: ImageRef| CopyJob {
+        source,
+        destinations: vec![JobDestination {
+            reference: destination,
+            overwrite: false,
+            create_repository: None,
+        }],
+        platforms: platforms.clone(),
+        source_name: None,
+        reason: Reason::Manual,
+        repair: false,
+    };
+    let mut jobs = Vec::new();
     let mut extras = Vec::new();
     for (source, destination) in pairs {
         if source.manifest_reference().is_some() {
-            expectations.push(Expectation {
-                source,
-                destinations: vec![destination],
-                platforms: platforms.clone(),
-            });
+            jobs.push(job(source, destination));
             continue;
         }
         if destination.tag().is_some() || destination.digest().is_some() {
@@ -196,20 +312,20 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Checked> {
                 }),
         );
         for tag in tags {
-            expectations.push(Expectation {
-                source: source.with_tag(&tag),
-                destinations: vec![destination.with_tag(&tag)],
-                platforms: platforms.clone(),
-            });
+            jobs.push(job(source.with_tag(&tag), destination.with_tag(&tag)));
         }
     }
-    let referrers = args.referrers.referrers.clone().unwrap_or_default();
-    let verdicts = verifier(&client, referrers).verify_all(&expectations).await;
-    Ok(Checked { verdicts, extras })
-}
-
-fn verifier(client: &RegistryClient, referrers: Selection) -> Verifier<'_> {
-    Verifier::new(client, CONCURRENCY, referrers)
+    let options = CopyOptions {
+        referrers: args.referrers.referrers.clone().unwrap_or_default(),
+        ..CopyOptions::default()
+    };
+    Ok(Checking {
+        jobs,
+        extras,
+        registry: Arc::new(client),
+        aws: Arc::new(AwsClients::from_environment()),
+        options,
+    })
 }
 
 fn line(v: &Verdict) -> String {
@@ -228,5 +344,90 @@ fn line(v: &Verdict) -> String {
             format!("ARTIFACTS   {} lacks {}", v.destination, absent.join(", "))
         }
         Finding::Error { message } => format!("ERROR       {}: {message}", v.destination),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(source: &str, destinations: &[(&str, bool)]) -> CopyJob {
+        CopyJob {
+            source: source.parse().unwrap(),
+            destinations: destinations
+                .iter()
+                .map(|(d, overwrite)| JobDestination {
+                    reference: d.parse().unwrap(),
+                    overwrite: *overwrite,
+                    create_repository: None,
+                })
+                .collect(),
+            platforms: Vec::new(),
+            source_name: None,
+            reason: Reason::Manual,
+            repair: false,
+        }
+    }
+
+    fn verdict(source: &str, destination: &str, finding: Finding) -> Verdict {
+        Verdict {
+            source: source.into(),
+            destination: destination.into(),
+            finding,
+        }
+    }
+
+    #[test]
+    fn repairs_mend_what_is_broken_and_replace_only_where_overwriting_is_allowed() {
+        let src = "src.example/app:1.0";
+        let jobs = [job(
+            src,
+            &[
+                ("a.example/app:1.0", true),
+                ("b.example/app:1.0", false),
+                ("c.example/app:1.0", true),
+                ("d.example/app:1.0", false),
+                ("e.example/app:1.0", true),
+            ],
+        )];
+        let different = || Finding::Different {
+            expected: "sha256:1".into(),
+            found: "sha256:2".into(),
+        };
+        let verdicts = [
+            verdict(src, "a.example/app:1.0", different()),
+            verdict(src, "b.example/app:1.0", different()),
+            verdict(
+                src,
+                "c.example/app:1.0",
+                Finding::Incomplete {
+                    absent: vec!["blob sha256:3".into()],
+                },
+            ),
+            verdict(src, "d.example/app:1.0", Finding::Missing),
+            verdict(
+                src,
+                "e.example/app:1.0",
+                Finding::Error {
+                    message: "denied".into(),
+                },
+            ),
+        ];
+        let repairs = repairs(&jobs, &verdicts);
+        assert_eq!(repairs.len(), 1);
+        assert!(repairs[0].repair);
+        let to: Vec<String> = repairs[0]
+            .destinations
+            .iter()
+            .map(|d| d.reference.to_string())
+            .collect();
+        assert_eq!(
+            to,
+            [
+                "a.example/app:1.0",
+                "c.example/app:1.0",
+                "d.example/app:1.0"
+            ]
+        );
     }
 }

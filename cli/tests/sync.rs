@@ -963,3 +963,82 @@ async fn verify_lists_extra_tags_in_the_domain_and_fails_on_them_unless_allowed(
         "{stdout}"
     );
 }
+
+/// A mirror broken behind ferry's back (a layer blob lost, a platform manifest of an index
+/// deleted, a tag moved at the source) looks up to date to a re-sync, which compares only
+/// tags; `verify --repair` sends exactly what is missing and checks again.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_repair_restores_a_lost_blob_and_a_deleted_child_manifest() {
+    let f = fixture().await;
+    assert!(run(f.ferry(&["sync"])).await.status.success());
+    let (_, _, worker, _, _) = f.images.iter().find(|i| i.1 == "worker-1.4").unwrap();
+    let layer = &worker.blobs[1];
+    let d = f.dst.seeder();
+    d.delete_blob("group/proj/worker", &layer.digest).await;
+    let (_, _, index, _, _) = f.images.iter().find(|i| i.1 == "2.0").unwrap();
+    let index_doc: Value = serde_json::from_slice(&index.raw).unwrap();
+    let child = index_doc["manifests"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.delete_manifest("group/app", &child).await;
+    assert!(d.manifest("group/app", &child).await.is_none());
+    let moved = f
+        .src
+        .seeder()
+        .push_image("app", "1.0", Style::Oci, &[650], 98)
+        .await;
+
+    // A re-sync sees matching tags for the broken two and copies only the moved tag.
+    let out = run(f.ferry(&["sync", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let synced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(synced["copied"], 1, "{synced}");
+    let out = run(f.ferry(&["verify"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 ok, 0 missing, 0 different, 2 incomplete"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(f.ferry(&["verify", "--repair", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], 5, "{report}");
+    let before = report["repair"]["before"].as_array().unwrap();
+    assert_eq!(
+        before.iter().filter(|v| v["state"] == "incomplete").count(),
+        2,
+        "{report}"
+    );
+    let images = report["repair"]["images"].as_array().unwrap();
+    assert_eq!(
+        images.len(),
+        2,
+        "only the broken images are copied: {report}"
+    );
+    let of = |source: &str| {
+        images
+            .iter()
+            .find(|i| i["source"].as_str().unwrap().contains(source))
+            .unwrap_or_else(|| panic!("{source}: {report}"))
+    };
+    let worker_copy = of("proj:worker-1.4");
+    assert_eq!(worker_copy["status"], "copied");
+    // Only the lost layer crossed again, not the whole image.
+    assert_eq!(worker_copy["blobs_uploaded"], 1, "{worker_copy}");
+    assert_eq!(worker_copy["bytes_uploaded"], layer.size, "{worker_copy}");
+    let app_copy = of("app:2.0");
+    assert_eq!(app_copy["manifests_pushed"], 1, "the one child: {app_copy}");
+    assert_eq!(app_copy["blobs_uploaded"], 0, "{app_copy}");
+    assert!(d.manifest("group/app", &child).await.is_some());
+    let (_, _, digest) = d.manifest("group/app", "1.0").await.unwrap();
+    assert_eq!(digest, moved.digest);
+
+    // Nothing left to repair: a second run copies nothing and passes.
+    let out = run(f.ferry(&["verify", "--repair"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("repairing"), "{stderr}");
+}

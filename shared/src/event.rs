@@ -1,6 +1,7 @@
 //! The events the planner Lambda is invoked with, told apart by shape:
 //!
-//! 1. a manual invoke: `{"action": "sync", "sources": ["name", …], "dry_run": true}`;
+//! 1. a manual invoke: `{"action": "sync", "sources": ["name", …], "dry_run": true,
+//!    "repair": true}`;
 //! 2. an EventBridge schedule: `"source": "aws.events", "detail-type": "Scheduled Event"`;
 //! 3. an EventBridge ECR image action: `"source": "aws.ecr", "detail-type": "ECR Image
 //!    Action"` with `result: SUCCESS` and `action-type` `PUSH` or `DELETE` (a failed action
@@ -36,6 +37,10 @@ pub struct ManualSync {
     /// Return the plan instead of sending it.
     #[serde(default)]
     pub dry_run: bool,
+    /// A deep check: a job for every image, whatever its destination tags say, that sends
+    /// whatever blob or child manifest is missing under them (and prunes nothing).
+    #[serde(default)]
+    pub repair: bool,
 }
 
 /// The image an ECR image action names.
@@ -191,7 +196,8 @@ mod tests {
             PlannerEvent::Manual(ManualSync {
                 action: "sync".into(),
                 sources: None,
-                dry_run: true
+                dry_run: true,
+                repair: false,
             })
         );
         let schedule = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",

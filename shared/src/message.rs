@@ -83,6 +83,10 @@ pub struct CopyJob {
     pub source_name: Option<String>,
     #[serde(default)]
     pub reason: Reason,
+    /// A deep check: trust no destination tag, send whatever blob or child manifest is
+    /// missing under it (see [`crate::copy::CopyRequest::repair`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repair: bool,
 }
 
 #[serde_as]
@@ -112,6 +116,9 @@ pub struct RepositoryTask {
     pub reason: Reason,
     #[serde(default)]
     pub dry_run: bool,
+    /// A deep check: every image's jobs repair (see [`CopyJob::repair`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repair: bool,
 }
 
 /// Remove tags from one repository of a destination that prunes: at least once, and
@@ -298,6 +305,7 @@ impl CopyJob {
             .collect();
         let mut request = CopyRequest::new(source, destinations);
         request.platforms = self.platforms.clone();
+        request.repair = self.repair;
         Ok(request)
     }
 }
@@ -317,6 +325,7 @@ mod tests {
             platforms: vec!["linux/amd64".parse().unwrap()],
             source_name: Some("ecr".into()),
             reason: Reason::Push,
+            repair: false,
         })
     }
 
@@ -331,6 +340,7 @@ mod tests {
             repository: "team/app".into(),
             reason: Reason::Schedule,
             dry_run: false,
+            repair: false,
         });
         assert_eq!(Message::decode(&task.encode()).unwrap(), task);
     }

@@ -152,3 +152,34 @@ fn the_functions_know_their_queues_last_delivery() {
         );
     }
 }
+
+/// Every scheduled event the planner gets is one it accepts, as what it is meant to be:
+/// the deep check's input asks for a repairing sync.
+#[test]
+fn the_planner_schedules_send_events_the_planner_accepts() {
+    use ferry::event::PlannerEvent;
+    let t = template();
+    let events = &t["Resources"]["PlannerFunction"]["Properties"]["Events"];
+    let schedules: Vec<(&str, &Value)> = events
+        .as_mapping()
+        .expect("planner events")
+        .iter()
+        .filter(|(_, e)| e["Type"].as_str() == Some("Schedule"))
+        .map(|(name, e)| (name.as_str().unwrap(), e))
+        .collect();
+    assert_eq!(schedules.len(), 2, "the sync and the deep check");
+    for (name, schedule) in schedules {
+        let event = match schedule["Properties"]["Input"].as_str() {
+            // What EventBridge sends without an input.
+            None => serde_json::json!({"version": "0", "source": "aws.events",
+                "detail-type": "Scheduled Event", "detail": {}}),
+            Some(input) => serde_json::from_str(input).unwrap(),
+        };
+        let parsed = PlannerEvent::parse(&event).unwrap_or_else(|e| panic!("{name}: {}", e.0));
+        match (name, parsed) {
+            ("Schedule", PlannerEvent::Scheduled) => {}
+            ("DeepCheck", PlannerEvent::Manual(m)) => assert!(m.repair && !m.dry_run),
+            (name, parsed) => panic!("{name}: {parsed:?}"),
+        }
+    }
+}

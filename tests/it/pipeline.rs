@@ -451,6 +451,7 @@ async fn a_registry_sync_fans_out_one_planning_task_per_repository() {
         repository: "team/api".into(),
         reason: Reason::Manual,
         dry_run: false,
+        repair: false,
     })
     .encode();
     sqs::send(&p.sqs, &p.plan_url, &stale).await;
@@ -935,4 +936,54 @@ async fn an_ecr_delete_event_removes_the_tag_from_a_pruning_mirror_and_a_stale_o
     assert!(p.receive(&p.copy_url).await.is_empty());
     assert!(p.receive(&p.dlq_url).await.dead_letters().is_empty());
     assert_eq!(d.tags("mirror/team/app").await, ["1.0", "1.2"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deep_check_event_repairs_a_mirror_whose_tags_all_look_current() {
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let s = src.seeder();
+    let mut pushed = Vec::new();
+    for (tag, seed) in [("1.0", 41), ("1.1", 42)] {
+        pushed.push(
+            s.push_image("app", tag, Style::Oci, &[400, 200], seed)
+                .await,
+        );
+    }
+    let config = format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\"}}]\n",
+        src.host(),
+        dst.host()
+    );
+    // Through the planning queue, as deployed: the option travels in the task.
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        true,
+    )
+    .await;
+    p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    p.drain_planning().await;
+    assert!(p.drain_copies().await.failed.is_empty());
+    let lost = &pushed[1].blobs[1].digest;
+    dst.seeder().delete_blob("mirror/app", lost).await;
+
+    // An ordinary sync finds every tag current and sends nothing.
+    p.planner.handle(json!({"action": "sync"})).await.unwrap();
+    p.drain_planning().await;
+    assert!(p.receive(&p.copy_url).await.is_empty());
+
+    // The deep check sends every image, and the copier puts back only what was lost.
+    p.planner
+        .handle(json!({"action": "sync", "repair": true}))
+        .await
+        .unwrap();
+    p.drain_planning().await;
+    let drained = p.drain_copies().await;
+    assert_eq!(drained.records, 2, "a job for every image");
+    assert!(drained.failed.is_empty());
+    assert!(dst.seeder().blob_exists("mirror/app", lost).await);
+    assert!(p.receive(&p.dlq_url).await.dead_letters().is_empty());
 }

@@ -111,6 +111,8 @@ impl Copier {
                 existing: None,
                 status: Status::Copied,
                 error: None,
+                repairing: false,
+                changed: false,
             })
             .collect();
         let heads = futures::future::join_all(

@@ -80,6 +80,10 @@ pub struct CopyRequest {
     pub platforms: Vec<Platform>,
     /// What planning in this process already found out about the image.
     pub hints: PlanHints,
+    /// Do not trust a destination tag that points at the image: check that every blob and
+    /// child manifest under it is there, and send what is missing (`ferry verify --repair`,
+    /// a deep check). The tag itself is not pushed again.
+    pub repair: bool,
 }
 
 /// What planning in the same process already learned about an image, so the copy need not
@@ -106,6 +110,7 @@ impl CopyRequest {
             overwrite: true,
             platforms: Vec::new(),
             hints: PlanHints::default(),
+            repair: false,
         }
     }
 }
@@ -135,6 +140,11 @@ struct Target {
     existing: Option<Digest>,
     status: Status,
     error: Option<Error>,
+    /// The tag already names the image, which is being repaired: only what is missing
+    /// under it is sent, and the target is up to date if nothing was.
+    repairing: bool,
+    /// Something was sent to this target (a blob uploaded or mounted, a manifest put).
+    changed: bool,
 }
 
 impl Copier {
@@ -348,9 +358,11 @@ impl Copier {
                 existing: None,
                 status: Status::Copied,
                 error: None,
+                repairing: false,
+                changed: false,
             });
         }
-        let heads = if request.hints.destinations_current {
+        let heads = if request.hints.destinations_current && !request.repair {
             targets
                 .iter()
                 .map(|_| {
@@ -372,6 +384,10 @@ impl Copier {
         };
         for (t, head) in targets.iter_mut().zip(heads) {
             match head {
+                Ok(Some(h)) if h.digest == want && request.repair => {
+                    t.existing = Some(h.digest);
+                    t.repairing = true;
+                }
                 Ok(Some(h)) if h.digest == want => {
                     index_hint |= h.is_index();
                     t.status = Status::UpToDate
@@ -457,8 +473,12 @@ impl Copier {
                     Ok(BlobOutcome::Uploaded) => {
                         stats.blobs_uploaded += 1;
                         stats.bytes_uploaded += size;
+                        targets[ti].changed = true;
                     }
-                    Ok(BlobOutcome::Mounted) => stats.blobs_mounted += 1,
+                    Ok(BlobOutcome::Mounted) => {
+                        stats.blobs_mounted += 1;
+                        targets[ti].changed = true;
+                    }
                     Ok(BlobOutcome::Present) => stats.blobs_skipped += 1,
                     Err(e) => {
                         if targets[ti].error.is_none() {
@@ -469,17 +489,30 @@ impl Copier {
             }
         }
 
-        // Then manifests, children first, and the tag last.
+        // Then manifests, children first, and the tag last. A target being repaired gets
+        // only the children it lacks, and keeps its tag as it is.
         let pushing = active_indexes(targets);
         let pushes =
             futures::future::join_all(pushing.iter().map(|&i| &targets[i]).map(|t| async {
                 let mut pushed = 0u64;
                 let (children, root) = image.manifests.split_at(image.manifests.len() - 1);
                 for child in children {
+                    if t.repairing
+                        && self
+                            .client
+                            .head_manifest(&t.dest, child.digest.as_str())
+                            .await?
+                            .is_some()
+                    {
+                        continue;
+                    }
                     self.client
                         .put_manifest(&t.dest, child.digest.as_str(), child)
                         .await?;
                     pushed += 1;
+                }
+                if t.repairing {
+                    return Ok::<u64, Error>(pushed);
                 }
                 self.client
                     .put_manifest(&t.dest, &t.reference, &root[0])
@@ -501,7 +534,14 @@ impl Copier {
             .await;
         for (ti, result) in pushing.into_iter().zip(pushes) {
             match result {
-                Ok(n) => stats.manifests_pushed += n,
+                Ok(n) => {
+                    stats.manifests_pushed += n;
+                    let t = &mut targets[ti];
+                    t.changed |= n > 0;
+                    if t.repairing && !t.changed {
+                        t.status = Status::UpToDate;
+                    }
+                }
                 Err(e) => fail(&mut targets[ti], e),
             }
         }

@@ -89,12 +89,20 @@ impl PlannerHandler {
     /// A planner for this invocation: expiry is read against its start, not the start of
     /// this (long-lived) function instance.
     fn planner(&self) -> Planner<'_> {
+        self.planner_repairing(false)
+    }
+
+    /// [`Self::planner`], for a deep check when `repair`: every image gets a job, whatever
+    /// its destinations' tags say, and the job sends what is missing under them.
+    fn planner_repairing(&self, repair: bool) -> Planner<'_> {
         Planner::new(
             &self.services.config,
             &self.services.registry,
             &self.services.aws,
             PlanOptions {
                 now: jiff::Timestamp::now(),
+                check_destinations: self.options.check_destinations && !repair,
+                repair,
                 ..self.options.clone()
             },
         )
@@ -198,7 +206,7 @@ impl PlannerHandler {
             match fan_out {
                 Some(queue) => {
                     let tasks = self
-                        .planner()
+                        .planner_repairing(request.repair)
                         .repository_tasks(source, reason, false)
                         .await?;
                     summary.repositories += tasks.len();
@@ -208,7 +216,11 @@ impl PlannerHandler {
                         .collect();
                     summary.planning_tasks_sent += queue.send_all(&bodies).await?;
                 }
-                None => whole.merge(self.planner().plan_source(source, reason).await?),
+                None => whole.merge(
+                    self.planner_repairing(request.repair)
+                        .plan_source(source, reason)
+                        .await?,
+                ),
             }
         }
         if request.dry_run {
@@ -294,7 +306,7 @@ impl PlannerHandler {
                 ))
             })?;
         let plan = self
-            .planner()
+            .planner_repairing(task.repair)
             .plan_repository(source, &task.repository, task.reason)
             .await?;
         let mut summary = PlannerSummary::default();

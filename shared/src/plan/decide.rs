@@ -175,6 +175,7 @@ pub fn decide(
             platforms,
             source_name: Some(source.name.clone()),
             reason,
+            repair: false,
         },
         hints,
     };

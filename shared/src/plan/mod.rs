@@ -54,6 +54,9 @@ pub struct PlanOptions {
     /// Weigh every destination, pruned or not, and report the tags in its domain that the
     /// source lacks as [`Plan::extras`] instead of planning removals (`ferry verify`).
     pub extras: bool,
+    /// A deep check: jobs for every image (with `check_destinations` off) that trust no
+    /// destination tag and send whatever lies missing under it ([`crate::message::CopyJob::repair`]).
+    pub repair: bool,
 }
 
 impl Default for PlanOptions {
@@ -64,6 +67,7 @@ impl Default for PlanOptions {
             prefetch_manifests: false,
             now: jiff::Timestamp::now(),
             extras: false,
+            repair: false,
         }
     }
 }
@@ -271,6 +275,7 @@ impl<'a, O: Observe> Planner<'a, O> {
                 repository,
                 reason,
                 dry_run,
+                repair: self.options.repair,
             })
             .collect())
     }
@@ -723,7 +728,10 @@ impl<'a, O: Observe> Planner<'a, O> {
             ..Plan::default()
         };
         for p in planned {
-            let p = p?;
+            let mut p = p?;
+            if self.options.repair {
+                p.jobs.iter_mut().for_each(|j| j.job.repair = true);
+            }
             plan.jobs.extend(p.jobs);
             plan.skipped.extend(p.skipped);
             if let Some(u) = p.up_to_date {
