@@ -101,16 +101,18 @@ pub fn image_line(r: &ImageReport) -> String {
         .map(|d| d.reference.as_str())
         .collect();
     match r.status {
-        Status::Copied => format!(
-            "copied      {} -> {} ({} uploaded in {} blobs, {} mounted, {} already there{})",
-            r.source,
-            dests.join(", "),
-            human_bytes(r.stats.bytes_uploaded),
-            r.stats.blobs_uploaded,
-            r.stats.blobs_mounted,
-            r.stats.blobs_skipped,
-            artifacts_copied(r)
-        ),
+        Status::Copied => {
+            format!(
+                "copied      {} -> {} ({} uploaded in {} blobs, {} mounted, {} already there{})",
+                r.source,
+                dests.join(", "),
+                human_bytes(r.stats.bytes_uploaded),
+                r.stats.blobs_uploaded,
+                r.stats.blobs_mounted,
+                r.stats.blobs_skipped,
+                artifacts_copied(r)
+            ) + &backups(r)
+        }
         Status::UpToDate => format!("up to date  {} -> {}", r.source, dests.join(", ")),
         Status::Kept => format!(
             "kept        {} -> {} (the destination tag holds another image; overwrite is off)",
@@ -143,6 +145,19 @@ pub fn image_line(r: &ImageReport) -> String {
 }
 
 /// `, 2 signatures and referrers copied`, when any were.
+/// Where the images the moved tags held were kept (`backup:`).
+fn backups(r: &ImageReport) -> String {
+    let kept: Vec<&str> = r
+        .destinations
+        .iter()
+        .filter_map(|d| d.backup.as_deref())
+        .collect();
+    match kept.is_empty() {
+        true => String::new(),
+        false => format!("; the images the tags held kept as {}", kept.join(", ")),
+    }
+}
+
 fn artifacts_copied(r: &ImageReport) -> String {
     let n = r
         .artifacts

@@ -107,6 +107,7 @@ mod tests {
                     reference: "dst.example/proj/api:1.4".parse().unwrap(),
                     overwrite: true,
                     create_repository: None,
+                    backup: None,
                 }],
                 platforms: vec!["linux/arm64".parse().unwrap()],
                 source_name: Some("s".into()),

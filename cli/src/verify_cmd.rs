@@ -272,6 +272,7 @@ async fn from_pairs(args: &VerifyArgs) -> Result<Checking> {
             reference: destination,
             overwrite: false,
             create_repository: None,
+            backup: None,
         }],
         platforms: platforms.clone(),
         source_name: None,
@@ -360,6 +361,7 @@ mod tests {
                     reference: d.parse().unwrap(),
                     overwrite: *overwrite,
                     create_repository: None,
+                    backup: None,
                 })
                 .collect(),
             platforms: Vec::new(),

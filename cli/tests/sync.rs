@@ -1042,3 +1042,72 @@ async fn verify_repair_restores_a_lost_blob_and_a_deleted_child_manifest() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("repairing"), "{stderr}");
 }
+
+/// A destination with `backup:` keeps the image a moved tag held, under a tag of its own,
+/// before moving it; backups are outside the mirror's domain, so neither prune nor verify
+/// treats them as the source's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moved_tag_keeps_the_image_it_held_under_its_backup_tag() {
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let (s, d) = (src.seeder(), dst.seeder());
+    let first = s.push_image("app", "1.0", Style::Oci, &[300], 501).await;
+    s.push_image("app", "2.0", Style::Oci, &[300], 502).await;
+    let home = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\", prune: true, backup: \"{{tag}}-{{digest12}}\"}}]\n",
+        src.host(),
+        dst.host()
+    );
+    let ferry_with = configured(home.path(), &yaml);
+    assert!(run(ferry_with(&["sync"])).await.status.success());
+
+    // A bad upstream push moves 1.0.
+    let second = s.push_image("app", "1.0", Style::Oci, &[300], 503).await;
+    let out = run(ferry_with(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let backup_tag = format!("1.0-{}", &first.digest["sha256:".len()..][..12]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("kept as {}/mirror/app:{backup_tag}", dst.host())),
+        "{stderr}"
+    );
+    let (_, _, now) = d.manifest("mirror/app", "1.0").await.unwrap();
+    assert_eq!(now, second.digest);
+    let (raw, _, kept) = d.manifest("mirror/app", &backup_tag).await.unwrap();
+    assert_eq!(kept, first.digest, "the previous image, byte for byte");
+    assert_eq!(raw, first.raw);
+
+    // The backup is not the source's: a pruning sync leaves it, verify calls nothing extra.
+    let out = run(ferry_with(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(d.tags("mirror/app").await, ["1.0", &backup_tag, "2.0"]);
+    let out = run(ferry_with(&["verify"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 ok")
+            && String::from_utf8_lossy(&out.stdout).contains("; 0 extra")
+    );
+
+    // Without its backup the tag does not move: the destination refuses the backup's
+    // PUT once, the image stays as it was, and the next run does both.
+    let proxy = FaultProxy::start(&dst.url()).await;
+    proxy.rule(
+        on(HttpMethod::PUT, "/mirror/app/manifests/1.0-"),
+        Action::registry_error(403, "DENIED", "requested access to the resource is denied"),
+        Some(1),
+    );
+    let third = s.push_image("app", "1.0", Style::Oci, &[300], 504).await;
+    let through_proxy = configured(home.path(), &yaml.replace(&dst.host(), &proxy.host()));
+    let out = run(through_proxy(&["sync"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (_, _, held) = d.manifest("mirror/app", "1.0").await.unwrap();
+    assert_eq!(held, second.digest, "not moved without its backup");
+    let out = run(through_proxy(&["sync"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, _, held) = d.manifest("mirror/app", "1.0").await.unwrap();
+    assert_eq!(held, third.digest);
+    let second_backup = format!("1.0-{}", &second.digest["sha256:".len()..][..12]);
+    let (_, _, kept) = d.manifest("mirror/app", &second_backup).await.unwrap();
+    assert_eq!(kept, second.digest);
+}

@@ -60,6 +60,7 @@ impl JobError {
                     reference: d.reference.to_string(),
                     status: Status::Failed,
                     error: None,
+                    backup: None,
                 })
                 .collect(),
             stats: Default::default(),
@@ -146,28 +147,27 @@ impl JobRunner {
     }
 }
 
-/// One copy request per overwrite policy (destinations of one job usually share one).
+/// One copy request per overwrite policy and backup template (destinations of one job
+/// usually share them), in the job's order.
 fn requests(
     job: &CopyJob,
     hints: &PlanHints,
 ) -> std::result::Result<Vec<CopyRequest>, MessageError> {
     let mut base = job.request()?;
     base.hints = hints.clone();
-    let mut out = Vec::new();
-    for overwrite in [true, false] {
-        let destinations: Vec<ImageRef> = job
-            .destinations
-            .iter()
-            .zip(&base.destinations)
-            .filter(|(d, _)| d.overwrite == overwrite)
-            .map(|(_, r)| r.clone())
-            .collect();
-        if !destinations.is_empty() {
-            out.push(CopyRequest {
-                destinations,
-                overwrite,
+    let mut out: Vec<CopyRequest> = Vec::new();
+    for (d, reference) in job.destinations.iter().zip(&base.destinations) {
+        match out
+            .iter_mut()
+            .find(|r| r.overwrite == d.overwrite && r.backup == d.backup)
+        {
+            Some(request) => request.destinations.push(reference.clone()),
+            None => out.push(CopyRequest {
+                destinations: vec![reference.clone()],
+                overwrite: d.overwrite,
+                backup: d.backup.clone(),
                 ..base.clone()
-            });
+            }),
         }
     }
     Ok(out)

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod backup;
 pub mod batch;
 pub mod config;
 pub mod copy;

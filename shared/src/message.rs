@@ -100,6 +100,9 @@ pub struct JobDestination {
     pub overwrite: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_repository: Option<CreateRepository>,
+    /// Keep the image an overwrite replaces under a tag made from this template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::backup::BackupTemplate>,
 }
 
 fn yes() -> bool {
@@ -321,6 +324,7 @@ mod tests {
                 reference: "registry.gitlab.com/acme/app:1.4".parse().unwrap(),
                 overwrite: false,
                 create_repository: None,
+                backup: None,
             }],
             platforms: vec!["linux/amd64".parse().unwrap()],
             source_name: Some("ecr".into()),
@@ -335,6 +339,18 @@ mod tests {
         let body = m.encode();
         assert!(body.starts_with(r#"{"version":1,"kind":"copy""#), "{body}");
         assert_eq!(Message::decode(&body).unwrap(), m);
+        // What only some jobs carry travels only when set, and comes back.
+        assert!(
+            !body.contains("repair") && !body.contains("backup"),
+            "{body}"
+        );
+        let Message::Copy(mut deep) = job() else {
+            unreachable!()
+        };
+        deep.repair = true;
+        deep.destinations[0].backup = Some("{tag}-{digest12}".parse().unwrap());
+        let deep = Message::Copy(deep);
+        assert_eq!(Message::decode(&deep.encode()).unwrap(), deep);
         let task = Message::PlanRepository(RepositoryTask {
             source_name: "ecr".into(),
             repository: "team/app".into(),
@@ -354,6 +370,10 @@ mod tests {
             (r#"{"version":"1","kind":"copy"}"#.into(), "positive integer"),
             (r#"{"version":7,"kind":"copy"}"#.into(), "version 7 is not supported"),
             (r#"{"version":1,"kind":"delete"}"#.into(), "unknown message kind \"delete\""),
+            (
+                r#"{"version":1,"kind":"copy","source":"a/b:1","destinations":[{"reference":"c/d:1","backup":"{tag}"}]}"#.into(),
+                "same name",
+            ),
             (
                 r#"{"version":1,"kind":"copy","source":"a/b:1","destinations":[{"reference":"c/d:1"}],"extra":1}"#.into(),
                 "unknown field `extra`",

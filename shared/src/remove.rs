@@ -97,8 +97,9 @@ pub fn permitted(
         .filter(|(_, d)| d.prune)
         .filter_map(|(s, d)| d.target.tracer(&vars).map(|t| (s, d, t)));
     for (source, destination, tracer) in mirrors {
+        let protected = crate::plan::prune::Protected::of(destination);
         let made_here = job.tags.iter().all(|t| {
-            !destination.keep.iter().any(|k| k.is_match(&t.tag))
+            !protected.protects(&t.tag)
                 && tracer.source_tag(&job.destination_tag(t)).as_deref()
                     == Some(t.source_tag.as_str())
                 && (t.why != RemovalReason::Expired

@@ -77,6 +77,9 @@ pub struct DestinationReport {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// Where the image the tag held before this copy was kept (`backup:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -14,6 +14,7 @@ use std::fmt;
 use regex::Regex;
 
 use crate::auth::normalize_host;
+use crate::backup::BackupTemplate;
 use crate::ecr_host::EcrHost;
 use crate::expiry::Expiry;
 use crate::filter::{whole_name_patterns, NameFilter, TagFilter};
@@ -180,6 +181,8 @@ pub struct Destination {
     pub keep: Vec<Regex>,
     /// After it nothing more is copied here; with `prune`, what was mirrored goes.
     pub expires: Option<Expiry>,
+    /// Before a tag here is moved, the image it held is kept under this tag.
+    pub backup: Option<BackupTemplate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -573,15 +576,39 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
         }
         let keep = whole_name_patterns(d.keep.as_deref().unwrap_or_default())
             .map_err(|e| err(dat("keep"), e))?;
+        let overwrite = d.overwrite.unwrap_or(defaults.overwrite);
+        let backup = match &d.backup {
+            None => None,
+            Some(text) => {
+                let template: BackupTemplate = text.parse().map_err(|e| err(dat("backup"), e))?;
+                if !overwrite {
+                    return Err(err(
+                        dat("backup"),
+                        "keeps the image an overwrite replaces, and this destination never overwrites (overwrite: false); set overwrite: true or drop backup",
+                    ));
+                }
+                if let Some(mirrored) = backup_collides(&target, &template, &kind) {
+                    return Err(err(
+                        dat("backup"),
+                        format!(
+                            "the target makes mirrored tags such as {mirrored:?}, which have the form of backup tags {:?}: the two would be told apart by nothing; give the backups a prefix or suffix the target's tags never have",
+                            template.as_str()
+                        ),
+                    ));
+                }
+                Some(template)
+            }
+        };
         destinations.push(Destination {
             target,
             create_repository,
-            overwrite: d.overwrite.unwrap_or(defaults.overwrite),
+            overwrite,
             platforms,
             prune,
             prune_max: prune_max(d.prune_max, &dat("prune_max"))?.unwrap_or(defaults.prune_max),
             keep,
             expires: expiry(d.expires.as_deref(), &dat("expires"))?,
+            backup,
         });
     }
     Ok(Source {
@@ -592,6 +619,39 @@ fn validate_source(s: RawSource, i: usize, defaults: &Defaults) -> Result<Source
         destinations,
         expires,
     })
+}
+
+/// A mirrored tag the target makes that has the form of a backup, if it makes such tags
+/// for ordinary source tags: then backups and mirrored tags could not be told apart.
+/// (A source tag that merely happens to have a backup's form is not mirrored to such a
+/// destination; planning skips it and says so.)
+fn backup_collides(
+    target: &Target,
+    template: &BackupTemplate,
+    kind: &SourceKind,
+) -> Option<String> {
+    let registry = match kind {
+        SourceKind::Registry { host, .. } => host.as_str(),
+        _ => "registry.example",
+    };
+    let sample_tag = match target.split_tag() {
+        Some(split) => format!(
+            "{}{}1.0",
+            split.prefixes.first().map_or("image", String::as_str),
+            split.separator
+        ),
+        None => "1.0".to_string(),
+    };
+    let vars = Vars {
+        registry,
+        repository: "sample/repository",
+        tag: &sample_tag,
+        account: Some("123456789012"),
+        region: Some("us-east-1"),
+    };
+    let mirrored = target.render(&vars).ok()??;
+    let tag = mirrored.tag()?;
+    template.is_backup(tag).then(|| tag.to_string())
 }
 
 fn expiry(text: Option<&str>, at: &str) -> Result<Option<Expiry>, ConfigError> {

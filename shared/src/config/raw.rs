@@ -224,6 +224,7 @@ pub struct RawDestination {
     pub prune_max: Option<RawPruneMax>,
     pub keep: Option<Vec<String>>,
     pub expires: Option<String>,
+    pub backup: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -264,6 +264,21 @@ fn errors_point_at_the_field() {
             "sources[0].images[0]",
             "unknown field `expiry`",
         ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}\", backup: \"{tag}-old\"}]"),
+            "sources[0].destinations[0].backup",
+            "each would replace the last",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}\", overwrite: false, backup: \"{tag}-{digest12}\"}]"),
+            "sources[0].destinations[0].backup",
+            "never overwrites (overwrite: false)",
+        ),
+        (
+            one("images: [a/b:1]\n    destinations: [{target: \"r.example.com/{repo}:{tag}-20240101\", backup: \"{tag}-{date}\"}]"),
+            "sources[0].destinations[0].backup",
+            "mirrored tags such as \"1.0-20240101\"",
+        ),
     ];
     for (text, path, message) in cases {
         let e = SyncConfig::parse(&text).expect_err(&text);

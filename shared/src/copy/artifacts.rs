@@ -113,6 +113,7 @@ impl Copier {
                 error: None,
                 repairing: false,
                 changed: false,
+                backup: None,
             })
             .collect();
         let heads = futures::future::join_all(
@@ -132,7 +133,10 @@ impl Copier {
         let mut unreadable = None;
         if targets.iter().any(|t| t.status == Status::Copied) {
             match self.read_artifact(source, &artifact.digest).await {
-                Ok(image) => self.push_tree(source, &image, &mut targets, stats).await,
+                Ok(image) => {
+                    self.push_tree(source, &image, None, &mut targets, stats)
+                        .await
+                }
                 Err(e) => unreadable = Some(ErrorInfo::from(&e)),
             }
         }
@@ -159,6 +163,7 @@ impl Copier {
                         ),
                         status,
                         error,
+                        backup: None,
                     }
                 })
                 .collect(),
@@ -238,6 +243,7 @@ fn fallback_report(
             reference: format!("{}:{tag}", dest.repo_name()),
             status,
             error,
+            backup: None,
         }],
     })
 }
@@ -256,6 +262,7 @@ fn unreadable(subject: &Digest, holders: &[ImageRef], e: &Error) -> ArtifactRepo
                 reference: dest.repo_name(),
                 status: Status::Failed,
                 error: Some(ErrorInfo::from(e)),
+                backup: None,
             })
             .collect(),
     }

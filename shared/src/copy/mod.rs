@@ -84,6 +84,9 @@ pub struct CopyRequest {
     /// child manifest under it is there, and send what is missing (`ferry verify --repair`,
     /// a deep check). The tag itself is not pushed again.
     pub repair: bool,
+    /// Before moving a destination tag that holds another image, keep that image under a
+    /// tag made from this template (read from the destination and put back there).
+    pub backup: Option<crate::backup::BackupTemplate>,
 }
 
 /// What planning in the same process already learned about an image, so the copy need not
@@ -111,6 +114,7 @@ impl CopyRequest {
             platforms: Vec::new(),
             hints: PlanHints::default(),
             repair: false,
+            backup: None,
         }
     }
 }
@@ -145,6 +149,8 @@ struct Target {
     repairing: bool,
     /// Something was sent to this target (a blob uploaded or mounted, a manifest put).
     changed: bool,
+    /// The tag the image it held was kept under before it was moved.
+    backup: Option<String>,
 }
 
 impl Copier {
@@ -232,6 +238,7 @@ impl Copier {
                     reference: d.to_string(),
                     status: Status::Failed,
                     error: None,
+                    backup: None,
                 })
                 .collect()
         } else {
@@ -241,6 +248,10 @@ impl Copier {
                     reference: format!("{}{}", t.dest.repo_name(), display_suffix(&t.reference)),
                     status: t.status,
                     error: t.error.as_ref().map(ErrorInfo::from),
+                    backup: t
+                        .backup
+                        .as_ref()
+                        .map(|b| format!("{}:{b}", t.dest.repo_name())),
                 })
                 .collect()
         };
@@ -360,6 +371,7 @@ impl Copier {
                 error: None,
                 repairing: false,
                 changed: false,
+                backup: None,
             });
         }
         let heads = if request.hints.destinations_current && !request.repair {
@@ -428,7 +440,8 @@ impl Copier {
         }
         self.progress.image_started(source, image.total_bytes());
 
-        self.push_tree(source, &image, targets, stats).await;
+        self.push_tree(source, &image, request.backup.as_ref(), targets, stats)
+            .await;
         Ok(CopiedImage {
             digest: want,
             subjects: image.manifests.iter().map(|m| m.digest.clone()).collect(),
@@ -442,6 +455,7 @@ impl Copier {
         &self,
         source: &ImageRef,
         image: &tree::ImageTree,
+        backup: Option<&crate::backup::BackupTemplate>,
         targets: &mut [Target],
         stats: &mut BlobStats,
     ) {
@@ -512,7 +526,14 @@ impl Copier {
                     pushed += 1;
                 }
                 if t.repairing {
-                    return Ok::<u64, Error>(pushed);
+                    return Ok::<(u64, Option<String>), Error>((pushed, None));
+                }
+                // The image the tag held is kept before the tag moves; without its backup
+                // the tag is not moved (nothing is lost), and the failure is reported.
+                let mut kept = None;
+                if let (Some(template), Some(previous)) = (backup, &t.existing) {
+                    kept = Some(self.back_up(t, template, previous).await?);
+                    pushed += 1;
                 }
                 self.client
                     .put_manifest(&t.dest, &t.reference, &root[0])
@@ -529,14 +550,15 @@ impl Copier {
                         },
                         other => other,
                     })?;
-                Ok::<u64, Error>(pushed + 1)
+                Ok::<(u64, Option<String>), Error>((pushed + 1, kept))
             }))
             .await;
         for (ti, result) in pushing.into_iter().zip(pushes) {
             match result {
-                Ok(n) => {
+                Ok((n, kept)) => {
                     stats.manifests_pushed += n;
                     let t = &mut targets[ti];
+                    t.backup = kept;
                     t.changed |= n > 0;
                     if t.repairing && !t.changed {
                         t.status = Status::UpToDate;
@@ -545,6 +567,26 @@ impl Copier {
                 Err(e) => fail(&mut targets[ti], e),
             }
         }
+    }
+}
+
+impl Copier {
+    /// Put the manifest `t`'s tag holds (`previous`) under its backup tag, in the same
+    /// repository: its blobs and children are there already. The backup's name is the
+    /// template's for the tag at this moment.
+    async fn back_up(
+        &self,
+        t: &Target,
+        template: &crate::backup::BackupTemplate,
+        previous: &Digest,
+    ) -> Result<String> {
+        let name = template
+            .render(&t.reference, previous, jiff::Timestamp::now())
+            .map_err(Error::Config)?;
+        let held = self.client.get_manifest(&t.dest, previous.as_str()).await?;
+        self.client.put_manifest(&t.dest, &name, &held).await?;
+        tracing::info!(destination = %t.dest, tag = %t.reference, backup = %name, previous = %previous, "kept the previous image before moving the tag");
+        Ok(name)
     }
 }
 

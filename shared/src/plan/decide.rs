@@ -119,6 +119,21 @@ pub fn render<'a>(
     let mut skipped = Vec::new();
     for destination in &source.destinations {
         match destination.target.render(&vars) {
+            Ok(Some(reference))
+                if destination
+                    .backup
+                    .as_ref()
+                    .zip(reference.tag())
+                    .is_some_and(|(b, t)| b.is_backup(t)) =>
+            {
+                skipped.push(Skipped {
+                    image: base.to_string(),
+                    reason: format!(
+                        "{reference} would have the form of a backup tag ({}), so it is not mirrored there",
+                        destination.backup.as_ref().expect("matched above")
+                    ),
+                })
+            }
             Ok(Some(reference)) => rendered.push(Rendered {
                 destination,
                 reference,
@@ -192,6 +207,7 @@ pub fn decide(
                 reference: r.reference.clone(),
                 overwrite: r.destination.overwrite,
                 create_repository: None,
+                backup: r.destination.backup.clone(),
             });
             continue;
         }
@@ -213,6 +229,7 @@ pub fn decide(
             reference: r.reference.clone(),
             overwrite: r.destination.overwrite,
             create_repository,
+            backup: r.destination.backup.clone(),
         });
     }
     if groups.is_empty() && !current.is_empty() {

@@ -436,8 +436,7 @@ impl<'a, O: Observe> Planner<'a, O> {
                 continue;
             }
             for destination in source.destinations.iter().filter(|d| d.prune) {
-                let Some(removal) =
-                    prune::deleted(&destination.target, &destination.keep, &vars, tag)
+                let Some(removal) = prune::deleted(&prune::Protected::of(destination), &vars, tag)
                 else {
                     continue;
                 };
@@ -549,9 +548,7 @@ impl<'a, O: Observe> Planner<'a, O> {
             {
                 continue;
             }
-            if let Some(removal) =
-                prune::deleted(&destination.target, &destination.keep, &vars, tag)
-            {
+            if let Some(removal) = prune::deleted(&prune::Protected::of(destination), &vars, tag) {
                 removals.push(RemoveJob {
                     destination: removal.destination.repo_only(),
                     source: image.repo_only(),
@@ -624,8 +621,7 @@ impl<'a, O: Observe> Planner<'a, O> {
                 };
                 let mut tags: Vec<String> = tags.iter().cloned().collect();
                 tags.sort_unstable();
-                let weighed =
-                    prune::weigh(&side, &destination.target, &destination.keep, &at, &tags);
+                let weighed = prune::weigh(&side, &prune::Protected::of(destination), &at, &tags);
                 if weighed.removals.is_empty() {
                     continue;
                 }

@@ -44,20 +44,44 @@ pub struct SourceSide<'a> {
     pub filter: &'a TagFilter,
 }
 
-/// Weigh `listed`, the tags of `repository` at a destination with target `target`.
+/// A destination's mapping, and what protects its tags: a `keep` pattern, the form of its
+/// backups; signature, attestation and referrers tags always.
+pub struct Protected<'a> {
+    pub target: &'a Target,
+    pub keep: &'a [Regex],
+    pub backup: Option<&'a crate::backup::BackupTemplate>,
+}
+
+impl<'a> Protected<'a> {
+    pub fn of(destination: &'a crate::config::Destination) -> Self {
+        Protected {
+            target: &destination.target,
+            keep: &destination.keep,
+            backup: destination.backup.as_ref(),
+        }
+    }
+
+    /// Whether `tag` is outside the domain whatever the source holds.
+    pub fn protects(&self, tag: &str) -> bool {
+        crate::referrers::tags::is_artifact_tag(tag)
+            || self.keep.iter().any(|k| k.is_match(tag))
+            || self.backup.is_some_and(|b| b.is_backup(tag))
+    }
+}
+
+/// Weigh `listed`, the tags of `repository` at `destination`.
 pub fn weigh(
     source: &SourceSide<'_>,
-    target: &Target,
-    keep: &[Regex],
+    destination: &Protected<'_>,
     repository: &ImageRef,
     listed: &[String],
 ) -> Weighed {
     let mut weighed = Weighed::default();
-    let Some(tracer) = target.tracer(&source.vars) else {
+    let Some(tracer) = destination.target.tracer(&source.vars) else {
         return weighed;
     };
     for tag in listed {
-        if crate::referrers::tags::is_artifact_tag(tag) || keep.iter().any(|k| k.is_match(tag)) {
+        if destination.protects(tag) {
             continue;
         }
         let destination = repository.with_tag(tag);
@@ -82,25 +106,21 @@ pub fn weigh(
 /// delete event): the tag `target` makes from it, if that tag is in the domain. The source's
 /// tag filters are the caller's; no listing is needed, so a delete event costs no more than
 /// the removal itself.
-pub fn deleted(
-    target: &Target,
-    keep: &[Regex],
-    vars: &Vars<'_>,
-    source_tag: &str,
-) -> Option<Removal> {
+pub fn deleted(destination: &Protected<'_>, vars: &Vars<'_>, source_tag: &str) -> Option<Removal> {
     if crate::referrers::tags::is_artifact_tag(source_tag) {
         return None;
     }
-    let destination = target
+    let target = destination.target;
+    let made = target
         .render(&Vars {
             tag: source_tag,
             ..*vars
         })
         .ok()??;
-    let tag = destination.tag()?;
-    if keep.iter().any(|k| k.is_match(tag)) {
+    if destination.protects(made.tag()?) {
         return None;
     }
+    let destination = made;
     // Only a tag that traces back to this very source tag is in the domain (a template
     // that drops part of the tag could make the same tag from several).
     let traced = target.tracer(vars)?.source_tag(&destination)?;
@@ -342,10 +362,46 @@ mod tests {
                 tags: &tags,
                 filter,
             };
-            let weighed = weigh(&side, target, keep, &repository, &list(listed));
+            let protected = Protected {
+                target,
+                keep,
+                backup: None,
+            };
+            let weighed = weigh(&side, &protected, &repository, &list(listed));
             assert_eq!(removed(&weighed), list(expected), "{what}");
             assert_eq!(weighed.in_domain, in_domain, "{what}");
         }
+    }
+
+    #[test]
+    fn backups_are_outside_the_domain() {
+        let all = TagFilter::new(&[], &[], None, None).unwrap();
+        let plain = Target::new("dst.example/{repo}", None).unwrap();
+        let backup: crate::backup::BackupTemplate = "{tag}-{digest12}".parse().unwrap();
+        let tags = set(&["1.0"]);
+        let side = SourceSide {
+            vars: vars("team/app"),
+            tags: &tags,
+            filter: &all,
+        };
+        let repository: ImageRef = "dst.example/team/app".parse().unwrap();
+        let listed = list(&["1.0", "0.9", "1.0-3f2a9c1b2d4e"]);
+        let with_backups = Protected {
+            target: &plain,
+            keep: &[],
+            backup: Some(&backup),
+        };
+        let weighed = weigh(&side, &with_backups, &repository, &listed);
+        assert_eq!(removed(&weighed), list(&["0.9"]));
+        assert_eq!(weighed.in_domain, 2);
+        // Without a backup template the same tag is one the mapping could have made.
+        let without = Protected {
+            target: &plain,
+            keep: &[],
+            backup: None,
+        };
+        let weighed = weigh(&side, &without, &repository, &listed);
+        assert_eq!(removed(&weighed), list(&["0.9", "1.0-3f2a9c1b2d4e"]));
     }
 
     #[test]
@@ -411,7 +467,12 @@ mod tests {
             ),
         ];
         for (what, target, keep, source_tag, expected) in cases {
-            let got = deleted(target, keep, &vars("team/app"), source_tag);
+            let protected = Protected {
+                target,
+                keep,
+                backup: None,
+            };
+            let got = deleted(&protected, &vars("team/app"), source_tag);
             assert_eq!(
                 got.as_ref().map(|r| r.destination.to_string()).as_deref(),
                 expected,
@@ -441,7 +502,12 @@ mod tests {
             filter: &all,
         };
         let api: ImageRef = "dst.example/g/proj/api".parse().unwrap();
-        let weighed = weigh(&side, &split, &[], &api, &list(&["1.4", "1.3"]));
+        let protected = Protected {
+            target: &split,
+            keep: &[],
+            backup: None,
+        };
+        let weighed = weigh(&side, &protected, &api, &list(&["1.4", "1.3"]));
         assert_eq!(removed(&weighed), list(&["1.3"]));
         assert_eq!(weighed.removals[0].source_tag, "api-1.3");
     }
