@@ -987,3 +987,118 @@ async fn a_deep_check_event_repairs_a_mirror_whose_tags_all_look_current() {
     assert!(dst.seeder().blob_exists("mirror/app", lost).await);
     assert!(p.receive(&p.dlq_url).await.dead_letters().is_empty());
 }
+
+/// Put `p` into moto's ECR `repository` under `tag`, as a push would record it.
+async fn ecr_put(ecr_api: &aws_sdk_ecr::Client, repository: &str, tag: &str, p: &Pushed) {
+    ecr_api
+        .put_image()
+        .repository_name(repository)
+        .image_tag(tag)
+        .image_manifest(String::from_utf8(p.raw.clone()).unwrap())
+        .image_digest(&p.digest)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_signature_and_an_untagged_sbom_follow_their_image_within_one_event() {
+    use ferry_testbed::fixtures::{SeedAuth, Seeder};
+    use ferry_testbed::proxy::FaultProxy;
+    let moto = MotoServer::start();
+    let ecr = MotoServer::ecr_registry();
+    // ECR answers the referrers API; the test bed's registry gets it from a proxy.
+    let ecr_api_proxy = FaultProxy::start_with_referrers_api(&ecr.url()).await;
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("AWS:{ACCOUNT}-auth-token"),
+    );
+    let s = Seeder::new(
+        ecr_api_proxy.url(),
+        SeedAuth::Header(format!("Basic {basic}")),
+    );
+    let dst = DockerRegistry::start(Auth::None);
+    let ecr_api = aws_sdk_ecr::Client::new(&moto.sdk_config().await);
+    ecr_api
+        .create_repository()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
+    let image = s
+        .push_image("team/app", "1.0", Style::Oci, &[300], 51)
+        .await;
+    ecr_put(&ecr_api, "team/app", "1.0", &image).await;
+    let config = format!(
+        "version: 1\nsources:\n  - ecr: {{repositories: [team/app]}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\"}}]\n",
+        dst.host()
+    );
+    let endpoints = Endpoints::new()
+        .insecure_loopback(true)
+        .route(&MotoServer::ecr_host(REGION), &ecr_api_proxy.url())
+        .unwrap();
+    let p = LocalPipeline::start(&moto, &config, endpoints, false).await;
+    let pushed = ecr_event("PUSH", "team/app", Some("1.0"), &image.digest);
+    p.planner.handle(pushed).await.unwrap();
+    assert!(p.drain_copies().await.failed.is_empty());
+    let d = dst.seeder();
+    assert_eq!(d.tags("mirror/team/app").await, ["1.0"]);
+
+    // `cosign sign` a few seconds later: its push event brings the signature over.
+    let sig = s
+        .push_cosign_artifact("team/app", &image.digest, "sig", 52)
+        .await;
+    let sig_tag = format!("{}.sig", image.digest.replace(':', "-"));
+    ecr_put(&ecr_api, "team/app", &sig_tag, &sig).await;
+    let event = ecr_event("PUSH", "team/app", Some(&sig_tag), &sig.digest);
+    let summary = p.planner.handle(event).await.unwrap();
+    assert_eq!(summary["messages_sent"], 1, "{summary}");
+    assert!(p.drain_copies().await.failed.is_empty());
+    let (_, _, copied) = d.manifest("mirror/team/app", &sig_tag).await.unwrap();
+    assert_eq!(copied, sig.digest);
+
+    // An SBOM attached by digest (untagged, with a subject): listed at the destination,
+    // which lacks the referrers API, in its fallback index.
+    let sbom = s
+        .push_referrer("team/app", &image, "application/spdx+json", 53)
+        .await;
+    let event = ecr_event("PUSH", "team/app", None, &sbom.digest);
+    let summary = p.planner.handle(event).await.unwrap();
+    assert_eq!(summary["messages_sent"], 1, "{summary}");
+    assert!(p.drain_copies().await.failed.is_empty());
+    let fallback = image.digest.replace(':', "-");
+    let (index, _, _) = d
+        .manifest("mirror/team/app", &fallback)
+        .await
+        .expect("the destination's fallback index");
+    assert!(
+        String::from_utf8_lossy(&index).contains(&sbom.digest),
+        "{}",
+        String::from_utf8_lossy(&index)
+    );
+    assert!(d.manifest("mirror/team/app", &sbom.digest).await.is_some());
+
+    // The same events again: everything is there, nothing is sent.
+    let again = ecr_event("PUSH", "team/app", None, &sbom.digest);
+    let summary = p.planner.handle(again).await.unwrap();
+    assert_eq!(summary["messages_sent"], 0, "{summary}");
+
+    // An untagged platform manifest (pushed before its index, say) plans nothing. (The
+    // test bed's registry holds it under a tag to keep its blobs; ECR, as the event says,
+    // under none.)
+    let platform_manifest = s
+        .push_image("team/app", "platform-tmp", Style::Oci, &[100], 54)
+        .await;
+    let event = ecr_event("PUSH", "team/app", None, &platform_manifest.digest);
+    let summary = p.planner.handle(event).await.unwrap();
+    assert_eq!(summary["messages_sent"], 0, "{summary}");
+    assert!(
+        summary["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("without a subject"),
+        "{summary}"
+    );
+    assert!(p.receive(&p.copy_url).await.is_empty());
+    assert!(p.receive(&p.dlq_url).await.dead_letters().is_empty());
+}

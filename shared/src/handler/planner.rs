@@ -118,12 +118,10 @@ impl PlannerHandler {
             PlannerEvent::Scheduled => self.sync(&ManualSync::default(), Reason::Schedule).await?,
             PlannerEvent::EcrPush(push) => {
                 let plan = self.planner().plan_push(&push).await?;
-                let why = match &push.tag {
-                    None => Some(format!("untagged push to {}", push.repository)),
-                    Some(_) if plan.jobs.is_empty() && plan.up_to_date.is_empty() => {
-                        Some(format!("no source covers {}", push.reference()))
-                    }
-                    Some(_) => None,
+                let why = match plan.skipped.first() {
+                    _ if !plan.jobs.is_empty() || !plan.up_to_date.is_empty() => None,
+                    Some(skipped) => Some(format!("{}: {}", skipped.image, skipped.reason)),
+                    None => Some(format!("no source covers {}", push.reference())),
                 };
                 self.event_summary("ecr-push", &plan, why).await?
             }

@@ -384,17 +384,18 @@ impl<'a, O: Observe> Planner<'a, O> {
         })
     }
 
-    /// Plan the one image an ECR push names, for every source that covers it.
+    /// Plan the one image an ECR push names, for every source that covers it. A push of
+    /// a signature, attestation, SBOM or fallback index tag, or an untagged push of a
+    /// manifest with a `subject` (a referrer, as ECR's referrers API takes them), is an
+    /// artifact that arrived after its image: see [`Planner::plan_late_artifact`].
     pub async fn plan_push(&self, push: &EcrImage) -> Result<Plan> {
-        let mut plan = Plan::default();
         let Some(pushed) = &push.tag else {
-            return Ok(plan);
+            return self.plan_untagged_push(push).await;
         };
-        if crate::referrers::tags::is_artifact_tag(pushed) {
-            // Not an image: its subject's next copy or scheduled sync carries it.
-            tracing::info!(repository = %push.repository, tag = %pushed, "signature or referrers tag pushed; it follows its image at the next sync");
-            return Ok(plan);
+        if let Some(subject) = crate::referrers::tags::subject_of(pushed) {
+            return self.plan_late_artifact(push, &subject).await;
         }
+        let mut plan = Plan::default();
         for source in &self.config.sources {
             if !self.covers(source, push)? {
                 continue;
@@ -411,6 +412,102 @@ impl<'a, O: Observe> Planner<'a, O> {
             let host = push.host().to_string();
             plan.merge(
                 self.plan_tags(&source, &host, &push.repository, vec![tag], Reason::Push)
+                    .await?,
+            );
+        }
+        Ok(plan)
+    }
+
+    /// An untagged push: a referrer (its manifest names a `subject`) follows its subject;
+    /// anything else (a platform manifest of an index, pushed before the index) is nothing
+    /// to mirror on its own, and is skipped, saying so.
+    async fn plan_untagged_push(&self, push: &EcrImage) -> Result<Plan> {
+        let digest: Digest = push.digest.parse().map_err(|_| {
+            Error::Config(format!(
+                "ECR event: image-digest {:?} is not a digest",
+                push.digest
+            ))
+        })?;
+        let pushed = ImageRef::new(
+            &push.host().to_string(),
+            &push.repository,
+            None,
+            Some(digest),
+        )?;
+        if !self
+            .config
+            .sources
+            .iter()
+            .any(|s| self.covers(s, push).unwrap_or(false))
+        {
+            return Ok(Plan::default());
+        }
+        // A GET (ECR counts no pulls): only the manifest says whether it has a subject.
+        let manifest = self.registry().get_manifest(&pushed, &push.digest).await?;
+        match manifest.subject.as_ref() {
+            Some(subject) => self.plan_late_artifact(push, &subject.digest).await,
+            None => Ok(Plan {
+                skipped: vec![Skipped {
+                    image: pushed.to_string(),
+                    reason: "an untagged manifest without a subject (such as a platform manifest of an index): it is copied with what references it".into(),
+                }],
+                ..Plan::default()
+            }),
+        }
+    }
+
+    /// An artifact of `subject` pushed after its image (`cosign sign` a few seconds after
+    /// the push, an SBOM attached by digest): the tags of the source repository that point
+    /// at `subject` are planned as a sync plans them, so that a destination holding the
+    /// image gets a job that copies only its missing artifacts (after the image, as
+    /// always), and one lacking the image gets both. A subject no tag points at (a platform
+    /// manifest of an index) is skipped, saying so: the index's next copy carries it.
+    async fn plan_late_artifact(&self, push: &EcrImage, subject: &Digest) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let host = push.host().to_string();
+        let artifact = match &push.tag {
+            Some(tag) => format!("{host}/{}:{tag}", push.repository),
+            None => format!("{host}/{}@{}", push.repository, push.digest),
+        };
+        let untagged = EcrImage {
+            tag: None,
+            ..push.clone()
+        };
+        for source in &self.config.sources {
+            // An artifact's own tag is no image's: the filters apply to its subject's tags.
+            if !self.covers(source, &untagged)? {
+                continue;
+            }
+            let source = self.live(source);
+            if source.destinations.is_empty() {
+                continue;
+            }
+            let tags = self
+                .observe
+                .ecr_tags(&push.account, &push.region, &push.repository)
+                .await?;
+            let repo = ImageRef::new(&host, &push.repository, None, None)?;
+            self.facts
+                .remember_tags(&repo, tags.iter().map(|t| t.name.clone()));
+            let of_subject: Vec<TagInfo> = tags
+                .into_iter()
+                .filter(|t| t.digest.as_deref() == Some(subject.as_str()))
+                .filter(|t| {
+                    !crate::referrers::tags::is_artifact_tag(&t.name) && source.tags.admits(&t.name)
+                })
+                .collect();
+            if of_subject.is_empty() {
+                plan.skipped.push(Skipped {
+                    image: artifact.clone(),
+                    reason: format!(
+                        "its subject {subject} has no tag here that source {} mirrors; it is copied with the image that references it",
+                        source.name
+                    ),
+                });
+                continue;
+            }
+            plan.merge(
+                self.plan_tags(&source, &host, &push.repository, of_subject, Reason::Push)
                     .await?,
             );
         }

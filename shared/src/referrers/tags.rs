@@ -49,6 +49,18 @@ pub fn is_artifact_tag(tag: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The subject an artifact tag belongs to: `sha256-<hex>.sig` and `sha256-<hex>` are of
+/// `sha256:<hex>`. `None` for other tags, and for a sha512 subject whose fallback tag's hex
+/// the schema truncated.
+pub fn subject_of(tag: &str) -> Option<Digest> {
+    if !is_artifact_tag(tag) {
+        return None;
+    }
+    let base = tag.split_once('.').map_or(tag, |(b, _)| b);
+    let (alg, hex) = base.split_once('-')?;
+    format!("{alg}:{hex}").parse().ok()
+}
+
 /// The `manifests` entries of a referrers index (API response or fallback tag), each as the
 /// registry wrote it so that annotations and unknown fields survive.
 pub fn entries(index: &[u8]) -> Result<Vec<Value>, String> {
@@ -108,6 +120,25 @@ mod tests {
         format!("sha256:{}", c.to_string().repeat(64))
             .parse()
             .unwrap()
+    }
+
+    #[test]
+    fn an_artifact_tag_names_its_subject() {
+        let hex = "ab".repeat(32);
+        let subject: Digest = format!("sha256:{hex}").parse().unwrap();
+        for tag in [
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+            format!("sha256-{hex}"),
+        ] {
+            assert_eq!(subject_of(&tag), Some(subject.clone()), "{tag}");
+        }
+        assert_eq!(subject_of("1.4"), None);
+        assert_eq!(
+            subject_of(&format!("sha512-{hex}")),
+            None,
+            "truncated: not a digest"
+        );
     }
 
     #[test]
