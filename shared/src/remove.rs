@@ -517,13 +517,17 @@ fn artifact_tags(subject: &Digest) -> Vec<String> {
         .collect()
 }
 
-/// The tags of a destination repository that stay (not being removed, not artifacts),
-/// listed once and asked for their digests lazily, one HEAD each, only as far as needed.
+/// HEADs asked at once for the digests of the tags that stay.
+const STAYING_AT_ONCE: usize = 16;
+
+/// The tags of a destination repository that stay (not being removed, not artifacts):
+/// listed, and asked for their digests (a HEAD each, a few at a time), once per job and
+/// only when a manifest deletion needs to know whether one of them shares it.
 struct Staying<'r> {
     repository: &'r ImageRef,
     removing: &'r HashSet<&'r str>,
-    listed: Option<Vec<String>>,
-    digests: HashMap<String, Digest>,
+    /// Staying tag → digest, once asked.
+    digests: Option<Vec<(String, Digest)>>,
 }
 
 impl<'r> Staying<'r> {
@@ -531,8 +535,7 @@ impl<'r> Staying<'r> {
         Staying {
             repository,
             removing,
-            listed: None,
-            digests: HashMap::new(),
+            digests: None,
         }
     }
 
@@ -542,33 +545,41 @@ impl<'r> Staying<'r> {
         registry: &impl ReadRegistry,
         digest: &Digest,
     ) -> Result<Option<String>> {
-        if self.listed.is_none() {
-            let tags = match registry.list_tags(self.repository).await {
-                Ok(tags) => tags,
-                Err(Error::RepositoryNotFound { .. }) => Vec::new(),
-                Err(e) => return Err(e),
-            };
-            self.listed = Some(
-                tags.into_iter()
-                    .filter(|t| !self.removing.contains(t.as_str()) && !is_artifact_tag(t))
-                    .collect(),
-            );
+        if self.digests.is_none() {
+            self.digests = Some(self.ask(registry).await?);
         }
-        for tag in self.listed.as_deref().unwrap_or_default() {
-            if !self.digests.contains_key(tag) {
+        Ok(self
+            .digests
+            .iter()
+            .flatten()
+            .find(|(_, d)| d == digest)
+            .map(|(t, _)| t.clone()))
+    }
+
+    async fn ask(&self, registry: &impl ReadRegistry) -> Result<Vec<(String, Digest)>> {
+        use futures::{StreamExt, TryStreamExt};
+        let tags = match registry.list_tags(self.repository).await {
+            Ok(tags) => tags,
+            Err(Error::RepositoryNotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let staying = tags
+            .into_iter()
+            .filter(|t| !self.removing.contains(t.as_str()) && !is_artifact_tag(t));
+        let mut digests: Vec<(String, Digest)> = futures::stream::iter(staying)
+            .map(|tag| async move {
                 let head = registry
-                    .head_manifest(&self.repository.with_tag(tag), tag)
+                    .head_manifest(&self.repository.with_tag(&tag), &tag)
                     .await?;
-                match head {
-                    Some(h) => self.digests.insert(tag.clone(), h.digest),
-                    None => continue,
-                };
-            }
-            if self.digests.get(tag) == Some(digest) {
-                return Ok(Some(tag.clone()));
-            }
-        }
-        Ok(None)
+                Ok::<_, Error>(head.map(|h| (tag, h.digest)))
+            })
+            .buffer_unordered(STAYING_AT_ONCE)
+            .try_filter_map(|found| async move { Ok(found) })
+            .try_collect()
+            .await?;
+        // Reported sharers are the same whatever order the answers came in.
+        digests.sort();
+        Ok(digests)
     }
 }
 
