@@ -635,6 +635,14 @@ async fn an_expired_source_is_not_even_listed_and_its_images_entries_expire_one_
         })
         .collect();
     assert_eq!(removed, [(DEST.to_string(), "v0", RemovalReason::Expired)]);
+    // Once removed, it is not planned again.
+    let gone = source_with(&tags(2));
+    let mut again = Plan::default();
+    Planner::observing(&config, &gone, at("2027-02-10T00:00:00Z"))
+        .plan_source_each(&config.sources[0], Reason::Manual, |p| again.merge(p))
+        .await
+        .unwrap();
+    assert!(again.removals.is_empty(), "{:?}", again.removals);
     assert_eq!(planned.expiry.len(), 1);
     assert!(planned.expiry[0].expired);
     assert_eq!(planned.expiry[0].mapping, "image src.example/team/app:v0");

@@ -434,12 +434,11 @@ impl<'a, O: Observe> Planner<'a, O> {
             None,
             Some(digest),
         )?;
-        if !self
-            .config
-            .sources
-            .iter()
-            .any(|s| self.covers(s, push).unwrap_or(false))
-        {
+        let mut covered = false;
+        for source in &self.config.sources {
+            covered |= self.covers(source, push)?;
+        }
+        if !covered {
             return Ok(Plan::default());
         }
         // A GET (ECR counts no pulls): only the manifest says whether it has a subject.
@@ -469,29 +468,35 @@ impl<'a, O: Observe> Planner<'a, O> {
             Some(tag) => format!("{host}/{}:{tag}", push.repository),
             None => format!("{host}/{}@{}", push.repository, push.digest),
         };
+        // An artifact's own tag is no image's: the filters apply to its subject's tags.
         let untagged = EcrImage {
             tag: None,
             ..push.clone()
         };
+        let mut sources = Vec::new();
         for source in &self.config.sources {
-            // An artifact's own tag is no image's: the filters apply to its subject's tags.
-            if !self.covers(source, &untagged)? {
-                continue;
+            let live = self.live(source);
+            if self.covers(source, &untagged)? && !live.destinations.is_empty() {
+                sources.push(live);
             }
-            let source = self.live(source);
-            if source.destinations.is_empty() {
-                continue;
-            }
-            let tags = self
-                .observe
-                .ecr_tags(&push.account, &push.region, &push.repository)
-                .await?;
-            let repo = ImageRef::new(&host, &push.repository, None, None)?;
-            self.facts
-                .remember_tags(&repo, tags.iter().map(|t| t.name.clone()));
+        }
+        if sources.is_empty() {
+            return Ok(plan);
+        }
+        // One listing (tags with their digests) finds the subject's tags, and serves the
+        // check of which of its artifacts lag.
+        let tags = self
+            .observe
+            .ecr_tags(&push.account, &push.region, &push.repository)
+            .await?;
+        let repo = ImageRef::new(&host, &push.repository, None, None)?;
+        self.facts
+            .remember_tags(&repo, tags.iter().map(|t| t.name.clone()));
+        for source in sources {
             let of_subject: Vec<TagInfo> = tags
-                .into_iter()
+                .iter()
                 .filter(|t| t.digest.as_deref() == Some(subject.as_str()))
+                .cloned()
                 .filter(|t| {
                     !crate::referrers::tags::is_artifact_tag(&t.name) && source.tags.admits(&t.name)
                 })
@@ -537,17 +542,12 @@ impl<'a, O: Observe> Planner<'a, O> {
                 else {
                     continue;
                 };
-                plan.removals.push(RemoveJob {
-                    destination: removal.destination.repo_only(),
-                    source: source_repository.clone(),
-                    tags: vec![TagRemoval {
-                        tag: removal.destination.tag().unwrap_or_default().to_string(),
-                        source_tag: removal.source_tag,
-                        why: RemovalReason::GoneFromSource,
-                    }],
-                    source_name: Some(source.name.clone()),
-                    reason: Reason::Delete,
-                });
+                plan.removals.push(removal.into_job(
+                    source_repository.clone(),
+                    RemovalReason::GoneFromSource,
+                    &source.name,
+                    Reason::Delete,
+                ));
             }
         }
         Ok(plan)
@@ -601,8 +601,10 @@ impl<'a, O: Observe> Planner<'a, O> {
                 continue;
             }
             let expired = crate::expiry::passed(listed.expires.as_ref(), now);
-            plan.removals
-                .extend(self.expired_image_removals(source, image, expired, reason)?);
+            plan.removals.extend(
+                self.expired_image_removals(source, image, expired, reason)
+                    .await?,
+            );
             if expired || live.destinations.is_empty() {
                 continue;
             }
@@ -626,8 +628,9 @@ impl<'a, O: Observe> Planner<'a, O> {
     }
 
     /// The removals an expired listed image (or one whose destination expired) asks of the
-    /// destinations that prune: the tag made from it, if in the domain.
-    fn expired_image_removals(
+    /// destinations that prune: the tag made from it, if in the domain and (where planning
+    /// checks destinations) still there, so a plan does not list it again once it is gone.
+    async fn expired_image_removals(
         &self,
         source: &Source,
         image: &ImageRef,
@@ -645,19 +648,26 @@ impl<'a, O: Observe> Planner<'a, O> {
             {
                 continue;
             }
-            if let Some(removal) = prune::deleted(&prune::Protected::of(destination), &vars, tag) {
-                removals.push(RemoveJob {
-                    destination: removal.destination.repo_only(),
-                    source: image.repo_only(),
-                    tags: vec![TagRemoval {
-                        tag: removal.destination.tag().unwrap_or_default().to_string(),
-                        source_tag: removal.source_tag,
-                        why: RemovalReason::Expired,
-                    }],
-                    source_name: Some(source.name.clone()),
-                    reason,
-                });
+            let Some(removal) = prune::deleted(&prune::Protected::of(destination), &vars, tag)
+            else {
+                continue;
+            };
+            let made = removal.destination.tag().unwrap_or_default();
+            if self.options.check_destinations
+                && self
+                    .registry()
+                    .head_manifest(&removal.destination, made)
+                    .await?
+                    .is_none()
+            {
+                continue;
             }
+            removals.push(removal.into_job(
+                image.repo_only(),
+                RemovalReason::Expired,
+                &source.name,
+                reason,
+            ));
         }
         Ok(removals)
     }

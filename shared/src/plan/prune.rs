@@ -17,6 +17,7 @@ use regex::Regex;
 
 use crate::filter::TagFilter;
 use crate::mapping::{Target, Vars};
+use crate::message::{Reason, RemovalReason, RemoveJob, TagRemoval};
 use crate::reference::ImageRef;
 
 /// One tag to remove, and the source tag it mirrored.
@@ -24,6 +25,30 @@ use crate::reference::ImageRef;
 pub struct Removal {
     pub destination: ImageRef,
     pub source_tag: String,
+}
+
+impl Removal {
+    /// A removal message of this one tag (a delete event's, an expired listed image's),
+    /// mirrored from `source` (`registry/repository`) by the source named `source_name`.
+    pub fn into_job(
+        self,
+        source: ImageRef,
+        why: RemovalReason,
+        source_name: &str,
+        reason: Reason,
+    ) -> RemoveJob {
+        RemoveJob {
+            destination: self.destination.repo_only(),
+            source,
+            tags: vec![TagRemoval {
+                tag: self.destination.tag().unwrap_or_default().to_string(),
+                source_tag: self.source_tag,
+                why,
+            }],
+            source_name: Some(source_name.to_string()),
+            reason,
+        }
+    }
 }
 
 /// A destination repository's tags weighed against its source repository.
