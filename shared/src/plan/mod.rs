@@ -496,10 +496,10 @@ impl<'a, O: Observe> Planner<'a, O> {
             let of_subject: Vec<TagInfo> = tags
                 .iter()
                 .filter(|t| t.digest.as_deref() == Some(subject.as_str()))
-                .cloned()
                 .filter(|t| {
                     !crate::referrers::tags::is_artifact_tag(&t.name) && source.tags.admits(&t.name)
                 })
+                .cloned()
                 .collect();
             if of_subject.is_empty() {
                 plan.skipped.push(Skipped {
