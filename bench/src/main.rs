@@ -10,6 +10,7 @@ mod contenders;
 mod fixture;
 mod large;
 mod measure;
+mod mirror;
 mod planner;
 mod production;
 mod report;
@@ -36,9 +37,10 @@ struct Args {
     quick: bool,
     /// What to run (default: all): the bulk and many fixtures with every contender, the
     /// many fixture again with both registries --rtt-ms away (wan: ferry and skopeo), the
-    /// planner's throughput, the peak RSS of a large layer's copy, and ferry against a
-    /// destination that caps manifest PUTs (throttled) and a source with a pull quota.
-    #[arg(long = "fixture", value_parser = ["bulk", "many", "wan", "planner", "large", "throttled", "quota"])]
+    /// planner's throughput, the peak RSS of a large layer's copy, ferry against a
+    /// destination that caps manifest PUTs (throttled) and a source with a pull quota, and
+    /// a mirror's upkeep at a distance: repairing lost blobs, pruning (mirror).
+    #[arg(long = "fixture", value_parser = ["bulk", "many", "wan", "planner", "large", "throttled", "quota", "mirror"])]
     fixtures: Vec<String>,
     /// The round trip to each registry in the wan fixture, in milliseconds (a proxy on
     /// loopback adds it to every request, and again to each new connection's first).
@@ -105,6 +107,7 @@ async fn main() -> Result<()> {
             "large",
             "throttled",
             "quota",
+            "mirror",
         ]
         .map(String::from)
         .to_vec()
@@ -183,6 +186,10 @@ async fn main() -> Result<()> {
     if wants("quota") {
         let window = Duration::from_secs(if args.quick { 3 } else { 10 });
         report.quota = Some(production::quota(12, window, &args.storage, &args.ferry).await?);
+    }
+    if wants("mirror") {
+        let rtt = Duration::from_millis(args.rtt_ms);
+        report.mirror = Some(mirror::measure(scale, rtt, &args.storage, &args.ferry).await?);
     }
     report.write(&args.out)?;
     println!("{}", report.markdown());

@@ -132,6 +132,7 @@ pub struct Report {
     pub large: Option<LargeResult>,
     pub throttled: Option<ThrottledResult>,
     pub quota: Option<QuotaResult>,
+    pub mirror: Option<crate::mirror::MirrorResult>,
 }
 
 impl Report {
@@ -154,6 +155,7 @@ impl Report {
             large: None,
             throttled: None,
             quota: None,
+            mirror: None,
         }
     }
 
@@ -338,6 +340,27 @@ impl Report {
                 q.window_seconds,
                 runs.join("; then ")
             ));
+        }
+        if let Some(m) = &self.mirror {
+            md.push_str(&format!(
+                "\n**mirror** ({} images, both registries {} ms away): {} images lose a layer at the destination ({} in all) before each run; then a tenth of the source's tags ({}) are deleted and the mirror prunes.\n\n| run | time | sent to destination | requests | incomplete after | extra after |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+                m.images,
+                m.rtt_ms,
+                m.broken,
+                size(m.lost_bytes),
+                m.gone
+            ));
+            for r in m.repair.iter().chain(std::iter::once(&m.prune)) {
+                md.push_str(&format!(
+                    "| {} | {:.1} s | {} | {} | {} | {} |\n",
+                    r.what,
+                    r.seconds,
+                    size(r.bytes_sent),
+                    r.requests,
+                    r.incomplete_after,
+                    r.extras_after
+                ));
+            }
         }
         md
     }

@@ -1,7 +1,7 @@
 //! The benchmark harness runs end to end at `--quick` size: every contender copies both
 //! fixtures, ferry and skopeo copy the many fixture again at a distance, the planner's
-//! throughput and a large layer's copy are measured, and the results are written. Timings
-//! are reported, never asserted.
+//! throughput, a large layer's copy and a mirror's repair and prune are measured, and the
+//! results are written. Timings are reported, never asserted.
 
 use std::process::Command;
 
@@ -167,6 +167,23 @@ fn the_harness_runs_every_contender_at_quick_size() {
     assert_eq!(runs[0]["exit_code"], 1, "{runs:?}");
     assert_eq!(runs[2]["exit_code"], 0, "{runs:?}");
 
+    // A mirror's upkeep: a sync leaves lost blobs lost; the repair sends exactly the lost
+    // layers (no manifest, the tags were right) and leaves nothing broken; the prune leaves
+    // no extra. (skopeo's outcome is reported, not asserted: it is skopeo's.)
+    let mirror = &report["mirror"];
+    let repair = mirror["repair"].as_array().unwrap();
+    let what: Vec<&str> = repair.iter().map(|r| r["what"].as_str().unwrap()).collect();
+    assert_eq!(
+        what,
+        ["ferry sync", "ferry verify --repair", "skopeo sync --all"]
+    );
+    assert_eq!(repair[0]["incomplete_after"], mirror["broken"], "{mirror}");
+    assert_eq!(repair[1]["incomplete_after"], 0, "{mirror}");
+    assert_eq!(repair[1]["bytes_sent"], mirror["lost_bytes"], "{mirror}");
+    let prune = &mirror["prune"];
+    assert_eq!(prune["extras_after"], 0, "{mirror}");
+    assert_eq!(prune["incomplete_after"], 0, "{mirror}");
+
     let table = std::fs::read_to_string(out_dir.path().join("quick.md")).unwrap();
     assert!(table.contains("| ferry sync |"), "{table}");
     assert!(table.contains("Latency floor"), "{table}");
@@ -174,4 +191,5 @@ fn the_harness_runs_every_contender_at_quick_size() {
     assert!(table.contains("**quota**"), "{table}");
     assert!(table.contains("**planner**"), "{table}");
     assert!(table.contains("**large**"), "{table}");
+    assert!(table.contains("**mirror**"), "{table}");
 }

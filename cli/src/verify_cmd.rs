@@ -25,9 +25,6 @@ use crate::args::VerifyArgs;
 use crate::output::{self, short_source, skipped_line};
 use crate::setup;
 
-/// Images checked at the same time.
-const CONCURRENCY: usize = 8;
-
 #[derive(Serialize)]
 struct VerifyReport<'a> {
     #[serde(flatten)]
@@ -68,9 +65,11 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         }
         from_pairs(&args).await?
     };
+    // As many images checked at once as a sync copies: verifying is round trips too, and
+    // that concurrency was chosen at a distance.
     let verifier = Verifier::new(
         &checking.registry,
-        CONCURRENCY,
+        checking.options.image_concurrency.max(1),
         checking.options.referrers.clone(),
     );
     let expectations = checking
@@ -106,8 +105,24 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
                     eprintln!("{}", output::image_line(image));
                 }
             }
-            // Verified again, everything: what the repair did not touch stands as found.
-            let before = std::mem::replace(&mut verdicts, verifier.verify_all(&expectations).await);
+            // What was repaired is verified again; the rest stands as found.
+            let again = jobs
+                .iter()
+                .map(Expectation::from_job)
+                .collect::<Result<Vec<_>, _>>()?;
+            let after = verifier.verify_all(&again).await;
+            let before = verdicts.clone();
+            let at: HashMap<(String, String), usize> = verdicts
+                .iter()
+                .enumerate()
+                .map(|(i, v)| ((v.source.clone(), v.destination.clone()), i))
+                .collect();
+            for verdict in after {
+                match at.get(&(verdict.source.clone(), verdict.destination.clone())) {
+                    Some(&i) => verdicts[i] = verdict,
+                    None => verdicts.push(verdict),
+                }
+            }
             repaired = Some((images, before));
         }
     }
