@@ -285,7 +285,18 @@ impl<'a> Remover<'a> {
                 {
                     return Ok(deleted)
                 }
-                Err(e) => return Err(crate::aws::error("ecr:BatchDeleteImage", &e)),
+                Err(e) => {
+                    use aws_sdk_ecr::error::ProvideErrorMetadata;
+                    let mut error = crate::aws::error("ecr:BatchDeleteImage", &e);
+                    let denied = e.as_service_error().and_then(|s| s.code())
+                        == Some("AccessDeniedException");
+                    if let (true, Error::Aws { detail, .. }) = (denied, &mut error) {
+                        detail.push_str(
+                            "; deployed with the template, list this repository in PrunedRepositoryArns: only those repositories let the copier remove tags",
+                        );
+                    }
+                    return Err(error);
+                }
             };
             for id in answer.image_ids() {
                 if let (Some(tag), Some(digest)) = (id.image_tag(), id.image_digest()) {

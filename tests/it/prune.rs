@@ -172,3 +172,64 @@ async fn an_ecr_mirror_is_untagged_with_batch_delete_image_and_loses_the_signatu
         "{reports:?}"
     );
 }
+
+/// Without `ecr:BatchDeleteImage` (a repository the template's PrunedRepositoryArns does
+/// not list), the removal fails for good, naming the permission and where to grant it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ecr_mirror_without_the_delete_permission_names_it_and_removes_nothing() {
+    use ferry::aws::AwsClients;
+    use ferry::message::{Reason, RemovalReason, RemoveJob, TagRemoval};
+    use ferry::remove::{disposition, Remover};
+    use ferry_testbed::moto::{MotoServer, REGION};
+    use ferry_testbed::proxy::{Action, FaultProxy};
+
+    let moto = MotoServer::start();
+    // IAM in front of moto: BatchDeleteImage is denied, as AWS answers it.
+    let iam = FaultProxy::start(&moto.endpoint()).await;
+    iam.rule(
+        |_, _, headers| {
+            headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.ends_with(".BatchDeleteImage"))
+        },
+        Action::Respond {
+            status: 400,
+            headers: vec![("content-type".into(), "application/x-amz-json-1.1".into())],
+            body: r#"{"__type":"AccessDeniedException","message":"User: arn:aws:sts::123456789012:assumed-role/ferry-copier/x is not authorized to perform: ecr:BatchDeleteImage on resource: arn:aws:ecr:us-east-1:123456789012:repository/mirror/app because no identity-based policy allows the ecr:BatchDeleteImage action"}"#.into(),
+        },
+        None,
+    );
+    let src = DockerRegistry::start(Auth::None);
+    let job = RemoveJob {
+        destination: image(&format!("{}/mirror/app", MotoServer::ecr_host(REGION))),
+        source: image(&format!("{}/app", src.host())),
+        tags: vec![TagRemoval {
+            tag: "1.0".into(),
+            source_tag: "1.0".into(),
+            why: RemovalReason::GoneFromSource,
+        }],
+        source_name: None,
+        reason: Reason::Manual,
+    };
+    let aws = AwsClients::from_config(MotoServer::sdk_config_at(&iam.url()).await);
+    let registry = client_with(&[]);
+    let reports = Remover::new(&registry, &aws).remove(&job).await;
+    let error = reports[0].failed().expect("the removal failed");
+    assert!(!error.retryable, "{error:?}");
+    assert!(
+        error
+            .message
+            .contains("not authorized to perform: ecr:BatchDeleteImage")
+            && error.message.contains("PrunedRepositoryArns"),
+        "{}",
+        error.message
+    );
+    // To the dead-letter queue with that reason, not retried.
+    match disposition(&reports) {
+        ferry::batch::Disposition::Permanent { reason, .. } => {
+            assert!(reason.contains("ecr:BatchDeleteImage"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
