@@ -686,3 +686,23 @@ async fn verify_weighs_every_destination_for_extras_and_plans_no_removal() {
         assert_eq!(plan.jobs.len(), 2);
     }
 }
+
+#[tokio::test]
+async fn an_expired_destination_is_verified_for_extras_against_what_the_source_holds() {
+    let names = tags(2);
+    let mut registries = source_with(&names);
+    for (i, tag) in tags(3).iter().enumerate() {
+        registries.push("old.example/team/app", Some(tag), &image(i as u8));
+    }
+    let options = PlanOptions {
+        check_destinations: false,
+        extras: true,
+        ..at("2027-07-01T00:00:00Z")
+    };
+    let config = two_destinations(", prune: true");
+    let plan = plan(&config, &registries, options).await;
+    // Only v2 is gone from the source; v0 and v1 are the expired mapping's, not extras.
+    let extras: Vec<&str> = plan.extras.iter().map(|e| e.destination.as_str()).collect();
+    assert_eq!(extras, ["old.example/team/app:v2"]);
+    assert!(plan.removals.is_empty());
+}

@@ -332,8 +332,8 @@ impl<'a, O: Observe> Planner<'a, O> {
         let repo = ImageRef::new(&registry_of_source.host, repository, None, None)?;
         let live = self.live(source);
         // Every mapping expired: the source is not asked (it may be gone too); only what
-        // destinations that prune must lose is planned.
-        let tags = match live.destinations.is_empty() {
+        // destinations that prune must lose is planned. Extras are weighed against it.
+        let tags = match live.destinations.is_empty() && !self.options.extras {
             true => Vec::new(),
             false => match &registry_of_source.ecr {
                 Some((account, region)) => {
@@ -699,7 +699,8 @@ impl<'a, O: Observe> Planner<'a, O> {
         for destination in source.destinations.iter().filter(|d| d.prune || extras) {
             // Expired: everything it mirrored goes, as the configuration asks, without the
             // bound (which guards against a source that lists too little, not a date).
-            let lapsed = source.lapsed(destination, self.options.now);
+            // Extras are what the source lacks, expired or not.
+            let lapsed = source.lapsed(destination, self.options.now) && !extras;
             let (against, why) = match lapsed {
                 true => (&nothing, RemovalReason::Expired),
                 false => (held, RemovalReason::GoneFromSource),
