@@ -183,3 +183,97 @@ fn the_planner_schedules_send_events_the_planner_accepts() {
         }
     }
 }
+
+/// The dashboard shows what the functions emit, by the names and dimensions they emit it
+/// under (a widget naming a metric nobody emits is an empty graph no test would notice),
+/// and the AWS metrics of resources the stack has.
+#[test]
+fn the_dashboard_graphs_the_metrics_the_functions_emit() {
+    let t = template();
+    let dashboard = &t["Resources"]["Dashboard"];
+    assert_eq!(dashboard["Type"].as_str(), Some("AWS::CloudWatch::Dashboard"));
+    let Value::Tagged(body) = &dashboard["Properties"]["DashboardBody"] else {
+        panic!("DashboardBody is a !Sub string")
+    };
+    let body: serde_json::Value = serde_json::from_str(body.value.as_str().unwrap())
+        .unwrap_or_else(|e| panic!("the dashboard body is JSON: {e}"));
+
+    // What the copier emits: (namespace, name, [(dimension, value)]).
+    let emitted = ferry::handler::metrics::copier_metrics(&Default::default(), 0);
+    let declared = &emitted["_aws"]["CloudWatchMetrics"][0];
+    let namespace = declared["Namespace"].as_str().unwrap();
+    let dimensions: Vec<(String, String)> = declared["Dimensions"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let d = d.as_str().unwrap();
+            (d.to_string(), emitted[d].as_str().unwrap().to_string())
+        })
+        .collect();
+    let names: Vec<&str> = declared["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+
+    let resources = t["Resources"].as_mapping().unwrap();
+    let kind_of = |reference: &str| -> String {
+        let name = reference
+            .trim_start_matches("${")
+            .trim_end_matches('}')
+            .split('.')
+            .next()
+            .unwrap();
+        resources
+            .get(name)
+            .and_then(|r| r["Type"].as_str())
+            .unwrap_or_else(|| panic!("the dashboard names {reference}, which the stack lacks"))
+            .to_string()
+    };
+    let mut graphed = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            let parts: Vec<&str> = metric
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p.as_str())
+                .collect();
+            let (ns, name, dims) = (parts[0], parts[1], &parts[2..]);
+            let pairs: Vec<(String, String)> = dims
+                .chunks(2)
+                .map(|c| (c[0].to_string(), c[1].to_string()))
+                .collect();
+            match ns {
+                "AWS/SQS" => {
+                    assert_eq!(pairs[0].0, "QueueName", "{metric}");
+                    assert_eq!(kind_of(&pairs[0].1), "AWS::SQS::Queue", "{metric}");
+                }
+                "AWS/Lambda" => {
+                    assert_eq!(pairs[0].0, "FunctionName", "{metric}");
+                    assert_eq!(kind_of(&pairs[0].1), "AWS::Serverless::Function", "{metric}");
+                }
+                _ => {
+                    assert_eq!(ns, namespace, "{metric}");
+                    assert!(names.contains(&name), "{name} is not emitted: {names:?}");
+                    assert_eq!(pairs, dimensions, "{metric}: emitted with {dimensions:?}");
+                    graphed.push(name);
+                }
+            }
+        }
+    }
+    for wanted in ["ImagesCopied", "ImagesUpToDate", "ImagesFailed", "BytesUploaded"] {
+        assert!(graphed.contains(&wanted), "{wanted} is not graphed");
+    }
+    let url = t["Outputs"]["DashboardUrl"]["Value"].clone();
+    let Value::Tagged(url) = url else {
+        panic!("DashboardUrl is a !Sub")
+    };
+    assert!(url
+        .value
+        .as_str()
+        .unwrap()
+        .contains("#dashboards:name=${Dashboard}"));
+}
