@@ -89,6 +89,24 @@ there too, listed as a referrer of its image.
 Exit status: 0 when everything matches, 1 when anything is missing, different or
 incomplete, 2 for bad arguments or configuration.")]
     Verify(VerifyArgs),
+
+    /// List the deployed pipeline's dead letters by kind, without consuming them; with
+    /// --requeue, send them back to their queues once their cause is fixed.
+    #[command(after_help = "\
+Examples:
+  # What failed for good, and why (the stack's DeadLetterQueueUrl output)
+  ferry dead-letters --queue https://sqs.eu-west-1.amazonaws.com/123456789012/ferry-dlq
+
+  # The registry is back: retry only what ran out of retries
+  ferry dead-letters --queue $DLQ --requeue --kind retries_exhausted --copy-queue $COPY_QUEUE
+
+Reading leaves every message in the queue (each is hidden while the queue is paged through
+and made visible again at once). Requeued copy and removal messages go to --copy-queue,
+planning tasks to --plan-queue; a requeued copy that is already done is a no-op. Messages
+the queue's redrive policy moved carry no reason (kind moved_by_redrive).
+Exit status: 0, or 1 when requeueing failed part way (nothing is lost: a message sent
+but not deleted is copied twice, harmlessly), 2 for bad arguments.")]
+    DeadLetters(DeadLettersArgs),
 }
 
 #[derive(Args, Debug)]
@@ -310,6 +328,39 @@ pub struct VerifyArgs {
     pub repair: bool,
 
     /// Print the verdicts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeadLettersArgs {
+    /// The dead-letter queue's URL (the stack's DeadLetterQueueUrl output).
+    #[arg(long, env = "FERRY_DEAD_LETTER_QUEUE_URL", value_name = "URL")]
+    pub queue: String,
+
+    /// Send the dead letters (those of --kind, or all) back to their queues, and delete
+    /// them here.
+    #[arg(long)]
+    pub requeue: bool,
+
+    /// Only dead letters of this ferry-error-kind (retries_exhausted, denied, ...);
+    /// repeatable.
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<String>,
+
+    /// Where requeued copy and removal messages go (the stack's CopyQueueUrl output).
+    #[arg(long, env = "FERRY_COPY_QUEUE_URL", value_name = "URL")]
+    pub copy_queue: Option<String>,
+
+    /// Where requeued planning tasks go (the stack's PlanQueueUrl output).
+    #[arg(long, env = "FERRY_PLAN_QUEUE_URL", value_name = "URL")]
+    pub plan_queue: Option<String>,
+
+    /// Read at most this many.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
+
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

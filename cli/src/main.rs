@@ -3,6 +3,7 @@
 
 mod args;
 mod copy_cmd;
+mod dead_letters_cmd;
 mod output;
 mod plan_cmd;
 mod progress;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             args::Command::Plan(a) => plan_cmd::run(a).await,
             args::Command::Sync(a) => sync_cmd::run(a).await,
             args::Command::Verify(a) => verify_cmd::run(a).await,
+            args::Command::DeadLetters(a) => dead_letters_cmd::run(a).await,
         }
     });
     match result {

@@ -360,3 +360,125 @@ async fn credential_helper_supplies_the_password_and_it_never_reaches_the_output
         assert!(!text.contains(&basic), "encoded secret leaked: {text}");
     }
 }
+
+/// The pipeline's dead letters, listed by kind without consuming them, and requeued by
+/// kind: exactly those move back to the copy queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_by_kind_left_in_place_and_requeued_by_kind() {
+    use ferry::registry::Endpoints;
+    use ferry_testbed::pipeline::LocalPipeline;
+    use ferry_testbed::sqs;
+
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    let config = format!(
+        "version: 1\nsources:\n  - name: local\n    registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\", prune: true}}]\n",
+        src.host(),
+        dst.host()
+    );
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
+    // What fails for good, for real: two removals no pruning destination maps, and a body
+    // that is no ferry message.
+    let removal = |destination: &str| {
+        serde_json::json!({"version": 1, "kind": "remove",
+            "destination": format!("{}/{destination}", dst.host()),
+            "source": format!("{}/app", src.host()),
+            "tags": [{"tag": "1.0", "source_tag": "1.0", "why": "gone-from-source"}],
+            "source_name": "local"})
+        .to_string()
+    };
+    for body in [
+        removal("elsewhere/a"),
+        removal("elsewhere/b"),
+        "{}".to_string(),
+    ] {
+        sqs::send(&p.sqs, &p.copy_url, &body).await;
+    }
+    assert!(p.drain_copies().await.failed.is_empty());
+
+    let dead_letters = |args: &[&str]| {
+        let mut cmd = ferry();
+        cmd.envs(moto.env())
+            .args(["dead-letters", "--json", "--queue", &p.dlq_url])
+            .args(args);
+        run(&mut cmd)
+    };
+    let listed = || {
+        let out = dead_letters(&[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = listed();
+    assert_eq!(first["count"], 3, "{first}");
+    let kinds: Vec<(&str, u64)> = first["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kind"].as_str().unwrap(), k["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("not_a_mirror", 2), ("bad_message", 1)], "{first}");
+    let example = first["kinds"][0]["example"].as_str().unwrap();
+    assert!(example.contains("no destination that prunes"), "{example}");
+    let subjects: Vec<&str> = first["letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s.ends_with("/elsewhere/a")),
+        "{subjects:?}"
+    );
+    // Read, not consumed.
+    assert_eq!(listed()["count"], 3);
+
+    // Requeue one kind only, and only where it can go.
+    let out = dead_letters(&["--requeue", "--kind", "not_a_mirror"]);
+    assert!(!out.status.success(), "no --copy-queue given");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--copy-queue"));
+    let out = dead_letters(&[
+        "--requeue",
+        "--kind",
+        "not_a_mirror",
+        "--copy-queue",
+        &p.copy_url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(moved["requeued"], 2, "{moved}");
+    let left = listed();
+    assert_eq!(left["count"], 1, "{left}");
+    assert_eq!(left["kinds"][0]["kind"], "bad_message");
+    let back = p.receive(&p.copy_url).await;
+    let mut bodies: Vec<String> = back
+        .records()
+        .iter()
+        .map(|r| r["body"].as_str().unwrap().to_string())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, [removal("elsewhere/a"), removal("elsewhere/b")]);
+
+    // The human listing.
+    let mut cmd = ferry();
+    cmd.envs(moto.env())
+        .args(["dead-letters", "--queue", &p.dlq_url]);
+    let out = run(&mut cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("1 dead letters\n  bad_message"), "{text}");
+    assert!(text.contains("(not a ferry message)"), "{text}");
+}

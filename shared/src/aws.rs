@@ -50,6 +50,11 @@ impl AwsClients {
             .await
     }
 
+    /// An SQS client in the configured region.
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(self.config().await)
+    }
+
     /// An ECR client for `region`.
     pub async fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
         let mut clients = self.ecr.lock().await;

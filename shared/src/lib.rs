@@ -11,6 +11,7 @@ pub mod backup;
 pub mod batch;
 pub mod config;
 pub mod copy;
+pub mod dead_letters;
 pub mod digest;
 pub mod ecr_host;
 pub mod error;

@@ -191,7 +191,10 @@ fn the_planner_schedules_send_events_the_planner_accepts() {
 fn the_dashboard_graphs_the_metrics_the_functions_emit() {
     let t = template();
     let dashboard = &t["Resources"]["Dashboard"];
-    assert_eq!(dashboard["Type"].as_str(), Some("AWS::CloudWatch::Dashboard"));
+    assert_eq!(
+        dashboard["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
     let Value::Tagged(body) = &dashboard["Properties"]["DashboardBody"] else {
         panic!("DashboardBody is a !Sub string")
     };
@@ -253,7 +256,11 @@ fn the_dashboard_graphs_the_metrics_the_functions_emit() {
                 }
                 "AWS/Lambda" => {
                     assert_eq!(pairs[0].0, "FunctionName", "{metric}");
-                    assert_eq!(kind_of(&pairs[0].1), "AWS::Serverless::Function", "{metric}");
+                    assert_eq!(
+                        kind_of(&pairs[0].1),
+                        "AWS::Serverless::Function",
+                        "{metric}"
+                    );
                 }
                 _ => {
                     assert_eq!(ns, namespace, "{metric}");
@@ -264,7 +271,12 @@ fn the_dashboard_graphs_the_metrics_the_functions_emit() {
             }
         }
     }
-    for wanted in ["ImagesCopied", "ImagesUpToDate", "ImagesFailed", "BytesUploaded"] {
+    for wanted in [
+        "ImagesCopied",
+        "ImagesUpToDate",
+        "ImagesFailed",
+        "BytesUploaded",
+    ] {
         assert!(graphed.contains(&wanted), "{wanted} is not graphed");
     }
     let url = t["Outputs"]["DashboardUrl"]["Value"].clone();
