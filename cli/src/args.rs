@@ -107,6 +107,20 @@ the queue's redrive policy moved carry no reason (kind moved_by_redrive).
 Exit status: 0, or 1 when requeueing failed part way (nothing is lost: a message sent
 but not deleted is copied twice, harmlessly), 2 for bad arguments.")]
     DeadLetters(DeadLettersArgs),
+
+    /// How a deployed migration is getting on: images waiting and in flight, repositories
+    /// still to plan, dead letters by kind; followed until the copy queue is empty.
+    #[command(after_help = "\
+Examples:
+  ferry status --copy-queue $COPY_QUEUE --plan-queue $PLAN_QUEUE --dead-letter-queue $DLQ
+  ferry status --copy-queue $COPY_QUEUE --once --json
+
+Counts are SQS's own (approximate, as its console's are). The rate and the time left come
+from how the copy queue's count falls between samples over the last minute. It stops once
+the copy and planning queues are empty in two samples running, or on Ctrl-C; on a
+terminal it draws a progress bar, elsewhere it prints one plain line per sample.
+The queue URLs are the stack's CopyQueueUrl, PlanQueueUrl and DeadLetterQueueUrl outputs.")]
+    Status(StatusArgs),
 }
 
 #[derive(Args, Debug)]
@@ -361,6 +375,33 @@ pub struct DeadLettersArgs {
     pub limit: usize,
 
     /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The copy queue's URL (the stack's CopyQueueUrl output).
+    #[arg(long, env = "FERRY_COPY_QUEUE_URL", value_name = "URL")]
+    pub copy_queue: String,
+
+    /// The planning queue's URL (PlanQueueUrl): repositories still to plan.
+    #[arg(long, env = "FERRY_PLAN_QUEUE_URL", value_name = "URL")]
+    pub plan_queue: Option<String>,
+
+    /// The dead-letter queue's URL (DeadLetterQueueUrl): what failed for good, by kind.
+    #[arg(long, env = "FERRY_DEAD_LETTER_QUEUE_URL", value_name = "URL")]
+    pub dead_letter_queue: Option<String>,
+
+    /// One snapshot, then exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Seconds between samples while following.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
+
+    /// JSON: one object for --once, one per line while following.
     #[arg(long)]
     pub json: bool,
 }

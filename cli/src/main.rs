@@ -8,6 +8,7 @@ mod output;
 mod plan_cmd;
 mod progress;
 mod setup;
+mod status_cmd;
 mod sync_cmd;
 mod verify_cmd;
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             args::Command::Sync(a) => sync_cmd::run(a).await,
             args::Command::Verify(a) => verify_cmd::run(a).await,
             args::Command::DeadLetters(a) => dead_letters_cmd::run(a).await,
+            args::Command::Status(a) => status_cmd::run(a).await,
         }
     });
     match result {

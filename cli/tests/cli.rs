@@ -482,3 +482,98 @@ async fn dead_letters_are_listed_by_kind_left_in_place_and_requeued_by_kind() {
     assert!(text.starts_with("1 dead letters\n  bad_message"), "{text}");
     assert!(text.contains("(not a ferry message)"), "{text}");
 }
+
+/// `ferry status` against the pipeline's queues: counts as seeded, then followed (no
+/// terminal: plain lines) while the copier drains the copy queue, until it is empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_counts_the_queues_and_follows_the_copy_queue_until_it_is_empty() {
+    use ferry::registry::Endpoints;
+    use ferry_testbed::pipeline::LocalPipeline;
+    use ferry_testbed::sqs;
+    use std::io::{BufRead, BufReader};
+
+    let moto = MotoServer::start();
+    let src = DockerRegistry::start(Auth::None);
+    let dst = DockerRegistry::start(Auth::None);
+    for i in 0..6 {
+        src.seeder()
+            .push_image("app", &format!("1.{i}"), Style::Oci, &[200], 300 + i)
+            .await;
+    }
+    let config = format!(
+        "version: 1\nsources:\n  - registry: {{host: \"{}\", repositories: [app]}}\n    destinations: [{{target: \"{}/mirror/{{repo}}\"}}]\n",
+        src.host(),
+        dst.host()
+    );
+    let p = LocalPipeline::start(
+        &moto,
+        &config,
+        Endpoints::new().insecure_loopback(true),
+        false,
+    )
+    .await;
+    let summary = p
+        .planner
+        .handle(serde_json::json!({"action": "sync"}))
+        .await
+        .unwrap();
+    assert_eq!(summary["messages_sent"], 6, "{summary}");
+    // And one message that will fail for good.
+    sqs::send(&p.sqs, &p.copy_url, "{}").await;
+    let status = |args: &[&str]| {
+        let mut cmd = ferry();
+        cmd.envs(moto.env())
+            .args(["status", "--copy-queue", &p.copy_url])
+            .args(["--plan-queue", &p.plan_url])
+            .args(["--dead-letter-queue", &p.dlq_url])
+            .args(args);
+        cmd
+    };
+
+    let out = run(&mut status(&["--once", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snapshot: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snapshot["copy"]["waiting"], 7, "{snapshot}");
+    assert_eq!(snapshot["copy"]["in_flight"], 0, "{snapshot}");
+    assert_eq!(snapshot["plan"]["waiting"], 0, "{snapshot}");
+    assert_eq!(snapshot["dead_letters"], 0, "{snapshot}");
+
+    // Followed while the copier drains the queue.
+    let mut child = status(&["--interval", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (first, lines) = tokio::task::spawn_blocking(move || {
+        let first = lines.next().unwrap().unwrap();
+        (first, lines)
+    })
+    .await
+    .unwrap();
+    assert!(
+        first.starts_with("7 waiting, 0 in flight; 0 repositories to plan; 0 dead letters"),
+        "{first}"
+    );
+    assert!(p.drain_copies().await.records >= 7);
+    let rest: Vec<String> =
+        tokio::task::spawn_blocking(move || lines.map(Result::unwrap).collect())
+            .await
+            .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        rest.iter().all(|l| !l.contains('\u{1b}')),
+        "plain lines: {rest:?}"
+    );
+    let text = rest.join("\n");
+    assert!(
+        text.contains("the copy queue is empty: 0 waiting, 0 in flight; 0 repositories to plan; 1 dead letters"),
+        "{text}"
+    );
+    assert!(text.contains("1 bad_message: e.g."), "{text}");
+    assert_eq!(dst.seeder().tags("mirror/app").await.len(), 6);
+}

@@ -32,6 +32,7 @@ pub mod remove;
 pub mod report;
 pub mod service;
 pub mod shared_answers;
+pub mod status;
 pub mod verify;
 
 pub use error::{Error, Result};
