@@ -94,11 +94,14 @@ incomplete, 2 for bad arguments or configuration.")]
     /// --requeue, send them back to their queues once their cause is fixed.
     #[command(after_help = "\
 Examples:
-  # What failed for good, and why (the stack's DeadLetterQueueUrl output)
-  ferry dead-letters --queue https://sqs.eu-west-1.amazonaws.com/123456789012/ferry-dlq
+  # What failed for good, and why
+  ferry dead-letters --stack ferry
 
   # The registry is back: retry only what ran out of retries
-  ferry dead-letters --queue $DLQ --requeue --kind retries_exhausted --copy-queue $COPY_QUEUE
+  ferry dead-letters --stack ferry --requeue --kind retries_exhausted
+
+  # Without CloudFormation: the queues by URL
+  ferry dead-letters --queue $DLQ --requeue --copy-queue $COPY_QUEUE --plan-queue $PLAN_QUEUE
 
 Reading leaves every message in the queue (each is hidden while the queue is paged through
 and made visible again at once). Requeued copy and removal messages go to --copy-queue,
@@ -112,14 +115,16 @@ but not deleted is copied twice, harmlessly), 2 for bad arguments.")]
     /// still to plan, dead letters by kind; followed until the copy queue is empty.
     #[command(after_help = "\
 Examples:
+  ferry status --stack ferry
+  ferry status --stack ferry --once --json
   ferry status --copy-queue $COPY_QUEUE --plan-queue $PLAN_QUEUE --dead-letter-queue $DLQ
-  ferry status --copy-queue $COPY_QUEUE --once --json
 
 Counts are SQS's own (approximate, as its console's are). The rate and the time left come
 from how the copy queue's count falls between samples over the last minute. It stops once
 the copy and planning queues are empty in two samples running, or on Ctrl-C; on a
 terminal it draws a progress bar, elsewhere it prints one plain line per sample.
-The queue URLs are the stack's CopyQueueUrl, PlanQueueUrl and DeadLetterQueueUrl outputs.")]
+With --stack the queues come from the stack's CopyQueueUrl, PlanQueueUrl and
+DeadLetterQueueUrl outputs (cloudformation:DescribeStacks); a URL given as well wins.")]
     Status(StatusArgs),
 }
 
@@ -348,9 +353,14 @@ pub struct VerifyArgs {
 
 #[derive(Args, Debug)]
 pub struct DeadLettersArgs {
-    /// The dead-letter queue's URL (the stack's DeadLetterQueueUrl output).
+    /// The deployed stack: its queues are read from its outputs (CloudFormation).
+    #[arg(long, env = "FERRY_STACK", value_name = "NAME")]
+    pub stack: Option<String>,
+
+    /// The dead-letter queue's URL (the stack's DeadLetterQueueUrl output), instead of
+    /// --stack.
     #[arg(long, env = "FERRY_DEAD_LETTER_QUEUE_URL", value_name = "URL")]
-    pub queue: String,
+    pub queue: Option<String>,
 
     /// Send the dead letters (those of --kind, or all) back to their queues, and delete
     /// them here.
@@ -381,9 +391,13 @@ pub struct DeadLettersArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The copy queue's URL (the stack's CopyQueueUrl output).
+    /// The deployed stack: its queues are read from its outputs (CloudFormation).
+    #[arg(long, env = "FERRY_STACK", value_name = "NAME")]
+    pub stack: Option<String>,
+
+    /// The copy queue's URL (the stack's CopyQueueUrl output), instead of --stack.
     #[arg(long, env = "FERRY_COPY_QUEUE_URL", value_name = "URL")]
-    pub copy_queue: String,
+    pub copy_queue: Option<String>,
 
     /// The planning queue's URL (PlanQueueUrl): repositories still to plan.
     #[arg(long, env = "FERRY_PLAN_QUEUE_URL", value_name = "URL")]

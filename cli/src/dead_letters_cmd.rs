@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use ferry::aws::AwsClients;
 use ferry::dead_letters::{summarize, DeadLetter, DeadLetterQueue, KindSummary};
 use ferry::queue::SqsQueue;
+use ferry::status::stack_queues;
 use serde::Serialize;
 
 use crate::args::DeadLettersArgs;
@@ -25,10 +26,21 @@ struct Requeued<'a> {
     letters: &'a [DeadLetter],
 }
 
-pub async fn run(args: DeadLettersArgs) -> Result<ExitCode> {
+pub async fn run(mut args: DeadLettersArgs) -> Result<ExitCode> {
     let aws = AwsClients::from_environment();
+    if let Some(stack) = &args.stack {
+        let queues = stack_queues(&aws, stack)
+            .await
+            .with_context(|| format!("reading the outputs of stack {stack}"))?;
+        args.queue = args.queue.or(queues.dead_letter);
+        args.copy_queue.get_or_insert(queues.copy);
+        args.plan_queue = args.plan_queue.or(queues.plan);
+    }
+    let Some(queue) = args.queue.clone() else {
+        bail!("give --stack NAME (the deployed stack) or --queue URL (its dead-letter queue)");
+    };
     let sqs = aws.sqs().await;
-    let dlq = DeadLetterQueue::new(sqs.clone(), &args.queue);
+    let dlq = DeadLetterQueue::new(sqs.clone(), &queue);
     if !args.requeue {
         if !args.kinds.is_empty() {
             bail!("--kind picks what --requeue sends back; to list one kind, list them all (they are grouped by kind)");
@@ -36,7 +48,7 @@ pub async fn run(args: DeadLettersArgs) -> Result<ExitCode> {
         let letters = dlq
             .read(args.limit)
             .await
-            .with_context(|| format!("reading {}", args.queue))?;
+            .with_context(|| format!("reading {queue}"))?;
         let kinds = summarize(&letters);
         if args.json {
             let listing = Listing {
@@ -51,7 +63,7 @@ pub async fn run(args: DeadLettersArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let copy_url = args.copy_queue.as_deref().context(
-        "--requeue needs --copy-queue URL (the stack's CopyQueueUrl output), where copy and removal messages go back to",
+        "--requeue needs --stack NAME or --copy-queue URL (the stack's CopyQueueUrl output), where copy and removal messages go back to",
     )?;
     let copy = SqsQueue::new(sqs.clone(), copy_url);
     let plan = args

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ferry::aws::AwsClients;
 use ferry::dead_letters::{summarize, DeadLetterQueue, KindSummary};
-use ferry::status::{counts, Drain, QueueCounts};
+use ferry::status::{counts, stack_queues, Drain, QueueCounts};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -40,17 +40,28 @@ impl Snapshot {
     }
 }
 
-pub async fn run(args: StatusArgs) -> Result<ExitCode> {
+pub async fn run(mut args: StatusArgs) -> Result<ExitCode> {
     let aws = AwsClients::from_environment();
+    if let Some(stack) = &args.stack {
+        let queues = stack_queues(&aws, stack)
+            .await
+            .with_context(|| format!("reading the outputs of stack {stack}"))?;
+        args.copy_queue.get_or_insert(queues.copy);
+        args.plan_queue = args.plan_queue.or(queues.plan);
+        args.dead_letter_queue = args.dead_letter_queue.or(queues.dead_letter);
+    }
+    let Some(copy_queue) = args.copy_queue.clone() else {
+        anyhow::bail!("give --stack NAME (the deployed stack) or --copy-queue URL");
+    };
     let sqs = aws.sqs().await;
     let dlq = args
         .dead_letter_queue
         .as_ref()
         .map(|url| DeadLetterQueue::new(sqs.clone(), url));
     let sample = || async {
-        let copy = counts(&sqs, &args.copy_queue)
+        let copy = counts(&sqs, &copy_queue)
             .await
-            .with_context(|| format!("reading {}", args.copy_queue))?;
+            .with_context(|| format!("reading {copy_queue}"))?;
         let plan = match &args.plan_queue {
             Some(url) => Some(
                 counts(&sqs, url)

@@ -577,3 +577,96 @@ async fn status_counts_the_queues_and_follows_the_copy_queue_until_it_is_empty()
     assert!(text.contains("1 bad_message: e.g."), "{text}");
     assert_eq!(dst.seeder().tags("mirror/app").await.len(), 6);
 }
+
+/// `--stack`: the queues come from the deployed stack's outputs, read through
+/// CloudFormation (moto, with a stack of just the three queues and the template's output
+/// names).
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_dead_letters_find_the_queues_from_the_stack_outputs() {
+    let moto = MotoServer::start();
+    let sdk = moto.sdk_config().await;
+    let template = r#"{
+      "Resources": {
+        "CopyQueue": {"Type": "AWS::SQS::Queue"},
+        "PlanQueue": {"Type": "AWS::SQS::Queue"},
+        "DeadLetterQueue": {"Type": "AWS::SQS::Queue"}
+      },
+      "Outputs": {
+        "CopyQueueUrl": {"Value": {"Ref": "CopyQueue"}},
+        "PlanQueueUrl": {"Value": {"Ref": "PlanQueue"}},
+        "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}}
+      }
+    }"#;
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    cfn.create_stack()
+        .stack_name("ferry-test")
+        .template_body(template)
+        .send()
+        .await
+        .unwrap();
+    let outputs = cfn
+        .describe_stacks()
+        .stack_name("ferry-test")
+        .send()
+        .await
+        .unwrap();
+    let url = |key: &str| {
+        outputs.stacks()[0]
+            .outputs()
+            .iter()
+            .find(|o| o.output_key() == Some(key))
+            .and_then(|o| o.output_value())
+            .unwrap()
+            .to_string()
+    };
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    for _ in 0..3 {
+        ferry_testbed::sqs::send(&sqs, &url("CopyQueueUrl"), "{}").await;
+    }
+    ferry_testbed::sqs::send(&sqs, &url("DeadLetterQueueUrl"), "{}").await;
+
+    let ferry_with = |args: &[&str]| {
+        let mut cmd = ferry();
+        cmd.envs(moto.env()).args(args);
+        run(&mut cmd)
+    };
+    let out = ferry_with(&["status", "--stack", "ferry-test", "--once", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snapshot: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snapshot["copy"]["waiting"], 3, "{snapshot}");
+    assert_eq!(snapshot["plan"]["waiting"], 0, "{snapshot}");
+    assert_eq!(snapshot["dead_letters"], 1, "{snapshot}");
+    assert_eq!(
+        snapshot["kinds"][0]["kind"], "moved_by_redrive",
+        "{snapshot}"
+    );
+
+    // Requeue finds the copy queue in the outputs too; a body that is no ferry message has
+    // no queue to go back to and stays.
+    let out = ferry_with(&[
+        "dead-letters",
+        "--stack",
+        "ferry-test",
+        "--requeue",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(moved["requeued"], 0, "{moved}");
+
+    let out = ferry_with(&["status", "--stack", "no-such-stack", "--once"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reading the outputs of stack no-such-stack"),
+        "{stderr}"
+    );
+}

@@ -7,7 +7,49 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Serialize;
 
+use crate::aws::AwsClients;
 use crate::error::{Error, Result};
+
+/// The queues of a deployed stack, from its outputs (the template's `CopyQueueUrl`,
+/// `PlanQueueUrl`, `DeadLetterQueueUrl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackQueues {
+    pub copy: String,
+    pub plan: Option<String>,
+    pub dead_letter: Option<String>,
+}
+
+/// Read `stack`'s queue URLs through CloudFormation (`cloudformation:DescribeStacks`).
+pub async fn stack_queues(aws: &AwsClients, stack: &str) -> Result<StackQueues> {
+    let client = aws_sdk_cloudformation::Client::new(aws.config().await);
+    let answer = client
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| crate::aws::error("cloudformation:DescribeStacks", &e))?;
+    let Some(found) = answer.stacks().first() else {
+        return Err(Error::Config(format!("no stack named {stack}")));
+    };
+    let output = |key: &str| {
+        found
+            .outputs()
+            .iter()
+            .find(|o| o.output_key() == Some(key))
+            .and_then(|o| o.output_value())
+            .map(str::to_string)
+    };
+    let copy = output("CopyQueueUrl").ok_or_else(|| {
+        Error::Config(format!(
+            "stack {stack} has no CopyQueueUrl output: is it deployed from ferry's template.yaml? Give the queue URLs instead (--copy-queue)"
+        ))
+    })?;
+    Ok(StackQueues {
+        copy,
+        plan: output("PlanQueueUrl"),
+        dead_letter: output("DeadLetterQueueUrl"),
+    })
+}
 
 /// One queue's counts at one moment. SQS's counts are approximate (eventually consistent
 /// for a minute or so), which is what its own console shows too.
