@@ -19,10 +19,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v python3 >/dev/null || { echo "python3 is required for moto_server" >&2; exit 1; }
 if ! command -v moto_server >/dev/null || ! command -v cfn-lint >/dev/null \
-  || ! command -v cargo-lambda >/dev/null || ! python3 -c 'import ziglang' 2>/dev/null; then
-  echo "installing moto[server], cfn-lint, cargo-lambda and ziglang (pip)" >&2
+  || ! command -v cargo-lambda >/dev/null || ! python3 -c 'import ziglang, jsonschema, yaml' 2>/dev/null; then
+  # jsonschema and PyYAML: the test that validates the documented configurations against
+  # `ferry config schema` with an independent validator.
+  echo "installing moto[server], cfn-lint, cargo-lambda, ziglang, jsonschema and PyYAML (pip)" >&2
   python3 -m pip install -q 'moto[server]>=5.1,<6' 'cfn-lint>=1,<2' \
-    'cargo-lambda>=1.8,<2' 'ziglang>=0.13,<0.15'
+    'cargo-lambda>=1.8,<2' 'ziglang>=0.13,<0.15' 'jsonschema>=4.18,<5' 'PyYAML>=6,<7'
   if command -v pyenv >/dev/null; then pyenv rehash; fi
   hash -r
 fi

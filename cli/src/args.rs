@@ -126,6 +126,11 @@ terminal it draws a progress bar, elsewhere it prints one plain line per sample.
 With --stack the queues come from the stack's CopyQueueUrl, PlanQueueUrl and
 DeadLetterQueueUrl outputs (cloudformation:DescribeStacks); a URL given as well wins.")]
     Status(StatusArgs),
+
+    /// The configuration file: its JSON Schema, or a check of one file without touching
+    /// any registry.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Args, Debug)]
@@ -418,4 +423,27 @@ pub struct StatusArgs {
     /// JSON: one object for --once, one per line while following.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the JSON Schema of the configuration (draft 2020-12), for editor completion
+    /// and CI validation. It is derived from the types the parser reads, so it cannot
+    /// drift from them; the parser checks more (templates, patterns, dates): run `check`.
+    #[command(after_help = "\
+Examples:
+  ferry config schema > ferry.schema.json
+  # VS Code (YAML extension): first line of ferry.yaml
+  # yaml-language-server: $schema=./ferry.schema.json")]
+    Schema,
+
+    /// Check a configuration offline, as the functions will read it, and say what each
+    /// source will enumerate and where it goes.
+    #[command(after_help = "\
+Exit status: 0 when the file is valid, 2 with the first error (naming its field) when not.")]
+    Check {
+        /// The configuration (YAML or JSON).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }

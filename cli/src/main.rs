@@ -2,6 +2,7 @@
 //! whole registries from the same configuration the Lambda functions use.
 
 mod args;
+mod config_cmd;
 mod copy_cmd;
 mod dead_letters_cmd;
 mod output;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
             args::Command::Verify(a) => verify_cmd::run(a).await,
             args::Command::DeadLetters(a) => dead_letters_cmd::run(a).await,
             args::Command::Status(a) => status_cmd::run(a).await,
+            args::Command::Config(c) => config_cmd::run(c),
         }
     });
     match result {

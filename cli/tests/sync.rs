@@ -1111,3 +1111,106 @@ async fn a_moved_tag_keeps_the_image_it_held_under_its_backup_tag() {
     let (_, _, kept) = d.manifest("mirror/app", &second_backup).await.unwrap();
     assert_eq!(kept, second.digest);
 }
+
+/// The schema `ferry config schema` prints accepts every configuration the README shows
+/// and refuses unknown fields, checked by an independent validator (Python's jsonschema,
+/// which the README's test command installs); `ferry config check` explains a valid file
+/// and names the field of a bad one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_config_schema_validates_the_documented_examples_and_check_explains_them() {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = ferry(home.path());
+    c.args(["config", "schema"]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let schema = home.path().join("schema.json");
+    std::fs::write(&schema, &out.stdout).unwrap();
+
+    // Every ```yaml block of the README that is a configuration.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let examples: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.starts_with("version: 1"))
+        .collect();
+    assert!(!examples.is_empty());
+    let mut files = Vec::new();
+    for (i, example) in examples.iter().enumerate() {
+        let path = home.path().join(format!("readme-{i}.yaml"));
+        std::fs::write(&path, example).unwrap();
+        files.push((path, true));
+    }
+    let extra = [
+        // A misspelt field, at the top, in a destination, in an image entry.
+        ("version: 1\nsource: []\n", false),
+        ("version: 1\nsources:\n  - images: [a/b:1]\n    destinations: [{target: \"r.example/{repo}\", prun: true}]\n", false),
+        ("version: 1\nsources:\n  - images: [{image: a/b:1, expiry: 2027-06-30}]\n    destinations: [{target: \"r.example/{repo}\"}]\n", false),
+        ("version: 1\ncredentials: {r.example: {secrets: x}}\nsources: []\n", false),
+        // What a schema can say is fine.
+        ("version: 1\ncredentials: {r.example: {secret: x}, q.example: ecr}\nsources:\n  - images: [a/b:1, {image: a/c:2, expires: 2027-06-30}]\n    destinations: [{target: \"r.example/{repo}\", prune_max: 50%, backup: \"{tag}-{date}\"}]\n", true),
+    ];
+    for (i, (text, _)) in extra.iter().enumerate() {
+        let path = home.path().join(format!("case-{i}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        files.push((path, extra[i].1));
+    }
+    let script = r#"
+import json, sys, yaml, jsonschema
+# ferry reads YAML 1.2, where 2027-06-30 is a string; PyYAML's 1.1 would make it a date.
+class Loader(yaml.SafeLoader):
+    pass
+Loader.yaml_implicit_resolvers = {
+    k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema)
+for path in sys.argv[2:]:
+    errors = [e.message for e in validator.iter_errors(yaml.load(open(path), Loader=Loader))]
+    print(path, "valid" if not errors else "invalid: " + "; ".join(errors))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&schema)
+        .args(files.iter().map(|(p, _)| p))
+        .output()
+        .expect("python3 with jsonschema and PyYAML (scripts/setup.sh installs them)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdicts = String::from_utf8_lossy(&out.stdout);
+    for ((path, valid), line) in files.iter().zip(verdicts.lines()) {
+        assert!(line.starts_with(&path.display().to_string()), "{line}");
+        assert_eq!(line.ends_with(" valid"), *valid, "{line}");
+    }
+    assert!(verdicts.contains("'prun' was unexpected"), "{verdicts}");
+
+    // check: the README's example explained, a bad file named by its field.
+    let mut c = ferry(home.path());
+    c.args(["config", "check"]).arg(&files[0].0);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("valid: 3 sources"), "{stdout}");
+    assert!(
+        stdout.contains("every repository under platform/"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("prunes (at most 50% a run)"), "{stdout}");
+    let mut c = ferry(home.path());
+    c.args(["config", "check"])
+        .arg(&files[examples.len() + 1].0);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sources[0].destinations[0]"),
+        "{}",
+        text(&out)
+    );
+}

@@ -29,7 +29,28 @@ pub struct NameFilter {
     exclude: Vec<Regex>,
 }
 
+/// A compiled whole-name pattern as the user wrote it.
+fn written(pattern: &Regex) -> &str {
+    let text = pattern.as_str();
+    text.strip_prefix("^(?:")
+        .and_then(|t| t.strip_suffix(")$"))
+        .unwrap_or(text)
+}
+
 impl NameFilter {
+    /// The filter in words (`include a|b, exclude c`); empty when it admits everything.
+    pub fn describe(&self) -> String {
+        let list = |patterns: &[Regex]| patterns.iter().map(written).collect::<Vec<_>>().join(" ");
+        let mut parts = Vec::new();
+        if !self.include.is_empty() {
+            parts.push(format!("include {}", list(&self.include)));
+        }
+        if !self.exclude.is_empty() {
+            parts.push(format!("exclude {}", list(&self.exclude)));
+        }
+        parts.join(", ")
+    }
+
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, FilterError> {
         Ok(NameFilter {
             include: compile(include)?,
@@ -88,6 +109,16 @@ pub struct TagFilter {
 }
 
 impl TagFilter {
+    /// The filter in words (`include v.*, semver >=1.0, newest 20`); empty when it admits
+    /// every tag.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![self.names.describe()];
+        parts.extend(self.semver.as_ref().map(|v| format!("semver {v}")));
+        parts.extend(self.newest.map(|n| format!("newest {n}")));
+        parts.retain(|p| !p.is_empty());
+        parts.join(", ")
+    }
+
     pub fn new(
         include: &[String],
         exclude: &[String],

@@ -193,6 +193,11 @@ pub struct CreateRepository {
 
 impl SyncConfig {
     /// Parse and validate a YAML or JSON document.
+    /// The configuration's JSON Schema, from the types the parser reads.
+    pub fn schema() -> serde_json::Value {
+        raw::schema()
+    }
+
     pub fn parse(text: &str) -> Result<SyncConfig, ConfigError> {
         let deserializer = serde_yaml_ng::Deserializer::from_str(text);
         let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub version: u32,
@@ -26,7 +27,7 @@ pub struct RawConfig {
 
 /// What a registry allows: `requests_per_second` by kind of request, `concurrency`, and
 /// `bytes_per_second` (a number of bytes, or a string such as `50MiB` or `20MB`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRegistryLimits {
     #[serde(default)]
@@ -36,14 +37,14 @@ pub struct RawRegistryLimits {
 }
 
 /// A byte count: `52428800`, or `"50MiB"`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawBytes {
     Number(u64),
     Text(String),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
     pub account: Option<String>,
@@ -64,7 +65,7 @@ pub struct RawDefaults {
 }
 
 /// `prune_max: 20` or `prune_max: 50%`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawPruneMax {
     Count(u64),
@@ -72,7 +73,7 @@ pub enum RawPruneMax {
 }
 
 /// `referrers: all`, `referrers: sig,sbom` or `referrers: [sig, application/spdx+json]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawReferrers {
     One(String),
@@ -154,7 +155,7 @@ impl TryFrom<serde_yaml_ng::Value> for RawCredential {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub name: Option<String>,
@@ -167,7 +168,7 @@ pub struct RawSource {
     pub destinations: Vec<RawDestination>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEcr {
     pub account: Option<String>,
@@ -176,14 +177,14 @@ pub struct RawEcr {
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRegistry {
     pub host: String,
     pub repositories: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFilters {
     #[serde(default)]
@@ -192,7 +193,7 @@ pub struct RawFilters {
     pub tags: RawTags,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPatterns {
     #[serde(default)]
@@ -201,7 +202,7 @@ pub struct RawPatterns {
     pub exclude: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTags {
     #[serde(default)]
@@ -212,7 +213,7 @@ pub struct RawTags {
     pub newest: Option<usize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDestination {
     pub target: String,
@@ -227,7 +228,7 @@ pub struct RawDestination {
     pub backup: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSplitTag {
     #[serde(default = "dash")]
@@ -240,11 +241,66 @@ fn dash() -> String {
     "-".into()
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCreateRepository {
     #[serde(default)]
     pub immutable: bool,
     #[serde(default)]
     pub scan_on_push: bool,
+}
+
+impl JsonSchema for RawCredential {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Credential".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Where a registry's credentials come from: `ecr` (a token from ECR's GetAuthorizationToken), `anonymous`, or `{secret: SECRET_ID_OR_ARN}` (Secrets Manager: {\"username\", \"password\"} or a docker config.json).",
+            "oneOf": [
+                {"const": "ecr"},
+                {"const": "anonymous"},
+                {
+                    "type": "object",
+                    "properties": {"secret": {"type": "string", "description": "A Secrets Manager secret id or ARN."}},
+                    "required": ["secret"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for RawImage {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ListedImage".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An image to copy: `REF` (with a tag or digest), or `{image: REF, expires: DATE}`.",
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string"},
+                        "expires": {"type": "string", "description": "A date (2027-06-30: through the end of that day, UTC) or an RFC 3339 time; after it the image is not copied."}
+                    },
+                    "required": ["image"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+/// The configuration's JSON Schema (draft 2020-12), from the types above: what `ferry
+/// config schema` prints, for editors and CI. The parser checks more than a schema can
+/// (templates, patterns, dates); `ferry config check` runs it.
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(RawConfig);
+    schema.insert("title".into(), "ferry sync configuration".into());
+    schema.to_value()
 }
