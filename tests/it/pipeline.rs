@@ -333,15 +333,7 @@ async fn an_ecr_push_event_syncs_exactly_that_image_into_a_created_repository() 
         let p = s
             .push_image("team/app", tag, Style::Docker, &[900], seed)
             .await;
-        ecr_api
-            .put_image()
-            .repository_name("team/app")
-            .image_tag(tag)
-            .image_manifest(String::from_utf8(p.raw.clone()).unwrap())
-            .image_digest(&p.digest)
-            .send()
-            .await
-            .unwrap();
+        ecr_put(&ecr_api, "team/app", tag, &p).await;
         pushed.push(p);
     }
     let src_host = MotoServer::ecr_host(REGION);
@@ -856,15 +848,7 @@ async fn an_ecr_delete_event_removes_the_tag_from_a_pruning_mirror_and_a_stale_o
         let p = s
             .push_image("team/app", tag, Style::Oci, &[300], seed)
             .await;
-        ecr_api
-            .put_image()
-            .repository_name("team/app")
-            .image_tag(tag)
-            .image_manifest(String::from_utf8(p.raw.clone()).unwrap())
-            .image_digest(&p.digest)
-            .send()
-            .await
-            .unwrap();
+        ecr_put(&ecr_api, "team/app", tag, &p).await;
         pushed.push(p);
     }
     // One destination prunes; the other keeps everything it was given.
