@@ -81,14 +81,32 @@ Examples:
   ferry verify --config ferry.yaml
   ferry verify 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app registry.gitlab.com/acme/app
   ferry verify --json --config ferry.yaml > verdicts.json
+  ferry verify --repair --config ferry.yaml      # mend what is lost, then check again
 
 Each destination tag must resolve to the digest its source tag has now (or the platform
 selection of it), every child manifest and blob that manifest needs must exist, and every
 signature, attestation, SBOM and referrer the source has for it (--referrers) must be
-there too, listed as a referrer of its image.
-Exit status: 0 when everything matches, 1 when anything is missing, different or
-incomplete, 2 for bad arguments or configuration.")]
+there too, listed as a referrer of its image. Checked the other way too: a tag in a
+destination's domain that its source lacks is EXTRA.
+Exit status: 0 when everything matches, 1 when anything is missing, different,
+incomplete or extra (unless --allow-extra), 2 for bad arguments or configuration.")]
     Verify(VerifyArgs),
+
+    /// How a deployed migration is getting on: images waiting and in flight, repositories
+    /// still to plan, dead letters by kind; followed until the copy queue is empty.
+    #[command(after_help = "\
+Examples:
+  ferry status --stack ferry
+  ferry status --stack ferry --once --json
+  ferry status --copy-queue $COPY_QUEUE --plan-queue $PLAN_QUEUE --dead-letter-queue $DLQ
+
+Counts are SQS's own (approximate, as its console's are). The rate and the time left come
+from how the copy queue's count falls between samples over the last minute. It stops once
+the copy and planning queues are empty in two samples running, or on Ctrl-C; on a
+terminal it draws a progress bar, elsewhere it prints one plain line per sample.
+With --stack the queues come from the stack's CopyQueueUrl, PlanQueueUrl and
+DeadLetterQueueUrl outputs (cloudformation:DescribeStacks); a URL given as well wins.")]
+    Status(StatusArgs),
 
     /// List the deployed pipeline's dead letters by kind, without consuming them; with
     /// --requeue, send them back to their queues once their cause is fixed.
@@ -110,22 +128,6 @@ the queue's redrive policy moved carry no reason (kind moved_by_redrive).
 Exit status: 0, or 1 when requeueing failed part way (nothing is lost: a message sent
 but not deleted is copied twice, harmlessly), 2 for bad arguments.")]
     DeadLetters(DeadLettersArgs),
-
-    /// How a deployed migration is getting on: images waiting and in flight, repositories
-    /// still to plan, dead letters by kind; followed until the copy queue is empty.
-    #[command(after_help = "\
-Examples:
-  ferry status --stack ferry
-  ferry status --stack ferry --once --json
-  ferry status --copy-queue $COPY_QUEUE --plan-queue $PLAN_QUEUE --dead-letter-queue $DLQ
-
-Counts are SQS's own (approximate, as its console's are). The rate and the time left come
-from how the copy queue's count falls between samples over the last minute. It stops once
-the copy and planning queues are empty in two samples running, or on Ctrl-C; on a
-terminal it draws a progress bar, elsewhere it prints one plain line per sample.
-With --stack the queues come from the stack's CopyQueueUrl, PlanQueueUrl and
-DeadLetterQueueUrl outputs (cloudformation:DescribeStacks); a URL given as well wins.")]
-    Status(StatusArgs),
 
     /// The configuration file: its JSON Schema, or a check of one file without touching
     /// any registry.
