@@ -12,7 +12,6 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ferry::registry::Endpoints;
 use ferry_testbed::moto::MotoServer;
 use ferry_testbed::pipeline::LocalPipeline;
 use ferry_testbed::{Auth, DockerRegistry};
@@ -88,13 +87,7 @@ pub async fn measure(tags: usize, storage: &std::path::Path) -> Result<PlannerRe
         "version: 1\nsources:\n  - ecr: {{prefix: \"plan-\"}}\n    destinations: [{{target: \"{}/{{repo}}\"}}]\n",
         dst.host()
     );
-    let pipeline = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let pipeline = LocalPipeline::on_loopback(&moto, &config, false).await;
     let cpu_before = (
         process_cpu_seconds(std::process::id()),
         process_cpu_seconds(moto.pid()),

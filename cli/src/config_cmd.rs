@@ -59,14 +59,9 @@ fn enumerates(config: &SyncConfig, source: &Source) -> String {
             repositories,
             prefix,
         } => {
-            let account = account
-                .as_deref()
-                .or(config.defaults.account.as_deref())
-                .unwrap_or("ferry's own account");
-            let region = region
-                .as_deref()
-                .or(config.defaults.region.as_deref())
-                .unwrap_or("ferry's own region");
+            let (account, region) = config.ecr_account_region(account, region);
+            let account = account.unwrap_or("ferry's own account");
+            let region = region.unwrap_or("ferry's own region");
             let which = match (repositories, prefix) {
                 (Some(list), _) => format!("repositories {}", list.join(", ")),
                 (None, Some(p)) => format!("every repository under {p}"),

@@ -365,7 +365,6 @@ async fn credential_helper_supplies_the_password_and_it_never_reaches_the_output
 /// kind: exactly those move back to the copy queue.
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_letters_are_listed_by_kind_left_in_place_and_requeued_by_kind() {
-    use ferry::registry::Endpoints;
     use ferry_testbed::pipeline::LocalPipeline;
     use ferry_testbed::sqs;
 
@@ -377,13 +376,7 @@ async fn dead_letters_are_listed_by_kind_left_in_place_and_requeued_by_kind() {
         src.host(),
         dst.host()
     );
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, false).await;
     // What fails for good, for real: two removals no pruning destination maps, and a body
     // that is no ferry message.
     let removal = |destination: &str| {
@@ -487,7 +480,6 @@ async fn dead_letters_are_listed_by_kind_left_in_place_and_requeued_by_kind() {
 /// terminal: plain lines) while the copier drains the copy queue, until it is empty.
 #[tokio::test(flavor = "multi_thread")]
 async fn status_counts_the_queues_and_follows_the_copy_queue_until_it_is_empty() {
-    use ferry::registry::Endpoints;
     use ferry_testbed::pipeline::LocalPipeline;
     use ferry_testbed::sqs;
     use std::io::{BufRead, BufReader};
@@ -505,13 +497,7 @@ async fn status_counts_the_queues_and_follows_the_copy_queue_until_it_is_empty()
         src.host(),
         dst.host()
     );
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, false).await;
     let summary = p
         .planner
         .handle(serde_json::json!({"action": "sync"}))

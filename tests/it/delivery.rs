@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use ferry::registry::Endpoints;
 use ferry_testbed::fixtures::{Pushed, Style};
 use ferry_testbed::moto::MotoServer;
 use ferry_testbed::pipeline::LocalPipeline;
@@ -54,13 +53,7 @@ async fn bed() -> Bed {
 
 impl Bed {
     async fn pipeline(&self) -> LocalPipeline {
-        LocalPipeline::start(
-            &self.moto,
-            &self.config,
-            Endpoints::new().insecure_loopback(true),
-            false,
-        )
-        .await
+        LocalPipeline::on_loopback(&self.moto, &self.config, false).await
     }
 
     fn big_layer(&self) -> String {

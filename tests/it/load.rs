@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::HeaderMap;
-use ferry::registry::Endpoints;
 use ferry_testbed::fixtures::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 use ferry_testbed::moto::MotoServer;
 use ferry_testbed::pipeline::LocalPipeline;
@@ -137,13 +136,7 @@ sources:
         src = src.host(),
         dst = proxy.host()
     );
-    let mut p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let mut p = LocalPipeline::on_loopback(&moto, &config, false).await;
     // Records copied eight at once: the configuration's image_concurrency.
     p.copier = p
         .copier_with(|s| s.copy_max_receives = Some(MAX_RECEIVES))

@@ -91,13 +91,7 @@ async fn bulk_sync_through_planner_queue_and_copier_with_secrets_manager_credent
         .await
         .unwrap();
     let config = mirror_registry(&src, &dst, Some("ferry/destination"));
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, false).await;
 
     // A dry run plans without sending.
     let dry = p
@@ -199,13 +193,7 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_while_its_batch_succeeds
         src.host(),
         dst.host()
     );
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, false).await;
     let good = json!({"version": 1, "kind": "copy",
         "source": format!("{}/app:1@{}", src.host(), pushed.digest),
         "destinations": [{"reference": format!("{}/app:1", dst.host())}]});
@@ -248,13 +236,7 @@ async fn planning_tasks_that_cannot_succeed_are_dead_lettered_with_their_reason(
         src.host(),
         dst.host()
     );
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        true,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, true).await;
     for body in [
         "not a task".to_string(),
         json!({"version": 1, "kind": "plan-repository", "source_name": "gone", "repository": "app", "reason": "manual"}).to_string(),
@@ -422,13 +404,7 @@ async fn a_registry_sync_fans_out_one_planning_task_per_repository() {
     let dst = DockerRegistry::start(Auth::None);
     let images = seed_source(&src).await;
     let config = mirror_registry(&src, &dst, None);
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        true,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, true).await;
 
     // The invocation only lists repositories; nothing is copied from it directly.
     let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
@@ -497,13 +473,7 @@ sources:
         src = src.host(),
         dst = dst.host()
     );
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, false).await;
     let summary = p.planner.handle(json!({"action": "sync"})).await.unwrap();
     assert_eq!(
         summary["messages_sent"], 2,
@@ -569,13 +539,7 @@ async fn images_waiting_for_a_pull_quota_are_parked_not_dead_lettered() {
         hub.host(),
         dst.host()
     );
-    let mut p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let mut p = LocalPipeline::on_loopback(&moto, &config, false).await;
     // Every delivery is the last allowed one: a job that waited by being redelivered would
     // be dead-lettered on it.
     p.copier = p.copier_with(|s| s.copy_max_receives = Some(1)).await;
@@ -632,13 +596,7 @@ async fn images_waiting_for_a_pull_quota_are_parked_not_dead_lettered() {
 async fn a_job_parked_for_longer_than_one_delay_waits_again_without_asking_a_registry() {
     let moto = MotoServer::start();
     let config = "version: 1\nsources:\n  - images: [\"127.0.0.1:9/app:1\"]\n    destinations: [{target: \"127.0.0.1:9/app\"}]\n";
-    let p = LocalPipeline::start(
-        &moto,
-        config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, config, false).await;
     let until = std::time::SystemTime::now() + std::time::Duration::from_secs(2 * 3600);
     let epoch = until
         .duration_since(std::time::UNIX_EPOCH)
@@ -713,13 +671,7 @@ async fn four_copiers_into_a_rate_limited_destination_copy_everything_and_dead_l
         src.host(),
         ecr.host()
     );
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, false).await;
     let planned = p.planner.handle(json!({"action": "sync"})).await.unwrap();
     assert_eq!(planned["messages_sent"], 24, "{planned}");
     let fleet = p.fleet(4, |s| s.copy_max_receives = Some(5)).await;
@@ -765,13 +717,7 @@ async fn removal_messages_prune_the_mirror_and_stale_or_foreign_ones_remove_noth
         src.host(),
         dst.host()
     );
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        false,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, false).await;
     p.planner.handle(json!({"action": "sync"})).await.unwrap();
     assert!(p.drain_copies().await.failed.is_empty());
     assert_eq!(d.tags("mirror/app").await, ["1.0", "1.1", "1.2", "1.3"]);
@@ -941,13 +887,7 @@ async fn a_deep_check_event_repairs_a_mirror_whose_tags_all_look_current() {
         dst.host()
     );
     // Through the planning queue, as deployed: the option travels in the task.
-    let p = LocalPipeline::start(
-        &moto,
-        &config,
-        Endpoints::new().insecure_loopback(true),
-        true,
-    )
-    .await;
+    let p = LocalPipeline::on_loopback(&moto, &config, true).await;
     p.planner.handle(json!({"action": "sync"})).await.unwrap();
     p.drain_planning().await;
     assert!(p.drain_copies().await.failed.is_empty());

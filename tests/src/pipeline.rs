@@ -43,6 +43,18 @@ pub struct Drained {
 }
 
 impl LocalPipeline {
+    /// [`LocalPipeline::start`] for registries on loopback over plain HTTP, as most tests
+    /// have them.
+    pub async fn on_loopback(moto: &MotoServer, config: &str, fan_out: bool) -> LocalPipeline {
+        Self::start(
+            moto,
+            config,
+            Endpoints::new().insecure_loopback(true),
+            fan_out,
+        )
+        .await
+    }
+
     /// Queues `ferry-copy`, `ferry-plan` and `ferry-dead-letter` on `moto`, and both
     /// handlers for `config` (YAML or JSON) in moto's account and region, built as the
     /// functions' mains build them. With `fan_out`, registry syncs go through the planning

@@ -241,6 +241,19 @@ impl SyncConfig {
         }
     }
 
+    /// The account and region an ECR source with these fields reads: its own, else ferry's
+    /// (`defaults`, filled from the environment).
+    pub fn ecr_account_region<'a>(
+        &'a self,
+        account: &'a Option<String>,
+        region: &'a Option<String>,
+    ) -> (Option<&'a str>, Option<&'a str>) {
+        (
+            account.as_deref().or(self.defaults.account.as_deref()),
+            region.as_deref().or(self.defaults.region.as_deref()),
+        )
+    }
+
     /// Whether `source` enumerates `repository` (`registry/repository`): its registry, its
     /// list or prefix, its repository filters; for an `images:` list, one of its entries.
     pub fn source_covers(&self, source: &Source, repository: &ImageRef) -> bool {
@@ -256,8 +269,7 @@ impl SyncConfig {
                 repositories,
                 prefix,
             } => {
-                let account = account.as_ref().or(self.defaults.account.as_ref());
-                let region = region.as_ref().or(self.defaults.region.as_ref());
+                let (account, region) = self.ecr_account_region(account, region);
                 account
                     .zip(region)
                     .is_some_and(|(a, r)| here(&EcrHost::new(a, r).to_string()))

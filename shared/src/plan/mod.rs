@@ -191,24 +191,21 @@ impl<'a, O: Observe> Planner<'a, O> {
             SourceKind::Ecr {
                 account, region, ..
             } => {
+                let (account, region) = self.config.ecr_account_region(account, region);
                 let account = account
-                    .clone()
-                    .or_else(|| self.config.defaults.account.clone())
+                    .map(str::to_string)
                     .ok_or_else(|| {
                         Error::Config(format!(
                             "source {}: ecr.account is not set and ferry's own account is not known (set FERRY_ACCOUNT_ID or defaults.account)",
                             source.name
                         ))
                     })?;
-                let region = region
-                    .clone()
-                    .or_else(|| self.config.defaults.region.clone())
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "source {}: ecr.region is not set and AWS_REGION is unknown",
-                            source.name
-                        ))
-                    })?;
+                let region = region.map(str::to_string).ok_or_else(|| {
+                    Error::Config(format!(
+                        "source {}: ecr.region is not set and AWS_REGION is unknown",
+                        source.name
+                    ))
+                })?;
                 Ok(SourceRegistry {
                     host: EcrHost::new(&account, &region).to_string(),
                     ecr: Some((account, region)),
